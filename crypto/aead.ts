@@ -65,6 +65,25 @@ export function createNobleAead(): Aead {
   };
 }
 
+/** AEAD_CHACHA20_POLY1305 with an arbitrary 12-byte nonce (RFC 8439 §2.8), for vectors and tools. */
+export function sealWithNonce(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
+  checkBytes('key', key, KEY_LENGTH);
+  checkBytes('nonce', nonce, NONCE_LENGTH);
+  return chacha20poly1305(key, nonce, aad).encrypt(plaintext);
+}
+
+/** Opens with an arbitrary 12-byte nonce; null when the tag does not verify. */
+export function openWithNonce(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | null {
+  checkBytes('key', key, KEY_LENGTH);
+  checkBytes('nonce', nonce, NONCE_LENGTH);
+  if (sealed.length < TAG_LENGTH) return null;
+  try {
+    return chacha20poly1305(key, nonce, aad).decrypt(sealed);
+  } catch {
+    return null;
+  }
+}
+
 /** The portable default. */
 export const nobleAead: Aead = createNobleAead();
 

@@ -2,7 +2,7 @@
 // 24-byte nonce, via HChaCha20. WireGuard uses it only for the cookie reply (§5.4.7),
 // so it allocates: cookie replies are rare.
 
-import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { hchacha, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { checkBytes } from './errors.js';
 
 export const XNONCE_LENGTH = 24;
@@ -27,4 +27,24 @@ export function xopen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aa
   } catch {
     return null;
   }
+}
+
+/** HChaCha20 (draft-irtf-cfrg-xchacha-03 §2.2): the 32-byte subkey for key and a 16-byte nonce. */
+export function hchachaSubkey(key: Uint8Array, nonce16: Uint8Array): Uint8Array {
+  checkBytes('key', key, 32);
+  checkBytes('nonce', nonce16, 16);
+  const words = (b: Uint8Array) => {
+    const out = new Uint32Array(b.length / 4);
+    const view = new DataView(b.buffer, b.byteOffset, b.length);
+    for (let i = 0; i < out.length; i++) out[i] = view.getUint32(i * 4, true);
+    return out;
+  };
+  // "expand 32-byte k" as four little-endian words.
+  const sigma = Uint32Array.of(0x61707865, 0x3320646e, 0x79622d32, 0x6b206574);
+  const out = new Uint32Array(8);
+  hchacha(sigma, words(key), words(nonce16), out);
+  const bytes = new Uint8Array(32);
+  const view = new DataView(bytes.buffer);
+  for (let i = 0; i < 8; i++) view.setUint32(i * 4, out[i]!, true);
+  return bytes;
 }
