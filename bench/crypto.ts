@@ -35,7 +35,7 @@ function handshakeRates(dh: Dh, aead: Aead, label: string) {
   const aliceAtBob = { secrets: createPeerSecrets(b, bob, alice.publicKey)!, guard: newInitiationGuard() };
   let seconds = 1_700_000_000;
   let now = 0;
-  const decode = <T>(m: Uint8Array) => (decodeMessage(m) as { message: T }).message;
+  const decode = <T>(m: Uint8Array) => (decodeMessage(m) as unknown as { message: T }).message;
 
   // Initiator side: create an initiation, consume the response to it.
   const responses: { init: ReturnType<typeof createInitiation>; resp: Uint8Array }[] = [];
