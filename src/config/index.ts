@@ -1,0 +1,22 @@
+// src/config: wg-quick configuration text <-> typed Config, with Burrow's own keys
+// (IncludeAllNetworks, ExcludeLocalNetworks, Mail/Calendar/ContactsDomains).
+
+export type { Config, DnsSettings, Endpoint, InterfaceConfig, IpAddress, IpFamily, IpPrefix, PeerConfig, RoutingTable } from './types.js';
+export { ConfigError, type ConfigErrorCode } from './errors.js';
+export { parseConfig } from './parse.js';
+export { formatConfig, type FormatOptions, HIDDEN } from './write.js';
+export {
+  formatIpAddress,
+  formatIpv4,
+  formatIpv6,
+  hasHostBits,
+  IpFormatError,
+  makePrefix,
+  maskPrefix,
+  parseIpAddress,
+  parseIpv4,
+  parseIpv6,
+  parsePrefix,
+  type ParsePrefixOptions,
+} from './ip.js';
+export { formatEndpoint } from './values.js';
