@@ -1,0 +1,27 @@
+# Burrow's native addon: TUN file descriptors and batched packet I/O.
+# Built by `npm run build:native` (node-gyp), normally via scripts/setup.sh.
+{
+  'targets': [
+    {
+      'target_name': 'burrow_native',
+      'sources': ['src/addon.cc', 'src/tun_fd.cc'],
+      'include_dirs': [
+        "<!(node -p \"require('node-addon-api').include_dir\")"
+      ],
+      # C++ exceptions on, consistently: node-addon-api reports JS errors as Napi::Error.
+      'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS'],
+      'cflags!': ['-fno-exceptions'],
+      'cflags_cc!': ['-fno-exceptions'],
+      'cflags_cc': ['-std=c++17', '-Wall', '-Wextra', '-Wno-unused-parameter'],
+      'conditions': [
+        ['OS=="mac"', {
+          'xcode_settings': {
+            'GCC_ENABLE_CPP_EXCEPTIONS': 'YES',
+            'CLANG_CXX_LANGUAGE_STANDARD': 'c++17',
+            'MACOSX_DEPLOYMENT_TARGET': '11.0'
+          }
+        }]
+      ]
+    }
+  ]
+}

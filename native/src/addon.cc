@@ -1,0 +1,97 @@
+// burrow_native: the module's entry point. See tun_fd.h for the TunFd class.
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#ifdef __linux__
+#include <linux/if_tun.h>
+#include <net/if.h>
+#endif
+
+#include "tun_fd.h"
+
+namespace burrow {
+namespace {
+
+struct AddonData {
+  Napi::FunctionReference tunFd;
+};
+
+// open(name) -> { handle: TunFd, name: string }: creates (or attaches to a persistent)
+// TUN interface `name`, IFF_TUN | IFF_NO_PI, non-blocking and close-on-exec. The name
+// may be a template such as "burrow%d"; `name` in the result is the kernel's choice.
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "name must be a string");
+#ifdef __linux__
+  std::string name = info[0].As<Napi::String>();
+  if (name.empty() || name.size() >= IFNAMSIZ) {
+    throw Napi::RangeError::New(env, "interface name must be 1 to 15 bytes");
+  }
+  int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) ThrowErrno(env, errno, "open /dev/net/tun");
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof ifr);
+  std::memcpy(ifr.ifr_name, name.data(), name.size());
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno;
+    ::close(fd);
+    ThrowErrno(env, err, "ioctl TUNSETIFF");
+  }
+  Napi::Object handle;
+  try {
+    handle = env.GetInstanceData<AddonData>()->tunFd.New({Napi::Number::New(env, fd)});
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("handle", handle);
+  result.Set("name", Napi::String::New(env, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ)));
+  return result;
+#else
+  ThrowErrno(env, ENOTSUP, "open TUN (Linux only; elsewhere adopt a descriptor)");
+#endif
+}
+
+// ifName(fd) -> string | undefined: the interface a TUN fd is attached to, or
+// undefined when fd is open but not an attached TUN fd. Throws EBADF if fd is not open.
+Napi::Value IfName(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "fd must be a number");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (fcntl(fd, F_GETFD) < 0) ThrowErrno(env, errno, "fcntl F_GETFD");
+#ifdef __linux__
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof ifr);
+  if (ioctl(fd, TUNGETIFF, &ifr) == 0) {
+    return Napi::String::New(env, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+  }
+#endif
+  return env.Undefined();
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function tunFd = TunFd::Define(env);
+  auto* data = new AddonData{Napi::Persistent(tunFd)};
+  env.SetInstanceData(data);
+  exports.Set("TunFd", tunFd);
+  exports.Set("open", Napi::Function::New(env, Open, "open"));
+  exports.Set("ifName", Napi::Function::New(env, IfName, "ifName"));
+  return exports;
+}
+
+}  // namespace burrow
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  return burrow::Init(env, exports);
+}
+
+NODE_API_MODULE(burrow_native, InitModule)
