@@ -1,0 +1,676 @@
+// The WireGuard engine, sans-I/O: a Device with its peers. Three inputs —
+//   receiveDatagram(bytes, from, now)   a UDP datagram arrived
+//   sendPacket(buf, length, now)        an IP packet came out of the tunnel interface
+//   tick(now)                           time passed; returns when to call it next
+// — and its outputs go to the DeviceIo the caller gave it: datagrams to send, packets
+// to write to the tunnel interface, events for the log. The caller owns every socket,
+// buffer and clock; `now` is a monotonic millisecond count.
+//
+// Sending (paper §5.4.6, wireguard-go send.go):
+//   1. the packet's destination picks the peer by longest-prefix match (cryptokey routing);
+//      no peer: dropped as 'no-peer';
+//   2. with a usable current keypair and nothing staged, it is sealed in place in the
+//      caller's buffer (header room in front) and sent to the peer's endpoint;
+//   3. otherwise a copy is staged (bounded) and a handshake is started; staged packets
+//      go out, in order, as soon as a keypair exists;
+//   4. the key is kept fresh: REKEY_AFTER_MESSAGES or, for the initiator, REKEY_AFTER_TIME
+//      starts a new handshake while the old keypair keeps working.
+// Receiving (wireguard-go receive.go):
+//   1. (type, length) decides the message; anything else is dropped with a reason;
+//   2. handshake messages: under load, mac1 then mac2 are checked first, an initiation
+//      without a valid mac2 gets a cookie reply and sources are rate-limited;
+//   3. transport data: index → keypair, keypair age, replay window check, AEAD open in
+//      place, then the replay window commits the counter; the sender's address becomes the
+//      peer's endpoint (roaming); an empty plaintext is a keepalive; otherwise the inner
+//      source address must be one of the peer's allowed IPs, and the packet (padding
+//      trimmed) is written to the tunnel interface.
+
+import { type Aead, nobleAead } from '../crypto/aead.js';
+import { encodeKey } from '../crypto/keys.js';
+import { type RandomSource, systemRandom } from '../crypto/random.js';
+import { tai64nFromMillis } from '../crypto/tai64n.js';
+import { type Dh, nobleDh } from '../crypto/x25519.js';
+import { AllowedIps } from './allowedips.js';
+import {
+  KEEPALIVE_TIMEOUT, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, REJECT_AFTER_MESSAGES,
+  REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT, TRANSPORT_HEADER_LENGTH,
+} from './constants.js';
+import { CookieChecker, verifyMac1 } from './cookie.js';
+import {
+  consumeInitiation, consumeResponse, createIdentity, createInitiation, createResponse, type HandshakeRefusal,
+  type Identity,
+} from './handshake.js';
+import { parseIpPacket } from './ip.js';
+import { Keypair } from './keypair.js';
+import {
+  classify, type CookieReply, type DecodeRefusal, decodeMessage, INITIATION_MAC1_OFFSET, type Initiation, receiverIndexOf,
+  type Response, RESPONSE_MAC1_OFFSET, transportCounterOf,
+} from './messages.js';
+import type { Backends } from './noise.js';
+import { type Endpoint, noHandshake, Peer, sameEndpoint } from './peer.js';
+import { RateLimiter } from './ratelimiter.js';
+import { DeadlineHeap } from './deadlines.js';
+import { jitterFrom, type TimerName } from './timers.js';
+import { openTransport, sealedLength, sealTransport } from './transport.js';
+
+export type { Endpoint } from './peer.js';
+
+/** Packets staged per peer while it has no keypair (as the kernel and wireguard-go: 128). */
+export const MAX_STAGED_PACKETS = 128;
+/** Bytes staged across all peers; past it, new packets are dropped. */
+export const MAX_STAGED_BYTES = 16 * 1024 * 1024;
+/** Peers one device may have. */
+export const MAX_PEERS = 1 << 20;
+/** Default tunnel MTU, as wg-quick picks for an IPv4/IPv6 underlay of 1500. */
+export const DEFAULT_MTU = 1420;
+/** Handshake messages in one 1/8-second window that make the device count as under load. */
+export const UNDER_LOAD_HANDSHAKES = 32;
+const LOAD_WINDOW = 125;
+/** Once under load, the device stays so this long (as the references: 1 s). */
+export const UNDER_LOAD_AFTER_TIME = 1000;
+
+export type DropReason =
+  | DecodeRefusal | HandshakeRefusal
+  | 'unknown-index' | 'expired-keypair' | 'counter-limit' | 'replay' | 'bad-tag' | 'bad-ip' | 'source-not-allowed'
+  | 'no-peer' | 'no-endpoint' | 'staged-full' | 'rate-limited' | 'cookie-sent' | 'bad-cookie' | 'unexpected-response'
+  | 'bad-peer-key';
+
+export type DeviceEvent =
+  | { type: 'handshake-initiated'; peer: string; attempt: number }
+  | { type: 'handshake-complete'; peer: string; role: 'initiator' | 'responder' }
+  | { type: 'handshake-given-up'; peer: string; dropped: number }
+  | { type: 'keys-zeroed'; peer: string }
+  | { type: 'endpoint-changed'; peer: string; endpoint: Endpoint }
+  | { type: 'cookie-received'; peer: string }
+  | { type: 'timer'; peer: string; timer: TimerName };
+
+export interface DeviceIo {
+  /** Sends a datagram. `data` is only valid during the call: send or copy it now. */
+  send(data: Uint8Array, to: Endpoint): void;
+  /** Writes a decrypted IP packet to the tunnel interface. Valid only during the call. */
+  write(packet: Uint8Array): void;
+  /** Handshakes, timers and roaming, for the log. Never called per data packet. */
+  event?(e: DeviceEvent): void;
+}
+
+export interface DeviceOptions {
+  privateKey: Uint8Array;
+  /** Tunnel MTU: padding never goes past it. Default 1420. */
+  mtu?: number;
+  dh?: Dh;
+  aead?: Aead;
+  random?: RandomSource;
+  /** Wall-clock ms (Unix epoch) at engine time 0: TAI64N timestamps and `wg show` times. */
+  wallClockAtZero?: number;
+  /** Handshake messages per 1/8 s that count as load (default UNDER_LOAD_HANDSHAKES). */
+  underLoadHandshakes?: number;
+}
+
+export interface AllowedIpPrefix {
+  readonly address: Uint8Array;
+  readonly cidr: number;
+}
+
+/** What `wg set` can say about a peer; absent fields are left as they are. */
+export interface PeerUpdate {
+  presharedKey?: Uint8Array | null;
+  endpoint?: Endpoint | null;
+  /** Seconds; 0 turns it off. */
+  persistentKeepalive?: number;
+  allowedIPs?: readonly AllowedIpPrefix[];
+  /** Replace the peer's allowed IPs with `allowedIPs` instead of adding them. */
+  replaceAllowedIPs?: boolean;
+}
+
+export interface PeerStatus {
+  publicKey: string;
+  hasPresharedKey: boolean;
+  endpoint: Endpoint | undefined;
+  allowedIPs: AllowedIpPrefix[];
+  /** Wall-clock ms of the last completed handshake; 0 = never. */
+  lastHandshake: number;
+  rxBytes: number;
+  txBytes: number;
+  /** Seconds; 0 = off. */
+  persistentKeepalive: number;
+  /** Age in ms of the current keypair, or undefined when there is none. */
+  keypairAge: number | undefined;
+}
+
+interface IndexEntry {
+  readonly peer: Peer;
+  /** Undefined while the index names a pending handshake. */
+  readonly keypair: Keypair | undefined;
+}
+
+export class Device {
+  readonly mtu: number;
+  private readonly b: Backends;
+  private readonly random: RandomSource;
+  private readonly io: DeviceIo;
+  private readonly wallClockAtZero: number;
+  private identity: Identity;
+  private cookieChecker: CookieChecker;
+  private readonly peersByKey = new Map<string, Peer>();
+  private readonly indexTable = new Map<number, IndexEntry>();
+  readonly allowedIps = new AllowedIps<Peer>();
+  private readonly heap = new DeadlineHeap<Peer>();
+  private readonly rateLimiter = new RateLimiter();
+  private readonly underLoadHandshakes: number;
+  private loadWindowStart = -Infinity;
+  private loadWindowCount = 0;
+  private underLoadUntil = -Infinity;
+  private stagedBytes = 0;
+  private readonly scratch = new Uint8Array(4);
+  /** Packets dropped, by reason. */
+  readonly drops: Partial<Record<DropReason, number>> = {};
+
+  constructor(options: DeviceOptions, io: DeviceIo) {
+    this.b = { dh: options.dh ?? nobleDh, aead: options.aead ?? nobleAead };
+    this.random = options.random ?? systemRandom;
+    this.mtu = options.mtu ?? DEFAULT_MTU;
+    if (!Number.isInteger(this.mtu) || this.mtu < 576 || this.mtu > 65535) throw new RangeError('mtu: expected 576 to 65535');
+    this.io = io;
+    this.wallClockAtZero = options.wallClockAtZero ?? 0;
+    this.underLoadHandshakes = options.underLoadHandshakes ?? UNDER_LOAD_HANDSHAKES;
+    this.identity = createIdentity(this.b, options.privateKey.slice());
+    this.cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
+  }
+
+  get publicKey(): Uint8Array {
+    return this.identity.publicKey;
+  }
+
+  /** Changes the device's private key: every session ends, as with `wg set private-key`. */
+  setPrivateKey(privateKey: Uint8Array): void {
+    this.identity.privateKey.fill(0);
+    this.identity = createIdentity(this.b, privateKey.slice());
+    this.cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
+    for (const peer of this.peersByKey.values()) {
+      this.zeroKeys(peer);
+      peer.resetSecrets();
+    }
+  }
+
+  // --- Configuration -------------------------------------------------------------
+
+  /** Adds the peer, or updates it, as `wg set peer` does. Returns false for our own key. */
+  setPeer(publicKey: Uint8Array, update: PeerUpdate = {}): boolean {
+    if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) throw new RangeError('publicKey: expected 32 bytes');
+    const name = encodeKey(publicKey);
+    if (name === encodeKey(this.identity.publicKey)) return false;
+    let peer = this.peersByKey.get(name);
+    if (peer === undefined) {
+      if (this.peersByKey.size >= MAX_PEERS) throw new RangeError(`a device holds at most ${MAX_PEERS} peers`);
+      peer = new Peer(publicKey);
+      this.peersByKey.set(name, peer);
+    }
+    if (update.presharedKey !== undefined) {
+      const psk = update.presharedKey ?? undefined;
+      if (psk !== undefined && psk.length !== 32) throw new RangeError('presharedKey: expected 32 bytes');
+      peer.presharedKey?.fill(0);
+      peer.presharedKey = psk?.slice();
+      peer.resetSecrets();
+    }
+    if (update.endpoint !== undefined) peer.endpoint = update.endpoint ?? undefined;
+    if (update.persistentKeepalive !== undefined) {
+      const s = update.persistentKeepalive;
+      if (!Number.isInteger(s) || s < 0 || s > 65535) throw new RangeError('persistentKeepalive: expected 0 to 65535 seconds');
+      const was = peer.persistentKeepalive;
+      peer.persistentKeepalive = s * 1000;
+      // As wireguard-go: turning it on sends a keepalive at once.
+      if (was === 0 && s > 0 && peer.endpoint !== undefined) peer.timers.persistentKeepalive = -Infinity;
+      this.reschedule(peer);
+    }
+    if (update.replaceAllowedIPs) this.allowedIps.removePeer(peer);
+    for (const p of update.allowedIPs ?? []) this.allowedIps.insert(p.address, p.cidr, peer);
+    return true;
+  }
+
+  removePeer(publicKey: Uint8Array): boolean {
+    const peer = this.peersByKey.get(encodeKey(publicKey));
+    if (peer === undefined) return false;
+    this.zeroKeys(peer);
+    this.allowedIps.removePeer(peer);
+    this.heap.forget(peer);
+    peer.presharedKey?.fill(0);
+    this.peersByKey.delete(peer.name);
+    return true;
+  }
+
+  removeAllPeers(): void {
+    for (const peer of [...this.peersByKey.values()]) this.removePeer(peer.publicKey);
+  }
+
+  get peerCount(): number {
+    return this.peersByKey.size;
+  }
+
+  peerStatus(now: number): PeerStatus[] {
+    return [...this.peersByKey.values()].map((p) => ({
+      publicKey: p.name,
+      hasPresharedKey: p.presharedKey !== undefined,
+      endpoint: p.endpoint,
+      allowedIPs: this.allowedIps.entriesFor(p).map((e) => ({ address: e.address, cidr: e.cidr })),
+      lastHandshake: p.lastHandshakeWall,
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
+      persistentKeepalive: p.persistentKeepalive / 1000,
+      keypairAge: p.keypairs.current ? now - p.keypairs.current.created : undefined,
+    }));
+  }
+
+  /** True while handshakes arrive faster than the device should answer them freely. */
+  isUnderLoad(now: number): boolean {
+    return now < this.underLoadUntil;
+  }
+
+  // --- Input: a packet from the tunnel interface -----------------------------------
+
+  /**
+   * An IP packet of `length` bytes from the tunnel interface, at buf[16 : 16 + length].
+   * `buf` must have room for the header in front and padding and tag behind:
+   * sealedLength(length, mtu) bytes (see `packetBufferSize`). It is sealed in place.
+   */
+  sendPacket(buf: Uint8Array, length: number, now: number): void {
+    if (buf.length < sealedLength(length, this.mtu)) throw new RangeError(`buf: needs ${sealedLength(length, this.mtu)} bytes`);
+    const ip = parseIpPacket(buf.subarray(TRANSPORT_HEADER_LENGTH, TRANSPORT_HEADER_LENGTH + length));
+    if (!ip.ok) return this.drop('bad-ip');
+    const peer = this.allowedIps.lookup(ip.destination);
+    if (peer === undefined) return this.drop('no-peer');
+    const kp = peer.sendingKeypair(now, REJECT_AFTER_TIME, REJECT_AFTER_MESSAGES);
+    if (kp !== undefined && peer.staged === undefined) {
+      this.sealAndSend(peer, kp, buf, length, now);
+    } else {
+      this.stage(peer, buf, length);
+      this.sendStaged(peer, now);
+    }
+    this.keepKeyFreshSending(peer, now);
+    this.reschedule(peer);
+  }
+
+  // --- Input: a datagram from the network -----------------------------------------
+
+  /** A UDP datagram from `from`. Transport data is decrypted in place in `data`. */
+  receiveDatagram(data: Uint8Array, from: Endpoint, now: number): void {
+    const type = classify(data);
+    if (typeof type !== 'number') return this.drop(type);
+    if (type === 4) return this.receiveTransport(data, from, now);
+    const decoded = decodeMessage(data);
+    if (!decoded.ok) return this.drop(decoded.reason);
+    const m = decoded.message;
+    if (m.type === MESSAGE_COOKIE_REPLY) return this.receiveCookieReply(m.receiverIndex, m, now);
+    if (m.type !== MESSAGE_INITIATION && m.type !== MESSAGE_RESPONSE) return;
+    // Handshake messages: load accounting, then the cookie defence when under load.
+    this.noteHandshake(now);
+    if (this.isUnderLoad(now)) {
+      const macOffset = m.type === MESSAGE_INITIATION ? INITIATION_MAC1_OFFSET : RESPONSE_MAC1_OFFSET;
+      if (!verifyMac1(data, macOffset, this.identity.mac1Key)) return this.drop('bad-mac1');
+      const source = this.sourceBytes(from);
+      if (!this.cookieChecker.verifyMac2(data, macOffset, source, now)) {
+        this.io.send(this.cookieChecker.createReply(data, macOffset, m.senderIndex, source, now), from);
+        return this.drop('cookie-sent');
+      }
+      if (!this.rateLimiter.allow(from.host, now)) return this.drop('rate-limited');
+    }
+    if (m.type === MESSAGE_INITIATION) this.receiveInitiation(m, from, now);
+    else if (m.type === MESSAGE_RESPONSE) this.receiveResponse(m, from, now);
+  }
+
+  // --- Input: time -------------------------------------------------------------------
+
+  /** Fires every timer due at `now`; returns the time of the next one (Infinity: none). */
+  tick(now: number): number {
+    for (;;) {
+      const peer = this.heap.takeDue(now);
+      if (peer === undefined) break;
+      for (let name = peer.timers.takeDue(now); name !== undefined; name = peer.timers.takeDue(now)) {
+        this.io.event?.({ type: 'timer', peer: peer.name, timer: name });
+        this.fire(peer, name, now);
+      }
+      this.reschedule(peer);
+    }
+    return this.heap.peek();
+  }
+
+  // --- Receiving -------------------------------------------------------------------
+
+  private receiveTransport(data: Uint8Array, from: Endpoint, now: number): void {
+    const entry = this.indexTable.get(receiverIndexOf(data));
+    const kp = entry?.keypair;
+    if (kp === undefined) return this.drop('unknown-index');
+    const peer = entry!.peer;
+    if (now - kp.created >= REJECT_AFTER_TIME) return this.drop('expired-keypair');
+    const counter = transportCounterOf(data);
+    if (counter < 0 || counter >= REJECT_AFTER_MESSAGES) return this.drop('counter-limit');
+    if (!kp.replay.check(counter)) return this.drop('replay');
+    const length = openTransport(this.b.aead, kp.receiveKey, counter, data);
+    if (length < 0) return this.drop('bad-tag');
+    if (!kp.replay.accept(counter)) return this.drop('replay');
+
+    // Authenticated from here on.
+    this.roam(peer, from);
+    peer.rxBytes += data.length;
+    if (kp === peer.keypairs.next) this.confirmNext(peer, now);
+    this.keepKeyFreshReceiving(peer, now);
+    peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
+    peer.timers.anyAuthenticatedPacketReceived();
+    if (length === 0) return this.reschedule(peer); // keepalive
+    peer.timers.dataReceived(now);
+    this.reschedule(peer);
+
+    const plaintext = data.subarray(TRANSPORT_HEADER_LENGTH, TRANSPORT_HEADER_LENGTH + length);
+    const ip = parseIpPacket(plaintext);
+    if (!ip.ok) return this.drop('bad-ip');
+    if (this.allowedIps.lookup(ip.source) !== peer) return this.drop('source-not-allowed');
+    this.io.write(plaintext.subarray(0, ip.length));
+  }
+
+  private receiveInitiation(m: Initiation, from: Endpoint, now: number): void {
+    let lowOrder = false;
+    const consumed = consumeInitiation(this.b, this.identity, m, now, (remoteStatic) => {
+      const peer = this.peersByKey.get(encodeKey(remoteStatic));
+      if (peer === undefined) return undefined;
+      const secrets = peer.secretsFor(this.b, this.identity);
+      if (secrets === null) {
+        lowOrder = true;
+        return undefined;
+      }
+      return { peer, secrets, guard: peer.guard };
+    });
+    if (typeof consumed === 'string') return this.drop(lowOrder ? 'bad-peer-key' : consumed);
+    const peer = consumed.peer.peer;
+    this.roam(peer, from);
+    peer.rxBytes += m.bytes.length;
+    peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
+    peer.timers.anyAuthenticatedPacketReceived();
+
+    // Answer with a response and keep the new keypair as `next` until the initiator uses it.
+    this.clearHandshake(peer);
+    const localIndex = this.newIndex();
+    const resp = createResponse(this.b, consumed, localIndex, this.b.dh.generatePrivateKey(this.random), peer.cookies.current(now));
+    if (resp === null) return this.drop('bad-dh');
+    peer.cookies.sent(resp.mac1);
+    const kp = new Keypair(resp.keys, now);
+    this.indexTable.set(localIndex, { peer, keypair: kp });
+    this.retire(peer, peer.keypairs.next);
+    this.retire(peer, peer.keypairs.previous);
+    peer.keypairs.previous = undefined;
+    peer.keypairs.next = kp;
+    peer.timers.sessionDerived(now);
+    this.sendTo(peer, resp.message, now);
+    this.io.event?.({ type: 'handshake-complete', peer: peer.name, role: 'responder' });
+    this.reschedule(peer);
+  }
+
+  private receiveResponse(m: Response, from: Endpoint, now: number): void {
+    const entry = this.indexTable.get(m.receiverIndex);
+    const peer = entry?.peer;
+    const hs = peer?.handshake;
+    if (peer === undefined || entry!.keypair !== undefined || hs?.kind !== 'initiation-sent' || hs.localIndex !== m.receiverIndex) {
+      return this.drop('unexpected-response');
+    }
+    const secrets = peer.secretsFor(this.b, this.identity);
+    if (secrets === null) return this.drop('bad-peer-key');
+    const keys = consumeResponse(this.b, this.identity, secrets, hs.initiator, m);
+    if (typeof keys === 'string') return this.drop(keys);
+
+    peer.handshake = noHandshake();
+    const kp = new Keypair(keys, now);
+    this.indexTable.set(kp.localIndex, { peer, keypair: kp });
+    const { current, previous, next } = peer.keypairs;
+    if (next !== undefined) {
+      peer.keypairs.previous = next;
+      peer.keypairs.next = undefined;
+      this.retire(peer, current);
+    } else {
+      peer.keypairs.previous = current;
+    }
+    this.retire(peer, previous);
+    peer.keypairs.current = kp;
+
+    this.roam(peer, from);
+    peer.rxBytes += m.bytes.length;
+    peer.lastHandshakeWall = this.wallClockAtZero + now;
+    peer.timers.sessionDerived(now);
+    peer.timers.handshakeComplete();
+    peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
+    peer.timers.anyAuthenticatedPacketReceived();
+    this.io.event?.({ type: 'handshake-complete', peer: peer.name, role: 'initiator' });
+    // Prove the keypair to the responder at once: staged data, or a keepalive.
+    this.sendKeepalive(peer, now);
+    this.reschedule(peer);
+  }
+
+  private receiveCookieReply(index: number, reply: CookieReply, now: number): void {
+    const peer = this.indexTable.get(index)?.peer;
+    if (peer === undefined) return this.drop('unknown-index');
+    if (!peer.cookies.consume(reply, now)) return this.drop('bad-cookie');
+    this.io.event?.({ type: 'cookie-received', peer: peer.name });
+  }
+
+  // --- Sending ---------------------------------------------------------------------
+
+  private sealAndSend(peer: Peer, kp: Keypair, buf: Uint8Array, length: number, now: number): void {
+    if (peer.endpoint === undefined) return this.drop('no-endpoint');
+    const counter = kp.sendCounter++;
+    const n = sealTransport(this.b.aead, kp.sendKey, kp.remoteIndex, counter, buf, length, this.mtu);
+    this.io.send(buf.subarray(0, n), peer.endpoint);
+    peer.txBytes += n;
+    peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
+    peer.timers.anyAuthenticatedPacketSent();
+    if (length > 0) peer.timers.dataSent(now, this.jitter());
+  }
+
+  /** Sends a handshake message (allocated, rare) to the peer's endpoint. */
+  private sendTo(peer: Peer, message: Uint8Array, now: number): void {
+    peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
+    peer.timers.anyAuthenticatedPacketSent();
+    if (peer.endpoint === undefined) return this.drop('no-endpoint');
+    this.io.send(message, peer.endpoint);
+    peer.txBytes += message.length;
+  }
+
+  private stage(peer: Peer, buf: Uint8Array, length: number): void {
+    const staged = (peer.staged ??= []);
+    const size = sealedLength(length, this.mtu);
+    if (this.stagedBytes + size > MAX_STAGED_BYTES) return this.drop('staged-full');
+    if (staged.length >= MAX_STAGED_PACKETS) {
+      const oldest = staged.shift()!;
+      this.stagedBytes -= oldest.buf.length;
+      this.drop('staged-full');
+    }
+    const copy = new Uint8Array(size);
+    copy.set(buf.subarray(TRANSPORT_HEADER_LENGTH, TRANSPORT_HEADER_LENGTH + length), TRANSPORT_HEADER_LENGTH);
+    staged.push({ buf: copy, length });
+    this.stagedBytes += size;
+  }
+
+  private sendStaged(peer: Peer, now: number): void {
+    const kp = peer.sendingKeypair(now, REJECT_AFTER_TIME, REJECT_AFTER_MESSAGES);
+    if (kp === undefined) {
+      this.initiateHandshake(peer, now, false);
+      return;
+    }
+    const staged = peer.staged;
+    peer.staged = undefined;
+    for (const s of staged ?? []) {
+      this.stagedBytes -= s.buf.length;
+      this.sealAndSend(peer, kp, s.buf, s.length, now);
+    }
+  }
+
+  private dropStaged(peer: Peer): number {
+    const n = peer.staged?.length ?? 0;
+    for (const s of peer.staged ?? []) this.stagedBytes -= s.buf.length;
+    peer.staged = undefined;
+    return n;
+  }
+
+  /** An empty packet, through the staging path so that it starts a handshake if needed. */
+  private sendKeepalive(peer: Peer, now: number): void {
+    if (peer.staged === undefined) this.stage(peer, this.scratch, 0);
+    this.sendStaged(peer, now);
+  }
+
+  private initiateHandshake(peer: Peer, now: number, isRetry: boolean): void {
+    if (!isRetry) peer.timers.handshakeAttempts = 0;
+    if (now - peer.lastSentHandshake < REKEY_TIMEOUT) return;
+    const secrets = peer.secretsFor(this.b, this.identity);
+    if (secrets === null) return this.drop('bad-peer-key');
+    peer.lastSentHandshake = now;
+    this.clearHandshake(peer);
+    const localIndex = this.newIndex();
+    const init = createInitiation(this.b, this.identity, secrets, localIndex, this.b.dh.generatePrivateKey(this.random),
+      tai64nFromMillis(this.wallClockAtZero + now), peer.cookies.current(now));
+    if (init === null) return this.drop('bad-peer-key');
+    peer.handshake = { kind: 'initiation-sent', localIndex, initiator: init.state, sentAt: now };
+    this.indexTable.set(localIndex, { peer, keypair: undefined });
+    peer.cookies.sent(init.mac1);
+    this.sendTo(peer, init.message, now);
+    peer.timers.handshakeInitiated(now, this.jitter());
+    this.io.event?.({ type: 'handshake-initiated', peer: peer.name, attempt: peer.timers.handshakeAttempts + 1 });
+  }
+
+  // --- Keys ------------------------------------------------------------------------
+
+  /** The initiator's first packet arrived on our `next` keypair: it becomes current. */
+  private confirmNext(peer: Peer, now: number): void {
+    const { current, previous, next } = peer.keypairs;
+    this.retire(peer, previous);
+    peer.keypairs.previous = current;
+    peer.keypairs.current = next;
+    peer.keypairs.next = undefined;
+    peer.lastHandshakeWall = this.wallClockAtZero + now;
+    peer.timers.handshakeComplete();
+    if (peer.staged !== undefined) this.sendStaged(peer, now);
+  }
+
+  private keepKeyFreshSending(peer: Peer, now: number): void {
+    const kp = peer.keypairs.current;
+    if (kp !== undefined && (kp.sendCounter > REKEY_AFTER_MESSAGES || (kp.isInitiator && now - kp.created > REKEY_AFTER_TIME))) {
+      this.initiateHandshake(peer, now, false);
+    }
+  }
+
+  private keepKeyFreshReceiving(peer: Peer, now: number): void {
+    if (peer.timers.sentLastMinuteHandshake) return;
+    const kp = peer.keypairs.current;
+    if (kp !== undefined && kp.isInitiator && now - kp.created > REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT) {
+      peer.timers.sentLastMinuteHandshake = true;
+      this.initiateHandshake(peer, now, false);
+    }
+  }
+
+  /** Wipes a keypair and frees its index. */
+  private retire(peer: Peer, kp: Keypair | undefined): void {
+    if (kp === undefined) return;
+    if (this.indexTable.get(kp.localIndex)?.peer === peer) this.indexTable.delete(kp.localIndex);
+    kp.wipe();
+  }
+
+  private clearHandshake(peer: Peer): void {
+    const hs = peer.handshake;
+    if (hs.kind === 'initiation-sent') {
+      this.indexTable.delete(hs.localIndex);
+      hs.initiator.ephemeralPrivate.fill(0);
+      hs.initiator.noise.chainingKey.fill(0);
+    }
+    peer.handshake = noHandshake();
+  }
+
+  /** Every keypair and the handshake state wiped (zeroKeyMaterial, key change, removal). */
+  private zeroKeys(peer: Peer): void {
+    const { current, previous, next } = peer.keypairs;
+    for (const kp of [current, previous, next]) this.retire(peer, kp);
+    peer.keypairs.current = peer.keypairs.previous = peer.keypairs.next = undefined;
+    this.clearHandshake(peer);
+    this.dropStaged(peer);
+    peer.timers.clearAll();
+    peer.cookies.clear();
+  }
+
+  // --- Timers ----------------------------------------------------------------------
+
+  private fire(peer: Peer, name: TimerName, now: number): void {
+    const t = peer.timers;
+    switch (name) {
+      case 'retransmitHandshake':
+        if (t.attemptsExhausted()) {
+          // REKEY_ATTEMPT_TIME has passed: give up, drop what waited for this handshake.
+          t.sendKeepalive = Infinity;
+          const dropped = this.dropStaged(peer);
+          this.clearHandshake(peer);
+          if (t.zeroKeyMaterial === Infinity) t.zeroKeyMaterial = now + 3 * REJECT_AFTER_TIME;
+          this.io.event?.({ type: 'handshake-given-up', peer: peer.name, dropped });
+        } else {
+          t.handshakeAttempts++;
+          this.initiateHandshake(peer, now, true);
+        }
+        break;
+      case 'sendKeepalive':
+        this.sendKeepalive(peer, now);
+        if (t.needAnotherKeepalive) {
+          t.needAnotherKeepalive = false;
+          t.sendKeepalive = now + KEEPALIVE_TIMEOUT;
+        }
+        break;
+      case 'newHandshake':
+        this.initiateHandshake(peer, now, false);
+        break;
+      case 'zeroKeyMaterial':
+        this.zeroKeys(peer);
+        this.io.event?.({ type: 'keys-zeroed', peer: peer.name });
+        break;
+      case 'persistentKeepalive':
+        if (peer.persistentKeepalive > 0) this.sendKeepalive(peer, now);
+        break;
+    }
+  }
+
+  private reschedule(peer: Peer): void {
+    this.heap.schedule(peer, peer.timers.next());
+  }
+
+  private jitter(): number {
+    this.random(this.scratch.subarray(0, 2));
+    return jitterFrom((this.scratch[0]! << 8) | this.scratch[1]!);
+  }
+
+  // --- Helpers ---------------------------------------------------------------------
+
+  private roam(peer: Peer, from: Endpoint): void {
+    if (sameEndpoint(peer.endpoint, from)) return;
+    peer.endpoint = { host: from.host, port: from.port };
+    this.io.event?.({ type: 'endpoint-changed', peer: peer.name, endpoint: peer.endpoint });
+  }
+
+  /** A random 32-bit index not in use on this device. */
+  private newIndex(): number {
+    const view = new DataView(this.scratch.buffer, this.scratch.byteOffset, 4);
+    for (;;) {
+      this.random(this.scratch);
+      const index = view.getUint32(0, true);
+      if (!this.indexTable.has(index)) return index;
+    }
+  }
+
+  private noteHandshake(now: number): void {
+    if (now - this.loadWindowStart >= LOAD_WINDOW) {
+      this.loadWindowStart = now;
+      this.loadWindowCount = 0;
+    }
+    if (++this.loadWindowCount >= this.underLoadHandshakes) this.underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
+  }
+
+  private sourceBytes(from: Endpoint): Uint8Array {
+    return new TextEncoder().encode(`${from.host}|${from.port}`);
+  }
+
+  private drop(reason: DropReason): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + 1;
+  }
+}
+
+/** The buffer size a caller needs for packets of up to `mtu` bytes through sendPacket. */
+export const packetBufferSize = (mtu: number): number => sealedLength(mtu, mtu);

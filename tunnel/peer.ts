@@ -1,0 +1,84 @@
+// One configured peer: its keys, endpoint, keypairs, pending handshake, staged packets,
+// timers and counters. The Device drives it; nothing here does I/O. Costly derived
+// state (the static-static DH, the MAC keys) is made on first use, so a configured but
+// idle peer costs a few hundred bytes.
+
+import { encodeKey } from '../crypto/keys.js';
+import { CookieJar } from './cookie.js';
+import { createPeerSecrets, type Identity, type InitiationGuard, type InitiatorState, newInitiationGuard, type PeerSecrets } from './handshake.js';
+import type { Keypair, Keypairs } from './keypair.js';
+import type { Backends } from './noise.js';
+import { PeerTimers } from './timers.js';
+
+/** Where a peer is: an address (IPv4 or IPv6 text) and a UDP port. */
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+export const sameEndpoint = (a: Endpoint | undefined, b: Endpoint): boolean => a !== undefined && a.port === b.port && a.host === b.host;
+
+export type HandshakeState =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'initiation-sent'; readonly localIndex: number; readonly initiator: InitiatorState; readonly sentAt: number };
+
+const NONE: HandshakeState = Object.freeze({ kind: 'none' });
+export const noHandshake = (): HandshakeState => NONE;
+
+export class Peer {
+  readonly publicKey: Uint8Array;
+  readonly name: string;
+  presharedKey: Uint8Array | undefined;
+  endpoint: Endpoint | undefined;
+  /** PersistentKeepalive in ms; 0 = off. */
+  persistentKeepalive = 0;
+
+  readonly keypairs: Keypairs = { current: undefined, previous: undefined, next: undefined };
+  handshake: HandshakeState = NONE;
+  readonly timers = new PeerTimers();
+  /** Packets waiting for a usable keypair, each with header room in front. */
+  staged: { buf: Uint8Array; length: number }[] | undefined;
+  /** Engine-clock time of the last initiation sent (REKEY_TIMEOUT rate limit). */
+  lastSentHandshake = -Infinity;
+  /** Wall-clock ms of the last completed handshake; 0 = never. */
+  lastHandshakeWall = 0;
+  rxBytes = 0;
+  txBytes = 0;
+  /** The earliest deadline this peer is filed under in the device's heap. */
+  scheduledAt = Infinity;
+
+  #secrets: PeerSecrets | null | undefined;
+  #guard: InitiationGuard | undefined;
+  #cookies: CookieJar | undefined;
+
+  constructor(publicKey: Uint8Array) {
+    this.publicKey = publicKey.slice();
+    this.name = encodeKey(this.publicKey);
+  }
+
+  /** The derived handshake secrets, or null when the key is of low order. */
+  secretsFor(b: Backends, id: Identity): PeerSecrets | null {
+    if (this.#secrets === undefined) this.#secrets = createPeerSecrets(b, id, this.publicKey, this.presharedKey);
+    return this.#secrets;
+  }
+
+  /** Forgets derived secrets (the private or preshared key changed). */
+  resetSecrets(): void {
+    this.#secrets = undefined;
+  }
+
+  get guard(): InitiationGuard {
+    return (this.#guard ??= newInitiationGuard());
+  }
+
+  get cookies(): CookieJar {
+    return (this.#cookies ??= new CookieJar(this.publicKey));
+  }
+
+  /** The keypair to send with: current, while within REJECT_AFTER_TIME and the counter limit. */
+  sendingKeypair(now: number, rejectAfterTime: number, rejectAfterMessages: number): Keypair | undefined {
+    const kp = this.keypairs.current;
+    if (kp === undefined || now - kp.created >= rejectAfterTime || kp.sendCounter >= rejectAfterMessages) return undefined;
+    return kp;
+  }
+}
