@@ -1,9 +1,11 @@
 // `npm run bench`: every benchmark, each printing Burrow beside a reference measured in
 // the same run. Pass names to run a subset: `npm run bench -- crypto`.
 import { runCryptoBench } from './crypto.js';
+import { runEngineBench } from './engine.js';
 
 const benches: Record<string, () => void | Promise<void>> = {
   crypto: runCryptoBench,
+  engine: () => runEngineBench(),
 };
 
 const wanted = process.argv.slice(2);

@@ -3,7 +3,7 @@
 // state (the static-static DH, the MAC keys) is made on first use, so a configured but
 // idle peer costs a few hundred bytes.
 
-import { encodeKey } from '../crypto/keys.js';
+import { decodeKey, encodeKey } from '../crypto/keys.js';
 import { CookieJar } from './cookie.js';
 import { createPeerSecrets, type Identity, type InitiationGuard, type InitiatorState, newInitiationGuard, type PeerSecrets } from './handshake.js';
 import type { Keypair, Keypairs } from './keypair.js';
@@ -26,7 +26,7 @@ const NONE: HandshakeState = Object.freeze({ kind: 'none' });
 export const noHandshake = (): HandshakeState => NONE;
 
 export class Peer {
-  readonly publicKey: Uint8Array;
+  /** The public key in `wg` text form: the peer's identity and its map key. */
   readonly name: string;
   presharedKey: Uint8Array | undefined;
   endpoint: Endpoint | undefined;
@@ -52,8 +52,12 @@ export class Peer {
   #cookies: CookieJar | undefined;
 
   constructor(publicKey: Uint8Array) {
-    this.publicKey = publicKey.slice();
-    this.name = encodeKey(this.publicKey);
+    this.name = encodeKey(publicKey);
+  }
+
+  /** The public key's bytes, decoded when needed (handshakes, not packets): an idle peer keeps only its text. */
+  get publicKey(): Uint8Array {
+    return decodeKey(this.name);
   }
 
   /** The derived handshake secrets, or null when the key is of low order. */
