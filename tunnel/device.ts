@@ -124,7 +124,8 @@ export interface PeerUpdate {
 
 export interface PeerStatus {
   publicKey: string;
-  hasPresharedKey: boolean;
+  /** The preshared key (for `wg showconf` through the control socket); never logged. */
+  presharedKey: Uint8Array | undefined;
   endpoint: Endpoint | undefined;
   allowedIPs: AllowedIpPrefix[];
   /** Wall-clock ms of the last completed handshake; 0 = never. */
@@ -179,6 +180,11 @@ export class Device {
 
   get publicKey(): Uint8Array {
     return this.identity.publicKey;
+  }
+
+  /** A copy of the private key (for the control socket's `get`); never logged. */
+  get privateKey(): Uint8Array {
+    return this.identity.privateKey.slice();
   }
 
   /** Changes the device's private key: every session ends, as with `wg set private-key`. */
@@ -249,7 +255,7 @@ export class Device {
   peerStatus(now: number): PeerStatus[] {
     return [...this.peersByKey.values()].map((p) => ({
       publicKey: p.name,
-      hasPresharedKey: p.presharedKey !== undefined,
+      presharedKey: p.presharedKey?.slice(),
       endpoint: p.endpoint,
       allowedIPs: this.allowedIps.entriesFor(p).map((e) => ({ address: e.address, cidr: e.cidr })),
       lastHandshake: p.lastHandshakeWall,
