@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -76,6 +77,21 @@ Napi::Value IfName(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// setSocketMark(fd, mark): SO_MARK on a socket (needs CAP_NET_ADMIN), so that policy
+// routing can keep the tunnel's own UDP traffic out of the tunnel (wg-quick's fwmark).
+Napi::Value SetSocketMark(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "fd and mark must be numbers");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+#ifdef __linux__
+  uint32_t mark = info[1].As<Napi::Number>().Uint32Value();
+  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) < 0) ThrowErrno(env, errno, "setsockopt SO_MARK");
+  return env.Undefined();
+#else
+  ThrowErrno(env, ENOTSUP, "SO_MARK (Linux only)");
+#endif
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -85,6 +101,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("TunFd", tunFd);
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("ifName", Napi::Function::New(env, IfName, "ifName"));
+  exports.Set("setSocketMark", Napi::Function::New(env, SetSocketMark, "setSocketMark"));
   return exports;
 }
 

@@ -97,6 +97,7 @@ interface NativeAddon {
   TunFd: new (fd: number) => NativeTunFd;
   open(name: string): { handle: NativeTunFd; name: string };
   ifName(fd: number): string | undefined;
+  setSocketMark(fd: number, mark: number): void;
 }
 
 const ADDON_PATH = join('native', 'build', 'Release', 'burrow_native.node');
@@ -116,7 +117,7 @@ export function tunAddonPath(): string | undefined {
 
 let addon: NativeAddon | undefined;
 
-function loadAddon(): NativeAddon {
+export function loadAddon(): NativeAddon {
   if (addon !== undefined) return addon;
   const path = tunAddonPath();
   if (path === undefined) {

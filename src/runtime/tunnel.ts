@@ -1,0 +1,151 @@
+// Binds the sans-I/O engine to real I/O: the TUN device (batched reads through the
+// addon), the UDP sockets, the clock and one timer armed for the engine's next deadline.
+//
+//   TUN --readBatch--> Device.sendPacket (sealed in place in the batch slot) --> UDP
+//   UDP --message----> Device.receiveDatagram (opened in place) --writePackets--> TUN
+//   one setTimeout --> Device.tick(now) --> re-armed for the deadline it returns
+
+import type { Aead } from '../../crypto/aead.js';
+import type { Dh } from '../../crypto/x25519.js';
+import { Device, type DeviceEvent, type Endpoint, type PeerUpdate } from '../../tunnel/device.js';
+import { TRANSPORT_HEADER_LENGTH } from '../../tunnel/constants.js';
+import { sealedLength } from '../../tunnel/transport.js';
+import { nodeAead, nodeDh } from './node-crypto.js';
+import { PacketBatch, TunDevice } from './tun.js';
+import { UdpTransport } from './udp.js';
+
+export interface PeerSetup extends PeerUpdate {
+  publicKey: Uint8Array;
+}
+
+export interface TunnelOptions {
+  ifname: string;
+  privateKey: Uint8Array;
+  listenPort: number;
+  fwmark: number;
+  mtu: number;
+  peers: readonly PeerSetup[];
+  /** Backends; node:crypto by default (measured faster, see bench/crypto.ts). */
+  aead?: Aead;
+  dh?: Dh;
+  /** A line for the log, for each handshake, timer and roaming event. */
+  log?: (line: string) => void;
+  /** Adopt this TUN instead of opening `ifname` (a descriptor handed in from outside). */
+  tun?: TunDevice;
+}
+
+const BATCH = 64;
+
+export class Tunnel {
+  readonly device: Device;
+  private timer: NodeJS.Timeout | undefined;
+  private armedAt = Infinity;
+  private stopped = false;
+  private readonly writeOne: Uint8Array[] = [new Uint8Array(0)];
+  private readonly batch: PacketBatch;
+
+  private constructor(readonly tun: TunDevice, readonly udp: UdpTransport, device: Device, readonly mtu: number) {
+    this.device = device;
+    this.batch = new PacketBatch({ capacity: BATCH, slotSize: Math.max(2048, sealedLength(mtu, mtu) + 64), headroom: TRANSPORT_HEADER_LENGTH });
+  }
+
+  /** Opens the TUN and the sockets and starts moving packets. Undoes what it made on failure. */
+  static async start(o: TunnelOptions): Promise<Tunnel> {
+    const log = o.log ?? (() => undefined);
+    const tun = o.tun ?? TunDevice.open(o.ifname);
+    let udp: UdpTransport | undefined;
+    try {
+      let tunnel: Tunnel | undefined;
+      udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from));
+      if (o.fwmark !== 0) udp.setMark(o.fwmark);
+      const device = new Device(
+        { privateKey: o.privateKey, mtu: o.mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClockAtZero: performance.timeOrigin },
+        {
+          send: (data, to) => udp!.send(data, to),
+          write: (packet) => tunnel?.writePacket(packet),
+          event: (e) => log(describeEvent(e)),
+        },
+      );
+      for (const p of o.peers) device.setPeer(p.publicKey, p);
+      tunnel = new Tunnel(tun, udp, device, o.mtu);
+      tun.onReadable((error) => {
+        if (error) log(`tun: ${error.message}`);
+        else tunnel!.onTunReadable();
+      });
+      tunnel.rearm();
+      return tunnel;
+    } catch (e) {
+      udp?.close();
+      if (o.tun === undefined) tun.close();
+      throw e;
+    }
+  }
+
+  /** The engine's clock: monotonic milliseconds. */
+  now(): number {
+    return performance.now();
+  }
+
+  private onTunReadable(): void {
+    const batch = this.batch;
+    for (let rounds = 0; rounds < 16; rounds++) {
+      const n = this.tun.readBatch(batch);
+      const now = this.now();
+      for (let i = 0; i < n; i++) {
+        const length = batch.lengths[i]!;
+        const slot = batch.slot(i);
+        if (sealedLength(length, this.mtu) > slot.length) continue; // larger than any MTU we set
+        this.device.sendPacket(slot, length, now);
+      }
+      if (n < batch.capacity) break;
+    }
+    this.rearm();
+  }
+
+  private onDatagram(data: Uint8Array, from: Endpoint): void {
+    this.device.receiveDatagram(data, from, this.now());
+    this.rearm();
+  }
+
+  private writePacket(packet: Uint8Array): void {
+    this.writeOne[0] = packet;
+    this.tun.writePackets(this.writeOne, 0, 1);
+  }
+
+  /** Runs due timers and arms the one timeout for the next deadline. */
+  rearm(): void {
+    if (this.stopped) return;
+    const next = this.device.tick(this.now());
+    if (next === this.armedAt) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.armedAt = next;
+    this.timer = next === Infinity ? undefined : setTimeout(() => {
+      this.armedAt = Infinity;
+      this.timer = undefined;
+      this.rearm();
+    }, Math.max(0, Math.ceil(next - this.now())));
+  }
+
+  /** Stops moving packets and closes the TUN and the sockets. Idempotent. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.device.removeAllPeers(); // wipes every key
+    this.udp.close();
+    this.tun.close();
+  }
+}
+
+export function describeEvent(e: DeviceEvent): string {
+  const who = 'peer' in e ? `peer ${e.peer.slice(0, 8)}…` : '';
+  switch (e.type) {
+    case 'handshake-initiated': return `${who}: sending handshake initiation (attempt ${e.attempt})`;
+    case 'handshake-complete': return `${who}: handshake complete (${e.role})`;
+    case 'handshake-given-up': return `${who}: no handshake after ${90} s, giving up; ${e.dropped} queued packets dropped`;
+    case 'keys-zeroed': return `${who}: session keys wiped after 540 s without a new handshake`;
+    case 'endpoint-changed': return `${who}: endpoint is now ${e.endpoint.host.includes(':') ? `[${e.endpoint.host}]` : e.endpoint.host}:${e.endpoint.port}`;
+    case 'cookie-received': return `${who}: cookie received (the peer is under load)`;
+    case 'timer': return `${who}: timer ${e.timer} fired`;
+  }
+}
