@@ -1,0 +1,267 @@
+// wireguard-go, the reference userspace implementation, run inside a test namespace and
+// configured with `wg` from wireguard-tools. Interop tests put Burrow on the other end;
+// benchmarks run two of these side by side with Burrow as the yardstick.
+//
+// wireguard-go runs in the foreground (`-f`), so the PID we hold is the daemon's own and
+// stop() can end it by PID. Its control socket is /var/run/wireguard/IFNAME.sock, in a
+// directory shared by every namespace, so IFNAME must be unique across the test run
+// (take it from uniqueName()). Keys never appear on a command line: private and
+// preshared keys go to `wg set` through 0600 files in a 0700 temporary directory, and
+// to `wg pubkey` through stdin.
+
+import { type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MAX_IFNAME_LENGTH, type Netns, run, stopChild } from './netns.js';
+
+export const WIREGUARD_RUN_DIR = '/var/run/wireguard';
+const START_TIMEOUT_MS = 5_000;
+const STOP_GRACE_MS = 3_000;
+
+/** A peer as `wg set` takes it. Keys are base64 text as `wg genkey` prints them. */
+export interface WgPeer {
+  publicKey: string;
+  presharedKey?: string;
+  /** host:port; IPv6 in brackets, e.g. `[2001:db8::1]:51820` (see formatEndpoint). */
+  endpoint?: string;
+  /** CIDRs; replaces the peer's whole list. An empty list leaves it with none. */
+  allowedIPs: readonly string[];
+  /** Seconds; 0 turns it off. */
+  persistentKeepalive?: number;
+}
+
+export interface WireguardGoOptions {
+  /** ≤ 15 characters and unique across namespaces: use uniqueName(). */
+  ifname: string;
+  /** Base64, as `wg genkey` prints it. */
+  privateKey: string;
+  /** UDP port inside the namespace; wireguard-go picks one when omitted. */
+  listenPort?: number;
+  /** CIDRs for the interface, e.g. ['192.0.2.1/24', '2001:db8:c0de::1/64']; IPv6 with nodad. */
+  addresses?: readonly string[];
+  peers?: readonly WgPeer[];
+  /** Interface MTU; wireguard-go's default is 1420. */
+  mtu?: number;
+  /** wireguard-go's LOG_LEVEL; default 'error'. The output is kept for output(). */
+  logLevel?: 'silent' | 'error' | 'verbose';
+  /** How long to wait for the control socket; default 5 s. */
+  startTimeoutMs?: number;
+}
+
+/** One peer from `wg show IF dump`. */
+export interface WgPeerStatus {
+  publicKey: string;
+  hasPresharedKey: boolean;
+  /** host:port as wg prints it, or undefined before the peer has one. */
+  endpoint: string | undefined;
+  allowedIPs: string[];
+  /** Unix time in seconds of the last completed handshake; 0 for never. */
+  latestHandshake: number;
+  rxBytes: number;
+  txBytes: number;
+  /** Seconds, or undefined when off. */
+  persistentKeepalive: number | undefined;
+}
+
+/** `wg show IF dump`, without the private key. */
+export interface WgInterfaceStatus {
+  publicKey: string;
+  listenPort: number;
+  fwmark: number | undefined;
+  peers: WgPeerStatus[];
+}
+
+export interface WireguardGo {
+  readonly ns: Netns;
+  readonly ifname: string;
+  readonly pid: number;
+  readonly publicKey: string;
+  /** The UDP port it listens on (the one asked for, or the one it picked). */
+  readonly listenPort: number;
+  readonly socketPath: string;
+  readonly child: ChildProcess;
+  /** Parsed `wg show IF dump`. */
+  show(): Promise<WgInterfaceStatus>;
+  /** Adds the peer, or updates it (its allowed IPs are replaced). */
+  setPeer(peer: WgPeer): Promise<void>;
+  removePeer(publicKey: string): Promise<void>;
+  /** True until the process has exited. */
+  running(): boolean;
+  /** The last 8 KiB wireguard-go wrote to stdout and stderr. */
+  output(): string;
+  /** Kills the daemon by PID (SIGTERM, then SIGKILL), waits for exit, removes a stale socket. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** host:port for `wg set … endpoint`, bracketing IPv6 literals. */
+export function formatEndpoint(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** A key pair from `wg genkey` and `wg pubkey` (run on the host; no network involved). */
+export async function wgGenKeyPair(): Promise<{ privateKey: string; publicKey: string }> {
+  const privateKey = (await run('wg', ['genkey'])).trim();
+  const publicKey = (await run('wg', ['pubkey'], { input: `${privateKey}\n` })).trim();
+  return { privateKey, publicKey };
+}
+
+/** A preshared key from `wg genpsk`. */
+export async function wgGenPsk(): Promise<string> {
+  return (await run('wg', ['genpsk'])).trim();
+}
+
+/** Parses `wg show IF dump` for one interface. The private key is read past, never kept. */
+export function parseWgDump(text: string): WgInterfaceStatus {
+  const lines = text.split('\n').filter((line) => line !== '');
+  const device = lines[0]?.split('\t');
+  if (device === undefined || device.length !== 4) {
+    throw new Error(`wg show dump: expected a 4-field interface line, got ${device?.length ?? 0} fields`);
+  }
+  const none = (s: string): string | undefined => (s === '(none)' ? undefined : s);
+  const off = (s: string): number | undefined => (s === 'off' || s === '0' ? undefined : Number(s));
+  const peers = lines.slice(1).map((line, i): WgPeerStatus => {
+    const f = line.split('\t');
+    if (f.length !== 8) throw new Error(`wg show dump: peer line ${i + 1} has ${f.length} fields, expected 8`);
+    const [publicKey, psk, endpoint, allowed, handshake, rx, tx, keepalive] = f as [
+      string, string, string, string, string, string, string, string,
+    ];
+    return {
+      publicKey,
+      hasPresharedKey: psk !== '(none)',
+      endpoint: none(endpoint),
+      allowedIPs: allowed === '(none)' ? [] : allowed.split(','),
+      latestHandshake: Number(handshake),
+      rxBytes: Number(rx),
+      txBytes: Number(tx),
+      persistentKeepalive: off(keepalive),
+    };
+  });
+  return {
+    publicKey: device[1]!,
+    listenPort: Number(device[2]),
+    fwmark: off(device[3]!),
+    peers,
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Runs fn with a writer of 0600 secret files, and deletes them all afterwards. */
+async function withSecretFiles<T>(fn: (write: (text: string) => Promise<string>) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'burrow-wg-')); // mode 0700
+  let n = 0;
+  try {
+    return await fn(async (text) => {
+      n += 1;
+      const path = join(dir, `key${n}`);
+      await writeFile(path, `${text}\n`, { mode: 0o600, flag: 'wx' });
+      return path;
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function peerArgs(peer: WgPeer, write: (text: string) => Promise<string>): Promise<string[]> {
+  const args = ['peer', peer.publicKey];
+  if (peer.presharedKey !== undefined) args.push('preshared-key', await write(peer.presharedKey));
+  if (peer.endpoint !== undefined) args.push('endpoint', peer.endpoint);
+  if (peer.persistentKeepalive !== undefined) args.push('persistent-keepalive', String(peer.persistentKeepalive));
+  args.push('allowed-ips', peer.allowedIPs.join(','));
+  return args;
+}
+
+/**
+ * Starts `wireguard-go -f IFNAME` in `ns`, waits for its control socket, and configures
+ * keys, port, peers, addresses and MTU, then brings the interface up. On any failure the
+ * daemon is stopped before the error is thrown. Also stopped when `ns` is destroyed.
+ */
+export async function startWireguardGo(ns: Netns, opts: WireguardGoOptions): Promise<WireguardGo> {
+  const { ifname } = opts;
+  if (!/^[A-Za-z0-9_.=+-]{1,15}$/.test(ifname)) {
+    throw new RangeError(`wireguard-go: interface name must be 1 to ${MAX_IFNAME_LENGTH} plain characters, got ${JSON.stringify(ifname)}`);
+  }
+  const socketPath = `${WIREGUARD_RUN_DIR}/${ifname}.sock`;
+  if (existsSync(socketPath)) {
+    throw new Error(`wireguard-go: ${socketPath} exists already; interface names must be unique across namespaces`);
+  }
+
+  const child = ns.spawn('wireguard-go', ['-f', ifname], {
+    env: {
+      // Foreground mode also silences the "use the kernel module" banner. Versions from
+      // 2019 refused to start on Linux without the second variable; current ones ignore it.
+      WG_PROCESS_FOREGROUND: '1',
+      WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1',
+      LOG_LEVEL: opts.logLevel ?? 'error',
+    },
+  });
+  const pid = child.pid!;
+  const output = (): string => ns.outputOf(child);
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  // If the daemon is SIGKILLed its socket stays behind in the shared directory.
+  ns.removeOnDestroy(socketPath);
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await stopChild(child, STOP_GRACE_MS);
+      await rm(socketPath, { force: true });
+    })();
+    return stopping;
+  };
+  ns.onDestroy(stop);
+
+  const wg = (args: readonly string[]): Promise<string> => ns.exec('wg', args);
+
+  try {
+    const deadline = Date.now() + (opts.startTimeoutMs ?? START_TIMEOUT_MS);
+    while (!existsSync(socketPath)) {
+      if (!running()) {
+        throw new Error(`wireguard-go for ${ifname} exited (${child.exitCode ?? child.signalCode}) before its socket appeared: ${output().trim()}`);
+      }
+      if (Date.now() >= deadline) throw new Error(`wireguard-go for ${ifname}: no ${socketPath} after ${opts.startTimeoutMs ?? START_TIMEOUT_MS} ms`);
+      await sleep(10);
+    }
+
+    await withSecretFiles(async (write) => {
+      const args = ['set', ifname, 'private-key', await write(opts.privateKey)];
+      if (opts.listenPort !== undefined) args.push('listen-port', String(opts.listenPort));
+      for (const peer of opts.peers ?? []) args.push(...(await peerArgs(peer, write)));
+      await wg(args);
+    });
+    for (const cidr of opts.addresses ?? []) {
+      const extra = cidr.includes(':') ? ['nodad'] : [];
+      await ns.exec('ip', ['addr', 'add', cidr, 'dev', ifname, ...extra]);
+    }
+    if (opts.mtu !== undefined) await ns.exec('ip', ['link', 'set', 'dev', ifname, 'mtu', String(opts.mtu)]);
+    await ns.exec('ip', ['link', 'set', 'dev', ifname, 'up']);
+
+    const status = parseWgDump(await wg(['show', ifname, 'dump']));
+    return {
+      ns,
+      ifname,
+      pid,
+      publicKey: status.publicKey,
+      listenPort: status.listenPort,
+      socketPath,
+      child,
+      show: async () => parseWgDump(await wg(['show', ifname, 'dump'])),
+      setPeer: async (peer) => {
+        await withSecretFiles(async (write) => {
+          await wg(['set', ifname, ...(await peerArgs(peer, write))]);
+        });
+      },
+      removePeer: async (publicKey) => {
+        await wg(['set', ifname, 'peer', publicKey, 'remove']);
+      },
+      running,
+      output,
+      stop,
+    };
+  } catch (error) {
+    await stop().catch(() => undefined);
+    throw error;
+  }
+}
