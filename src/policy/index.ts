@@ -1,0 +1,15 @@
+// src/policy: pure functions from a Config to what the operating system must be told.
+// Nothing here reads the system; platform/ applies the result.
+
+export {
+  DEFAULT_FWMARK,
+  DEFAULT_MTU,
+  type IpSettings,
+  type PerAppDomains,
+  TUNNEL_OVERHEAD_BYTES,
+  type TunnelDnsSettings,
+  type TunnelEndpoint,
+  type TunnelSettings,
+  type TunnelSettingsOptions,
+  tunnelSettings,
+} from './settings.js';
