@@ -1,0 +1,90 @@
+// The `burrow` command line, with wg-quick's and wg's conventions.
+// Exit codes: 0 success, 1 the operation failed, 2 the input was wrong.
+
+import { Command, CommanderError } from 'commander';
+import { demo } from './demo.js';
+import { down } from './down.js';
+import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE } from './errors.js';
+import { genkey, genpsk, pubkey, readStdin } from './keys.js';
+import { formatInterface, readInterfaces } from './show.js';
+import { up } from './up.js';
+
+const program = new Command();
+program
+  .name('burrow')
+  .description('A WireGuard-compatible VPN in TypeScript.\n\nExit codes: 0 success, 1 the operation failed, 2 the input was wrong.')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .exitOverride();
+
+program
+  .command('up')
+  .description('bring up the tunnel described by a wg-quick configuration file; the interface is named after the file (wg0.conf -> wg0). Returns once the tunnel is configured; a daemon keeps it up.')
+  .argument('<config>', 'path to the configuration file, e.g. /etc/wireguard/wg0.conf')
+  .option('-f, --foreground', 'stay attached and keep the tunnel up until Ctrl-C (SIGINT) or SIGTERM')
+  .option('--daemon-child', '(internal) run as the daemon `up` starts')
+  .action(async (config: string, opts: { foreground?: boolean; daemonChild?: boolean }) => {
+    const message = await up(config, { foreground: opts.foreground === true, daemonChild: opts.daemonChild === true });
+    if (!opts.daemonChild) process.stdout.write(`${message}\n`);
+  });
+
+program
+  .command('down')
+  .description('bring down a tunnel that `burrow up` brought up, removing its routes and DNS')
+  .argument('<config|interface>', 'the configuration file it was brought up with, or the interface name')
+  .action(async (arg: string) => {
+    process.stdout.write(`${await down(arg)}\n`);
+  });
+
+program
+  .command('show')
+  .description('show the running tunnels: peers, endpoints, latest handshakes, transfer (as `wg show`)')
+  .argument('[interface]', 'only this interface')
+  .option('--json', 'print JSON for scripts')
+  .action(async (ifname: string | undefined, opts: { json?: boolean }) => {
+    const interfaces = await readInterfaces(ifname);
+    if (opts.json) process.stdout.write(`${JSON.stringify(ifname === undefined ? interfaces : interfaces[0], null, 2)}\n`);
+    else process.stdout.write(interfaces.map(formatInterface).join('\n'));
+  });
+
+program
+  .command('genkey')
+  .description('print a new private key (as `wg genkey`)')
+  .action(() => {
+    process.stdout.write(genkey());
+  });
+
+program
+  .command('pubkey')
+  .description('read a private key on standard input, print its public key (as `wg pubkey`)')
+  .action(async () => {
+    process.stdout.write(pubkey(await readStdin()));
+  });
+
+program
+  .command('genpsk')
+  .description('print a new preshared key (as `wg genpsk`)')
+  .action(() => {
+    process.stdout.write(genpsk());
+  });
+
+program
+  .command('demo')
+  .description('run a client and a server in two network namespaces, send traffic through the tunnel, print the status and throughput, and tear it all down (needs root)')
+  .action(async () => {
+    await demo(process.argv[1]!);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    process.exitCode = e.exitCode === 0 ? 0 : EXIT_BAD_INPUT;
+  } else if (e instanceof CliError) {
+    process.stderr.write(`burrow: ${e.message}\n`);
+    process.exitCode = e.exitCode;
+  } else {
+    process.stderr.write(`burrow: ${(e as Error).message ?? String(e)}\n`);
+    process.exitCode = EXIT_FAILURE;
+  }
+}

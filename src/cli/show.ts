@@ -1,0 +1,62 @@
+// `burrow show [IFACE] [--json]`: what `wg show` prints, read over the control socket.
+
+import { nodeDh } from '../runtime/node-crypto.js';
+import { listInterfaces, parseGetReply, type UapiInterface, uapiRequest } from '../runtime/uapi-client.js';
+
+export async function readInterface(ifname: string): Promise<UapiInterface> {
+  const reply = await uapiRequest(ifname, 'get=1\n\n');
+  return parseGetReply(ifname, reply, (k) => nodeDh.publicKey(k));
+}
+
+export async function readInterfaces(ifname?: string): Promise<UapiInterface[]> {
+  const names = ifname === undefined ? listInterfaces() : [ifname];
+  return Promise.all(names.map(readInterface));
+}
+
+function plural(n: number, unit: string): string {
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
+
+/** "1 minute, 5 seconds ago", as wg prints it. */
+export function ago(unixSeconds: number, nowSeconds = Date.now() / 1000): string {
+  let left = Math.max(0, Math.floor(nowSeconds - unixSeconds));
+  if (left === 0) return 'Now';
+  const parts: string[] = [];
+  for (const [size, unit] of [[365 * 86400, 'year'], [86400, 'day'], [3600, 'hour'], [60, 'minute'], [1, 'second']] as const) {
+    if (left >= size) {
+      parts.push(plural(Math.floor(left / size), unit));
+      left %= size;
+    }
+  }
+  return `${parts.join(', ')} ago`;
+}
+
+/** Bytes as wg prints them: B, KiB, MiB, GiB, TiB with two decimals. */
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(2)} ${units[i]}`;
+}
+
+export function formatInterface(i: UapiInterface): string {
+  const lines = [`interface: ${i.name}`];
+  if (i.publicKey) lines.push(`  public key: ${i.publicKey}`, '  private key: (hidden)');
+  if (i.listenPort) lines.push(`  listening port: ${i.listenPort}`);
+  if (i.fwmark) lines.push(`  fwmark: 0x${i.fwmark.toString(16)}`);
+  for (const p of i.peers) {
+    lines.push('', `peer: ${p.publicKey}`);
+    if (p.hasPresharedKey) lines.push('  preshared key: (hidden)');
+    if (p.endpoint) lines.push(`  endpoint: ${p.endpoint}`);
+    lines.push(`  allowed ips: ${p.allowedIPs.length > 0 ? p.allowedIPs.join(', ') : '(none)'}`);
+    if (p.lastHandshake > 0) lines.push(`  latest handshake: ${ago(p.lastHandshake)}`);
+    if (p.rxBytes > 0 || p.txBytes > 0) lines.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
+    if (p.persistentKeepalive > 0) lines.push(`  persistent keepalive: every ${plural(p.persistentKeepalive, 'second')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
