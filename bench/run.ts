@@ -2,10 +2,12 @@
 // the same run. Pass names to run a subset: `npm run bench -- crypto`.
 import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
+import { runThroughputBench } from './throughput.js';
 
 const benches: Record<string, () => void | Promise<void>> = {
   crypto: runCryptoBench,
   engine: () => runEngineBench(),
+  throughput: () => runThroughputBench(),
 };
 
 const wanted = process.argv.slice(2);

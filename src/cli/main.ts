@@ -1,7 +1,7 @@
 // The `burrow` command line, with wg-quick's and wg's conventions.
 // Exit codes: 0 success, 1 the operation failed, 2 the input was wrong.
 
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { demo } from './demo.js';
 import { down } from './down.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE } from './errors.js';
@@ -22,7 +22,7 @@ program
   .description('bring up the tunnel described by a wg-quick configuration file; the interface is named after the file (wg0.conf -> wg0). Returns once the tunnel is configured; a daemon keeps it up.')
   .argument('<config>', 'path to the configuration file, e.g. /etc/wireguard/wg0.conf')
   .option('-f, --foreground', 'stay attached and keep the tunnel up until Ctrl-C (SIGINT) or SIGTERM')
-  .option('--daemon-child', '(internal) run as the daemon `up` starts')
+  .addOption(new Option('--daemon-child', 'run as the daemon that `up` starts').hideHelp())
   .action(async (config: string, opts: { foreground?: boolean; daemonChild?: boolean }) => {
     const message = await up(config, { foreground: opts.foreground === true, daemonChild: opts.daemonChild === true });
     if (!opts.daemonChild) process.stdout.write(`${message}\n`);
