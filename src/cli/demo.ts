@@ -5,13 +5,14 @@
 // also when a step fails. It touches nothing in the host's own network namespace.
 
 import { execFile, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
 import { logPath } from './daemon.js';
 import { CliError } from './errors.js';
+import { tcpTransfer } from './transfer.js';
 
 const SERVER_NS = 'burrow-demo-srv';
 const CLIENT_NS = 'burrow-demo-cli';
@@ -24,8 +25,7 @@ const SERVER_TUN = '192.0.2.1';
 const CLIENT_TUN = '192.0.2.2';
 const SERVER_TUN6 = '2001:db8:b0::1';
 const CLIENT_TUN6 = '2001:db8:b0::2';
-const FILE_BYTES = 32 * 1024 * 1024;
-const TCP_PORT = 5201;
+const TRANSFER_BYTES = 64 * 1024 * 1024;
 
 function sh(cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -37,22 +37,6 @@ function sh(cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {
 }
 
 const inNs = (ns: string, cmd: string, args: string[], timeoutMs?: number) => sh('ip', ['netns', 'exec', ns, cmd, ...args], timeoutMs);
-
-// A TCP sender and receiver as small inline programs run with node inside each namespace.
-const SENDER = `
-const net = require('node:net'), fs = require('node:fs');
-const data = fs.readFileSync(process.argv[1]);
-const server = net.createServer((s) => { s.end(data); server.close(); });
-server.listen(Number(process.argv[2]), process.argv[3], () => process.stdout.write('listening\\n'));
-setTimeout(() => process.exit(3), 60000).unref();`;
-const RECEIVER = `
-const net = require('node:net'), crypto = require('node:crypto');
-const h = crypto.createHash('sha256'); let n = 0; const t0 = process.hrtime.bigint();
-const s = net.connect(Number(process.argv[2]), process.argv[1]);
-s.on('data', (d) => { h.update(d); n += d.length; });
-s.on('end', () => { const ms = Number(process.hrtime.bigint() - t0) / 1e6; process.stdout.write(JSON.stringify({ bytes: n, ms, sha256: h.digest('hex') })); });
-s.on('error', (e) => { process.stderr.write(e.message); process.exit(2); });
-setTimeout(() => { process.stderr.write('timed out'); process.exit(3); }, 60000).unref();`;
 
 export async function demo(cliScript: string, say: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<void> {
   if (process.getuid?.() !== 0) throw new CliError('the demo builds network namespaces: run it as root (sudo npm run demo)');
@@ -108,24 +92,17 @@ export async function demo(cliScript: string, say: (line: string) => void = (l) 
     const ping6 = await inNs(CLIENT_NS, 'ping', ['-6', '-c', '2', '-i', '0.2', '-W', '2', SERVER_TUN6]);
     say(`ping ${SERVER_TUN6} through the tunnel: ${ping6.split('\n').find((l) => l.includes('packets transmitted'))}`);
 
-    // --- a file over TCP, checked ----------------------------------------------------
-    const file = join(dir, 'payload.bin');
-    const payload = randomBytes(FILE_BYTES);
-    writeFileSync(file, payload);
-    const expected = createHash('sha256').update(payload).digest('hex');
-    const sender = spawn('ip', ['netns', 'exec', SERVER_NS, process.execPath, '-e', SENDER, file, String(TCP_PORT), SERVER_TUN], { stdio: ['ignore', 'pipe', 'inherit'] });
-    cleanups.push(async () => { if (sender.exitCode === null) sender.kill('SIGKILL'); });
-    await new Promise<void>((resolve, reject) => {
-      sender.stdout.once('data', () => resolve());
-      sender.once('exit', (c) => reject(new Error(`the TCP sender exited (${c})`)));
+    // --- data over TCP, checked ---------------------------------------------------
+    const host = (ns: string) => ({
+      spawn: (cmd: string, args: string[]) => spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }),
+      exec: (cmd: string, args: string[], timeoutMs: number) => inNs(ns, cmd, args, timeoutMs),
     });
-    const got = JSON.parse(await inNs(CLIENT_NS, process.execPath, ['-e', RECEIVER, SERVER_TUN, String(TCP_PORT)], 90_000)) as { bytes: number; ms: number; sha256: string };
-    if (got.sha256 !== expected || got.bytes !== FILE_BYTES) {
-      throw new CliError(`the file arrived damaged: ${got.bytes} bytes, sha256 ${got.sha256}, expected ${expected}`);
+    const t = await tcpTransfer(host(SERVER_NS), host(CLIENT_NS), SERVER_TUN, TRANSFER_BYTES);
+    if (t.bytes !== TRANSFER_BYTES || t.receivedSha256 !== t.sentSha256) {
+      throw new CliError(`the data arrived damaged: ${t.bytes} bytes, sha256 ${t.receivedSha256}, sent ${t.sentSha256}`);
     }
-    const mbit = (got.bytes * 8) / (got.ms / 1000) / 1e6;
-    say(`sent ${FILE_BYTES / (1 << 20)} MiB over TCP through the tunnel: sha256 matches (${expected.slice(0, 16)}…)`);
-    say(`throughput: ${mbit.toFixed(0)} Mbit/s (${(got.ms / 1000).toFixed(2)} s)`);
+    say(`sent ${TRANSFER_BYTES / (1 << 20)} MiB over TCP through the tunnel: sha256 matches (${t.sentSha256.slice(0, 16)}…)`);
+    say(`throughput: ${((t.bytes * 8) / (t.ms / 1000) / 1e6).toFixed(0)} Mbit/s (${(t.ms / 1000).toFixed(2)} s)`);
 
     // --- status ------------------------------------------------------------------------
     say('');
