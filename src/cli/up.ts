@@ -4,11 +4,11 @@
 // returns once the tunnel is configured (or prints why it is not).
 
 import { lookup } from 'node:dns/promises';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { encodeKey } from '../../crypto/keys.js';
-import { ConfigError, type Config, formatConfig, parseConfig } from '../config/index.js';
+import { ConfigError, type Config, formatConfig, makePrefix, parseConfig } from '../config/index.js';
 import { applyLinux, runHooks } from '../platform/linux/index.js';
 import { tunnelSettings } from '../policy/index.js';
 import { Tunnel } from '../runtime/tunnel.js';
@@ -17,7 +17,6 @@ import { uapiRequest, uapiSocketPath } from '../runtime/uapi-client.js';
 import type { Endpoint } from '../../tunnel/peer.js';
 import { type ChildReport, ifnameFromConfigPath, logPath, pidPath, RUN_DIR, spawnDaemon } from './daemon.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE } from './errors.js';
-import { mkdirSync } from 'node:fs';
 
 export interface UpOptions {
   foreground?: boolean;
@@ -105,6 +104,14 @@ async function runForeground(path: string, config: Config, ifname: string, endpo
     if (options.daemonChild && process.send) process.send(r);
   };
 
+  // Asked to stop: by a signal, or by someone deleting the control socket (wg-quick down).
+  let requestStop: (why: string) => void = () => undefined;
+  const stopRequested = new Promise<string>((resolve) => {
+    requestStop = resolve;
+  });
+  process.once('SIGINT', () => requestStop('SIGINT'));
+  process.once('SIGTERM', () => requestStop('SIGTERM'));
+
   let tunnel: Tunnel;
   try {
     const settings = tunnelSettings(config, { resolvedEndpoints: endpoints.filter((e): e is Endpoint => e !== undefined) });
@@ -140,7 +147,8 @@ async function runForeground(path: string, config: Config, ifname: string, endpo
         tunnel.udp.setMark(mark);
         fwmark = mark;
       },
-    });
+      changed: () => tunnel.rearm(),
+    }, { log, onSocketRemoved: () => requestStop('control socket removed') });
     undo.push({ what: 'the control socket', run: () => uapi.close() });
     await runHooks(config.interface.postUp, ifname);
     mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
@@ -157,27 +165,21 @@ async function runForeground(path: string, config: Config, ifname: string, endpo
   log(ready);
   report({ ready: true, message: ready });
 
-  await new Promise<void>((done) => {
-    const stop = async (signal: string) => {
-      log(`${signal}: bringing ${ifname} down`);
-      try {
-        await runHooks(config.interface.preDown, ifname);
-      } catch (e) {
-        log(`PreDown: ${(e as Error).message}`);
-      }
-      if (config.interface.saveConfig) saveConfig(path, config, tunnel, log);
-      await undoAll();
-      try {
-        await runHooks(config.interface.postDown, ifname);
-      } catch (e) {
-        log(`PostDown: ${(e as Error).message}`);
-      }
-      log(`${ifname} is down`);
-      done();
-    };
-    process.once('SIGINT', () => void stop('SIGINT'));
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-  });
+  const why = await stopRequested;
+  log(`${why}: bringing ${ifname} down`);
+  try {
+    await runHooks(config.interface.preDown, ifname);
+  } catch (e) {
+    log(`PreDown: ${(e as Error).message}`);
+  }
+  if (config.interface.saveConfig) saveConfig(path, config, tunnel, log);
+  await undoAll();
+  try {
+    await runHooks(config.interface.postDown, ifname);
+  } catch (e) {
+    log(`PostDown: ${(e as Error).message}`);
+  }
+  log(`${ifname} is down`);
   return `${ifname} is down`;
 }
 
@@ -192,16 +194,14 @@ function saveConfig(path: string, config: Config, tunnel: Tunnel, log: (l: strin
       ...(s.presharedKey ? { presharedKey: s.presharedKey } : {}),
       ...(s.endpoint ? { endpoint: { host: s.endpoint.host, port: s.endpoint.port } } : {}),
       ...(s.persistentKeepalive ? { persistentKeepalive: s.persistentKeepalive } : {}),
-      allowedIPs: old?.allowedIPs ?? [],
+      allowedIPs: s.allowedIPs.map((a) => makePrefix(a.address.length === 4 ? 4 : 6, a.address, a.cidr)),
     };
   });
   try {
     const text = formatConfig({ ...config, interface: { ...config.interface, listenPort: tunnel.udp.port }, peers } as Config);
     const tmp = `${path}.tmp-${process.pid}`;
     writeFileSync(tmp, text, { mode: 0o600 });
-    rmSync(path, { force: true });
-    writeFileSync(path, text, { mode: 0o600 });
-    rmSync(tmp, { force: true });
+    renameSync(tmp, path); // atomic: the old file or the new one, never half of either
     log(`SaveConfig: wrote ${path}`);
   } catch (e) {
     log(`SaveConfig: could not write ${path}: ${(e as Error).message}`);

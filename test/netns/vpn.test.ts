@@ -2,9 +2,10 @@
 // Burrow to Burrow and Burrow with wireguard-go in both roles, pings and checksummed
 // TCP transfers through the tunnel, `wg` reading and changing Burrow over its control
 // socket, and bad input that leaves the system untouched.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
+import { parseConfig } from '../../src/config/index.js';
 import { burrow, cliBuilt, configDir, tcpTransfer, up, writeConf } from '../support/burrow.js';
 import { type Netns, netnsSuite, run, uniqueName } from '../support/netns.js';
 import { requireHost } from '../support/privileges.js';
@@ -143,6 +144,37 @@ describe.skipIf(requireHost(['ip', 'ping', 'wg', 'wireguard-go']))('burrow up/do
     const dump = await run('wg', ['show', sIf, 'peers']);
     expect(dump.trim().split('\n').sort()).toEqual([c.pub, other.pub].sort());
   }, 60_000);
+
+  it('SaveConfig = true writes peers added at run time back to the file at down', async () => {
+    const ns = await scope.create('bsave');
+    const dir = configDir(scope);
+    const [me, added] = [keys(), keys()];
+    const ifname = uniqueName('bsv');
+    const conf = writeConf(dir, ifname, ['[Interface]', `PrivateKey = ${me.priv}`, 'Address = 192.0.2.9/24', 'ListenPort = 51999', 'SaveConfig = true']);
+    await up(scope, ns, conf, ifname);
+    await run('wg', ['set', ifname, 'peer', added.pub, 'allowed-ips', '192.0.2.77/32', 'persistent-keepalive', '15']);
+    expect((await burrow(ns, ['down', ifname])).code).toBe(0);
+    const saved = parseConfig(readFileSync(conf, 'utf8'), conf);
+    expect(saved.interface.saveConfig).toBe(true);
+    expect(saved.interface.listenPort).toBe(51999);
+    expect(saved.peers.map((p) => encodeKey(p.publicKey))).toEqual([added.pub]);
+    expect(saved.peers[0]!.allowedIPs.map((a) => a.text)).toEqual(['192.0.2.77/32']);
+    expect(saved.peers[0]!.persistentKeepalive).toBe(15);
+    expect(statSync(conf).mode & 0o777).toBe(0o600);
+  });
+
+  it('deleting the control socket brings the tunnel down, as wg-quick down does for userspace daemons', async () => {
+    const ns = await scope.create('bsock');
+    const dir = configDir(scope);
+    const ifname = uniqueName('bso');
+    await up(scope, ns, writeConf(dir, ifname, ['[Interface]', `PrivateKey = ${keys().priv}`, 'Address = 192.0.2.9/24']), ifname);
+    expect(await ns.exec('ip', ['-o', 'link'])).toContain(ifname);
+    rmSync(`/var/run/wireguard/${ifname}.sock`);
+    const deadline = Date.now() + 10_000;
+    while ((await ns.exec('ip', ['-o', 'link'])).includes(ifname) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await ns.exec('ip', ['-o', 'link'])).not.toContain(ifname);
+    expect((await burrow(ns, ['down', ifname])).code).toBe(1);
+  });
 
   describe('bad input leaves the system untouched', () => {
     const good = keys();
