@@ -145,6 +145,40 @@ describe.skipIf(requireHost(['ip', 'ping', 'wg', 'wireguard-go']))('burrow up/do
     expect(dump.trim().split('\n').sort()).toEqual([c.pub, other.pub].sort());
   }, 60_000);
 
+  it('a full tunnel (0.0.0.0/0, ::/0) keeps its own UDP out of the tunnel and leaves no rule behind', async () => {
+    const pair = await scope.pair({ prefix: 'bft' });
+    const dir = configDir(scope);
+    const [s, c] = [keys(), keys()];
+    const sIf = uniqueName('bs');
+    const cIf = uniqueName('bc');
+    // The server is reached through the client's default route, as across the internet.
+    const serverPublic = '203.0.113.1';
+    await pair.a.exec('ip', ['addr', 'add', `${serverPublic}/32`, 'dev', 'veth-a']);
+    await pair.b.exec('ip', ['route', 'add', 'default', 'via', pair.aAddr4]);
+    await up(scope, pair.a, serverConf(dir, sIf, s, c), sIf);
+    const rulesBefore = await pair.b.exec('ip', ['rule']);
+    // Link-local routes come and go with the kernel's IPv6 autoconfiguration: not ours.
+    const routes = async () => (await pair.b.exec('ip', ['route', 'show', 'table', 'all'])).split('\n').filter((l) => !l.includes('fe80:')).join('\n');
+    const routesBefore = await routes();
+    const conf = writeConf(dir, cIf, [
+      '[Interface]', `PrivateKey = ${c.priv}`, `Address = ${TUN_B4}/24, ${TUN_B6}/64`, '',
+      '[Peer]', `PublicKey = ${s.pub}`, `Endpoint = ${serverPublic}:51820`, 'AllowedIPs = 0.0.0.0/0, ::/0',
+    ]);
+    await up(scope, pair.b, conf, cIf);
+    // Everything unmarked now goes into the tunnel, the endpoint's address too...
+    expect(await pair.b.exec('ip', ['route', 'get', serverPublic])).toContain(`dev ${cIf}`);
+    // ...but Burrow's own socket is marked, and marked packets take the old default route.
+    const mark = Number((await run('wg', ['show', cIf, 'fwmark'])).trim());
+    expect(mark).toBeGreaterThan(0);
+    expect(await pair.b.exec('ip', ['route', 'get', serverPublic, 'mark', String(mark)])).toContain('dev veth-b');
+    // So the handshake and the data reach the server.
+    expect(await pingCount(pair.b, TUN_A4)).toBe(3);
+    expect(await pingCount(pair.b, TUN_A6)).toBe(3);
+    expect((await burrow(pair.b, ['down', cIf])).code).toBe(0);
+    expect(await pair.b.exec('ip', ['rule'])).toBe(rulesBefore);
+    expect(await routes()).toBe(routesBefore);
+  }, 60_000);
+
   it('SaveConfig = true writes peers added at run time back to the file at down', async () => {
     const ns = await scope.create('bsave');
     const dir = configDir(scope);
