@@ -55,6 +55,8 @@ import { openTransport, sealedLength, sealTransport } from './transport.js';
 
 export type { Endpoint } from './peer.js';
 
+const textEncoder = new TextEncoder();
+
 /** Packets staged per peer while it has no keypair (as the kernel and wireguard-go: 128). */
 export const MAX_STAGED_PACKETS = 128;
 /** Bytes staged across all peers; past it, new packets are dropped. */
@@ -151,6 +153,7 @@ export class Device {
   private readonly io: DeviceIo;
   private readonly wallClockAtZero: number;
   private identity: Identity;
+  private ownName: string;
   private cookieChecker: CookieChecker;
   private readonly peersByKey = new Map<string, Peer>();
   private readonly indexTable = new Map<number, IndexEntry>();
@@ -175,6 +178,7 @@ export class Device {
     this.wallClockAtZero = options.wallClockAtZero ?? 0;
     this.underLoadHandshakes = options.underLoadHandshakes ?? UNDER_LOAD_HANDSHAKES;
     this.identity = createIdentity(this.b, options.privateKey.slice());
+    this.ownName = encodeKey(this.identity.publicKey);
     this.cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
   }
 
@@ -191,7 +195,11 @@ export class Device {
   setPrivateKey(privateKey: Uint8Array): void {
     this.identity.privateKey.fill(0);
     this.identity = createIdentity(this.b, privateKey.slice());
+    this.ownName = encodeKey(this.identity.publicKey);
     this.cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
+    // As the kernel: a peer whose key is now our own is removed.
+    const self = this.peersByKey.get(this.ownName);
+    if (self !== undefined) this.removePeer(this.identity.publicKey);
     for (const peer of this.peersByKey.values()) {
       this.zeroKeys(peer);
       peer.resetSecrets();
@@ -204,7 +212,7 @@ export class Device {
   setPeer(publicKey: Uint8Array, update: PeerUpdate = {}): boolean {
     if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) throw new RangeError('publicKey: expected 32 bytes');
     const name = encodeKey(publicKey);
-    if (name === encodeKey(this.identity.publicKey)) return false;
+    if (name === this.ownName) return false; // as the kernel: a device is not its own peer
     let peer = this.peersByKey.get(name);
     if (peer === undefined) {
       if (this.peersByKey.size >= MAX_PEERS) throw new RangeError(`a device holds at most ${MAX_PEERS} peers`);
@@ -669,8 +677,9 @@ export class Device {
     if (++this.loadWindowCount >= this.underLoadHandshakes) this.underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
   }
 
+  /** The source a cookie is bound to: address and port (only under load, not per packet). */
   private sourceBytes(from: Endpoint): Uint8Array {
-    return new TextEncoder().encode(`${from.host}|${from.port}`);
+    return textEncoder.encode(`${from.host}|${from.port}`);
   }
 
   private drop(reason: DropReason): void {

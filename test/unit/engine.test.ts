@@ -80,6 +80,28 @@ describe('engine: handshake and data', () => {
   });
 });
 
+describe('engine: configuration', () => {
+  it('a device is never its own peer, also after its private key changes', () => {
+    const { net, a, b } = pair();
+    expect(a.device.setPeer(a.device.publicKey, {})).toBe(false);
+    expect(a.device.peerCount).toBe(1);
+    const bKey = b.device.privateKey;
+    a.device.setPrivateKey(bKey);
+    expect(a.device.peerCount).toBe(0);
+    expect(net.inFlight).toHaveLength(0);
+  });
+
+  it('a new private key ends every session: the next packet needs a new handshake', () => {
+    const { net, a, b } = pair();
+    net.ping(a, b, 1);
+    net.deliverAll();
+    const c = new MemNet().add('c', '192.0.2.3');
+    a.device.setPrivateKey(c.device.privateKey);
+    net.ping(a, b, 2);
+    expect(net.inFlight.map((w) => typeOf(w.data))).toEqual([1]);
+  });
+});
+
 describe('engine: replay window on the wire', () => {
   it('accepts out-of-order packets once, refuses replays', () => {
     const { net, a, b } = pair();
