@@ -602,6 +602,7 @@ export class Device {
     this.dropStaged(peer);
     peer.timers.clearAll();
     peer.cookies.clear();
+    peer.lastSentHandshake = -Infinity; // a new session may start at once (wireguard-go does the same)
   }
 
   // --- Timers ----------------------------------------------------------------------
