@@ -473,7 +473,7 @@ export class Device {
     peer.txBytes += n;
     peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
     peer.timers.anyAuthenticatedPacketSent();
-    if (length > 0) peer.timers.dataSent(now, this.jitter());
+    if (length > 0) peer.timers.dataSent(now, this.jitterFn);
   }
 
   /** Sends a handshake message (allocated, rare) to the peer's endpoint. */
@@ -646,6 +646,8 @@ export class Device {
   private reschedule(peer: Peer): void {
     this.heap.schedule(peer, peer.timers.next());
   }
+
+  private readonly jitterFn = (): number => this.jitter();
 
   private jitter(): number {
     this.random(this.scratch.subarray(0, 2));

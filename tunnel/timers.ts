@@ -55,9 +55,12 @@ export class PeerTimers {
 
   // --- Event hooks, one line of contract each, named as wireguard-go names them ---
 
-  /** A data packet (not a keepalive) was sent: expect an answer within 15 s. */
-  dataSent(now: number, jitter: number): void {
-    if (this.newHandshake === Infinity) this.newHandshake = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter;
+  /**
+   * A data packet (not a keepalive) was sent: expect an answer within 15 s. `jitter` is
+   * called only when the timer is armed, not for every packet (it costs a random draw).
+   */
+  dataSent(now: number, jitter: () => number): void {
+    if (this.newHandshake === Infinity) this.newHandshake = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter();
   }
 
   /** A data packet was received: owe a keepalive unless we send something first. */
