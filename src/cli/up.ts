@@ -111,6 +111,15 @@ async function runForeground(path: string, config: Config, ifname: string, endpo
   });
   process.once('SIGINT', () => requestStop('SIGINT'));
   process.once('SIGTERM', () => requestStop('SIGTERM'));
+  // A bug must not leave routes, rules or DNS behind: log it, undo everything, exit 1.
+  let crashed = false;
+  const fatal = (e: unknown) => {
+    log(`internal error: ${(e as Error)?.stack ?? String(e)}`);
+    crashed = true;
+    requestStop('internal error');
+  };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
 
   let tunnel: Tunnel;
   try {
@@ -180,6 +189,7 @@ async function runForeground(path: string, config: Config, ifname: string, endpo
     log(`PostDown: ${(e as Error).message}`);
   }
   log(`${ifname} is down`);
+  if (crashed) process.exitCode = EXIT_FAILURE;
   return `${ifname} is down`;
 }
 
