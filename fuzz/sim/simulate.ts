@@ -441,8 +441,8 @@ class Simulation {
     const w = this.world;
     for (const p of this.pairs) {
       if (!p.recovered) {
-        const first = p.sent.map((s) => w.tags.get(s.tag)!.deliveredAt).find((d) => d !== undefined);
-        if (first !== undefined) {
+        const first = Math.min(...p.sent.map((s) => w.tags.get(s.tag)!.deliveredAt ?? Infinity));
+        if (first !== Infinity) {
           p.recovered = true;
           this.recoveryMs.push(first - this.healAt);
         } else if (now >= this.healAt + RECOVERY_BOUND) {

@@ -252,12 +252,6 @@ export class World {
     });
   }
 
-  nodeByName(name: string): SimNode {
-    const n = this.nodes.find((x) => x.name === name);
-    if (n === undefined) throw new RangeError(`no node ${name}`);
-    return n;
-  }
-
   localNow(node: SimNode): number {
     return this.now + node.offset;
   }
