@@ -140,10 +140,20 @@ export interface PeerStatus {
   keypairAge: number | undefined;
 }
 
-interface IndexEntry {
+export interface IndexEntry {
   readonly peer: Peer;
   /** Undefined while the index names a pending handshake. */
   readonly keypair: Keypair | undefined;
+}
+
+/** Read-only views of the engine's tables (see Device.inspect). */
+export interface DeviceInspection {
+  readonly indexTable: ReadonlyMap<number, IndexEntry>;
+  readonly peers: ReadonlyMap<string, Peer>;
+  /** Entries in the deadline heap, stale ones included. */
+  readonly heapLength: number;
+  /** Bytes staged across all peers. */
+  readonly stagedBytes: number;
 }
 
 export class Device {
@@ -272,6 +282,14 @@ export class Device {
       persistentKeepalive: p.persistentKeepalive / 1000,
       keypairAge: p.keypairs.current ? now - p.keypairs.current.created : undefined,
     }));
+  }
+
+  /**
+   * The engine's tables as they are now, for fuzzers, tests and diagnostics: live views,
+   * not copies, valid until the next input. Never log them: keypairs hold keys.
+   */
+  inspect(): DeviceInspection {
+    return { indexTable: this.indexTable, peers: this.peersByKey, heapLength: this.heap.length, stagedBytes: this.stagedBytes };
   }
 
   /** True while handshakes arrive faster than the device should answer them freely. */
