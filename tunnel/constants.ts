@@ -11,14 +11,20 @@ export const IDENTIFIER = 'WireGuard v1 zx2c4 Jason@zx2c4.com';
 export const LABEL_MAC1 = 'mac1----';
 export const LABEL_COOKIE = 'cookie--';
 
-/** Initiate a new handshake after this many messages under one keypair (2^60). */
-export const REKEY_AFTER_MESSAGES = 2 ** 60;
 /**
- * Refuse to use a keypair after this many messages (2^64 − 2^13 − 1). Counters are JS
- * numbers here, exact only below 2^53: any counter at or above 2^53 is refused, which
- * is stricter than the paper and unreachable in practice (285 years at 1 M packets/s).
+ * Refuse to use a keypair after this many messages. The paper's value is 2^64 − 2^13 − 1;
+ * counters are JS numbers here, exact only below 2^53, so any counter at or above 2^53 − 1
+ * is refused: stricter than the paper, and unreachable in practice (285 years at 1 M
+ * packets/s, while REJECT_AFTER_TIME retires a keypair after 180 s).
  */
 export const REJECT_AFTER_MESSAGES = Number.MAX_SAFE_INTEGER;
+/**
+ * Initiate a new handshake after this many messages under one keypair. The paper's 2^60
+ * lies past our REJECT_AFTER_MESSAGES, which would make the rekey never happen before the
+ * keypair is refused; 2^52 keeps the paper's order (rekey long before reject) within what a
+ * JS number counts exactly.
+ */
+export const REKEY_AFTER_MESSAGES = 2 ** 52;
 export const REKEY_AFTER_TIME = 120_000;
 export const REJECT_AFTER_TIME = 180_000;
 export const REKEY_ATTEMPT_TIME = 90_000;

@@ -2,8 +2,8 @@
 // paper's §6 as a few lines.
 import { describe, expect, it } from 'vitest';
 import {
-  KEEPALIVE_TIMEOUT, MAX_TIMER_HANDSHAKES, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REKEY_ATTEMPT_TIME, REKEY_TIMEOUT,
-  REKEY_TIMEOUT_JITTER_MAX,
+  KEEPALIVE_TIMEOUT, MAX_TIMER_HANDSHAKES, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES,
+  REKEY_AFTER_TIME, REKEY_ATTEMPT_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX,
 } from '../../tunnel/constants.js';
 import { MAX_STAGED_PACKETS } from '../../tunnel/device.js';
 import { decodeMessage } from '../../tunnel/messages.js';
@@ -236,6 +236,52 @@ describe('engine: timers', () => {
     // One at once when turned on. b's passive keepalive (10 s after the ping it received)
     // is authenticated traffic, which restarts a's interval: then every 25 s of silence.
     expect(keepalivesAt).toEqual([1000, 35_000, 60_000, 85_000]);
+  });
+});
+
+describe('engine: message limits', () => {
+  const currentOf = (n: Node) => [...n.device.inspect().peers.values()][0]!.keypairs.current!;
+
+  it('past REKEY_AFTER_MESSAGES a new handshake starts while the old keypair still carries data', () => {
+    const { net, a, b } = pair();
+    net.ping(a, b, 1);
+    net.deliverAll();
+    net.advanceTo(REKEY_TIMEOUT + 1); // past the initiation rate limit
+    currentOf(a).sendCounter = REKEY_AFTER_MESSAGES + 1;
+    net.ping(a, b, 2);
+    expect(net.inFlight.map((w) => typeOf(w.data))).toEqual([4, 1]); // the data, then an initiation
+    net.deliverAll();
+    expect(seqs(b)).toEqual([1, 2]);
+    expect(currentOf(a).sendCounter).toBeLessThan(10); // a fresh keypair
+  });
+
+  it('at REJECT_AFTER_MESSAGES the keypair is never used again: packets wait for a new one', () => {
+    const { net, a, b } = pair();
+    net.ping(a, b, 1);
+    net.deliverAll();
+    net.advanceTo(REKEY_TIMEOUT + 1);
+    currentOf(a).sendCounter = REJECT_AFTER_MESSAGES;
+    net.ping(a, b, 2);
+    expect(net.inFlight.map((w) => typeOf(w.data))).toEqual([1]); // no data under the spent keypair
+    net.deliverAll();
+    expect(seqs(b)).toEqual([1, 2]);
+  });
+
+  it('the last usable counter is accepted; a counter field past 2^53 is refused before decryption', () => {
+    const { net, a, b } = pair();
+    net.ping(a, b, 1);
+    net.deliverAll();
+    currentOf(a).sendCounter = REJECT_AFTER_MESSAGES - 1;
+    net.ping(a, b, 2);
+    net.deliverAll((w) => typeOf(w.data) === 4);
+    expect(seqs(b)).toEqual([1, 2]);
+    // A transport message to b's current index whose counter field says 2^64 - 1.
+    const forged = new Uint8Array(48);
+    forged[0] = 4;
+    new DataView(forged.buffer).setUint32(4, currentOf(b).localIndex, true);
+    forged.fill(0xff, 8, 16);
+    b.device.receiveDatagram(forged, a.endpoint, net.now);
+    expect(b.device.drops['counter-limit']).toBe(1);
   });
 });
 
