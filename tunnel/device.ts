@@ -223,6 +223,17 @@ export class Device {
     if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) throw new RangeError('publicKey: expected 32 bytes');
     const name = encodeKey(publicKey);
     if (name === this.ownName) return false; // as the kernel: a device is not its own peer
+    // Everything is checked before anything changes: a refused update leaves no trace.
+    const psk = update.presharedKey ?? undefined;
+    if (psk !== undefined && (!(psk instanceof Uint8Array) || psk.length !== 32)) throw new RangeError('presharedKey: expected 32 bytes');
+    const keepalive = update.persistentKeepalive;
+    if (keepalive !== undefined && (!Number.isInteger(keepalive) || keepalive < 0 || keepalive > 65535)) {
+      throw new RangeError('persistentKeepalive: expected 0 to 65535 seconds');
+    }
+    for (const p of update.allowedIPs ?? []) {
+      const bits = p.address instanceof Uint8Array && (p.address.length === 4 || p.address.length === 16) ? p.address.length * 8 : -1;
+      if (bits < 0 || !Number.isInteger(p.cidr) || p.cidr < 0 || p.cidr > bits) throw new RangeError('allowedIPs: expected 4- or 16-byte addresses with a prefix length that fits');
+    }
     let peer = this.peersByKey.get(name);
     if (peer === undefined) {
       if (this.peersByKey.size >= MAX_PEERS) throw new RangeError(`a device holds at most ${MAX_PEERS} peers`);
@@ -230,20 +241,16 @@ export class Device {
       this.peersByKey.set(name, peer);
     }
     if (update.presharedKey !== undefined) {
-      const psk = update.presharedKey ?? undefined;
-      if (psk !== undefined && psk.length !== 32) throw new RangeError('presharedKey: expected 32 bytes');
       peer.presharedKey?.fill(0);
       peer.presharedKey = psk?.slice();
       peer.resetSecrets();
     }
     if (update.endpoint !== undefined) peer.endpoint = update.endpoint ?? undefined;
-    if (update.persistentKeepalive !== undefined) {
-      const s = update.persistentKeepalive;
-      if (!Number.isInteger(s) || s < 0 || s > 65535) throw new RangeError('persistentKeepalive: expected 0 to 65535 seconds');
+    if (keepalive !== undefined) {
       const was = peer.persistentKeepalive;
-      peer.persistentKeepalive = s * 1000;
+      peer.persistentKeepalive = keepalive * 1000;
       // As wireguard-go: turning it on sends a keepalive at once.
-      if (was === 0 && s > 0 && peer.endpoint !== undefined) peer.timers.persistentKeepalive = -Infinity;
+      if (was === 0 && keepalive > 0 && peer.endpoint !== undefined) peer.timers.persistentKeepalive = -Infinity;
       this.reschedule(peer);
     }
     if (update.replaceAllowedIPs) this.allowedIps.removePeer(peer);

@@ -91,6 +91,15 @@ describe('engine: configuration', () => {
     expect(net.inFlight).toHaveLength(0);
   });
 
+  it('a refused peer update leaves no trace', () => {
+    const { a } = pair();
+    const stranger = new MemNet().add('s', '192.0.2.4').device.publicKey;
+    expect(() => a.device.setPeer(stranger, { presharedKey: new Uint8Array(31) })).toThrow(RangeError);
+    expect(() => a.device.setPeer(stranger, { persistentKeepalive: 70000 })).toThrow(RangeError);
+    expect(() => a.device.setPeer(stranger, { allowedIPs: [{ address: new Uint8Array(4), cidr: 33 }] })).toThrow(RangeError);
+    expect(a.device.peerCount).toBe(1);
+  });
+
   it('a new private key ends every session: the next packet needs a new handshake', () => {
     const { net, a, b } = pair();
     net.ping(a, b, 1);
