@@ -14,6 +14,7 @@
 #endif
 
 #include "tun_fd.h"
+#include "udp_socket.h"
 
 namespace burrow {
 namespace {
@@ -102,6 +103,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("ifName", Napi::Function::New(env, IfName, "ifName"));
   exports.Set("setSocketMark", Napi::Function::New(env, SetSocketMark, "setSocketMark"));
+  exports.Set("UdpSocket", UdpSocket::Define(env));
+  exports.Set("formatAddress", Napi::Function::New(env, FormatAddress, "formatAddress"));
+  exports.Set("parseAddress", Napi::Function::New(env, ParseAddress, "parseAddress"));
+  exports.Set("ifNameToIndex", Napi::Function::New(env, IfNameToIndex, "ifNameToIndex"));
   return exports;
 }
 

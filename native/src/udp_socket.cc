@@ -1,0 +1,438 @@
+#include "udp_socket.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tun_fd.h"  // ThrowErrno
+
+namespace burrow {
+
+namespace {
+
+constexpr uint32_t kAddrRecord = 24;
+constexpr uint32_t kMaxBatch = 1024;
+
+std::string ErrnoName(int err) {
+  char name[64];
+  uv_err_name_r(-err, name, sizeof name);
+  return name;
+}
+
+bool IsTypedArrayOf(const Napi::Value& v, napi_typedarray_type type) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
+}
+
+uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "expected a number argument");
+  return info[i].As<Napi::Number>().Uint32Value();
+}
+
+Napi::Uint8Array ArgBytes(const Napi::CallbackInfo& info, size_t i) {
+  if (!IsTypedArrayOf(info[i], napi_uint8_array)) throw Napi::TypeError::New(info.Env(), "expected a Uint8Array");
+  return info[i].As<Napi::Uint8Array>();
+}
+
+Napi::Uint32Array ArgWords(const Napi::CallbackInfo& info, size_t i) {
+  if (!IsTypedArrayOf(info[i], napi_uint32_array)) throw Napi::TypeError::New(info.Env(), "expected a Uint32Array");
+  return info[i].As<Napi::Uint32Array>();
+}
+
+// Storage for one batch's message headers, reused across calls; one per thread, as
+// every worker thread has its own loop and its own sockets.
+struct Scratch {
+  std::vector<struct mmsghdr> msgs;
+  std::vector<struct iovec> iovs;
+  std::vector<struct sockaddr_in6> addrs;  // large enough for either family
+  void Ensure(size_t n) {
+    if (msgs.size() < n) {
+      msgs.resize(n);
+      iovs.resize(n);
+      addrs.resize(n);
+    }
+  }
+};
+thread_local Scratch scratch;
+
+void ToRecord(int family, const struct sockaddr_in6& sa, uint8_t* rec) {
+  std::memset(rec, 0, kAddrRecord);
+  uint16_t port;
+  if (family == 4) {
+    const auto& s4 = reinterpret_cast<const struct sockaddr_in&>(sa);
+    std::memcpy(rec, &s4.sin_addr, 4);
+    port = ntohs(s4.sin_port);
+  } else {
+    std::memcpy(rec, &sa.sin6_addr, 16);
+    port = ntohs(sa.sin6_port);
+    uint32_t scope = sa.sin6_scope_id;
+    rec[20] = uint8_t(scope);
+    rec[21] = uint8_t(scope >> 8);
+    rec[22] = uint8_t(scope >> 16);
+    rec[23] = uint8_t(scope >> 24);
+  }
+  rec[16] = uint8_t(port >> 8);
+  rec[17] = uint8_t(port);
+}
+
+socklen_t FromRecord(int family, const uint8_t* rec, struct sockaddr_in6* out) {
+  std::memset(out, 0, sizeof *out);
+  uint16_t port = uint16_t((rec[16] << 8) | rec[17]);
+  if (family == 4) {
+    auto* s4 = reinterpret_cast<struct sockaddr_in*>(out);
+    s4->sin_family = AF_INET;
+    std::memcpy(&s4->sin_addr, rec, 4);
+    s4->sin_port = htons(port);
+    return sizeof(struct sockaddr_in);
+  }
+  out->sin6_family = AF_INET6;
+  std::memcpy(&out->sin6_addr, rec, 16);
+  out->sin6_port = htons(port);
+  out->sin6_scope_id = uint32_t(rec[20]) | (uint32_t(rec[21]) << 8) | (uint32_t(rec[22]) << 16) |
+                       (uint32_t(rec[23]) << 24);
+  return sizeof(struct sockaddr_in6);
+}
+
+}  // namespace
+
+// Outlives the UdpSocket that made it until uv_close() finishes; see PollState in
+// tun_fd.cc for why an async cleanup hook holds up environment teardown meanwhile.
+struct UdpPollState {
+  uv_poll_t handle;  // first member: libuv hands back &handle
+  UdpSocket* owner;
+  napi_async_cleanup_hook_handle hook = nullptr;
+};
+
+Napi::Function UdpSocket::Define(Napi::Env env) {
+  return DefineClass(env, "UdpSocket",
+                     {
+                         InstanceAccessor<&UdpSocket::Fd>("fd"),
+                         InstanceAccessor<&UdpSocket::Port>("port"),
+                         InstanceMethod<&UdpSocket::RecvBatch>("recvBatch"),
+                         InstanceMethod<&UdpSocket::SendBatch>("sendBatch"),
+                         InstanceMethod<&UdpSocket::Watch>("watch"),
+                         InstanceMethod<&UdpSocket::Close>("close"),
+                         InstanceMethod<&UdpSocket::Stats>("stats"),
+                     });
+}
+
+UdpSocket::UdpSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpSocket>(info), env_(info.Env()) {
+  Napi::Env env = info.Env();
+  uint32_t family = ArgU32(info, 0);
+  uint32_t port = ArgU32(info, 1);
+  uint32_t bufferBytes = ArgU32(info, 2);
+  if ((family != 4 && family != 6) || port > 65535) throw Napi::RangeError::New(env, "bad family or port");
+  int fd = ::socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) ThrowErrno(env, errno, "socket");
+  int one = 1;
+  int size = int(bufferBytes);
+  struct sockaddr_in6 sa;
+  std::memset(&sa, 0, sizeof sa);
+  socklen_t len;
+  if (family == 4) {
+    auto* s4 = reinterpret_cast<struct sockaddr_in*>(&sa);
+    s4->sin_family = AF_INET;
+    s4->sin_addr.s_addr = htonl(INADDR_ANY);
+    s4->sin_port = htons(uint16_t(port));
+    len = sizeof(struct sockaddr_in);
+  } else {
+    sa.sin6_family = AF_INET6;
+    sa.sin6_addr = in6addr_any;
+    sa.sin6_port = htons(uint16_t(port));
+    len = sizeof sa;
+  }
+  const char* failed = nullptr;
+  if (family == 6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) failed = "setsockopt IPV6_V6ONLY";
+  // Buffer sizes are best effort, as Node's recvBufferSize is capped by rmem_max.
+  if (size > 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  }
+  if (failed == nullptr && ::bind(fd, reinterpret_cast<struct sockaddr*>(&sa), len) < 0) failed = "bind";
+  if (failed != nullptr) {
+    int err = errno;
+    ::close(fd);
+    ThrowErrno(env, err, failed);
+  }
+  fd_ = fd;
+  family_ = int(family);
+  if (napi_add_env_cleanup_hook(env_, OnEnvCleanup, this) == napi_ok) cleanupHook_ = true;
+}
+
+UdpSocket::~UdpSocket() { Release(); }
+
+void UdpSocket::OnEnvCleanup(void* arg) {
+  auto* self = static_cast<UdpSocket*>(arg);
+  self->cleanupHook_ = false;
+  self->Release();
+}
+
+void UdpSocket::StopPolling() {
+  if (poll_ != nullptr && events_ != 0) uv_poll_stop(&poll_->handle);
+  events_ = 0;
+}
+
+void UdpSocket::ClosePoll() {
+  StopPolling();
+  UdpPollState* state = poll_;
+  if (state == nullptr) return;
+  poll_ = nullptr;
+  state->owner = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&state->handle), OnPollClosed);
+}
+
+void UdpSocket::OnPollClosed(uv_handle_t* handle) {
+  auto* state = reinterpret_cast<UdpPollState*>(handle);
+  if (state->hook != nullptr) napi_remove_async_cleanup_hook(state->hook);
+  delete state;
+}
+
+void UdpSocket::OnAsyncCleanup(napi_async_cleanup_hook_handle /*hook*/, void* arg) {
+  auto* state = static_cast<UdpPollState*>(arg);
+  if (state->owner != nullptr) state->owner->ClosePoll();
+}
+
+void UdpSocket::Release() {
+  ClosePoll();
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  if (cleanupHook_) {
+    napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+    cleanupHook_ = false;
+  }
+}
+
+Napi::Value UdpSocket::Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+
+Napi::Value UdpSocket::Port(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (fd_ < 0) ThrowErrno(env, EBADF, "getsockname");
+  struct sockaddr_in6 sa;
+  socklen_t len = sizeof sa;
+  if (getsockname(fd_, reinterpret_cast<struct sockaddr*>(&sa), &len) < 0) ThrowErrno(env, errno, "getsockname");
+  // sin_port and sin6_port sit at the same offset.
+  return Napi::Number::New(env, ntohs(sa.sin6_port));
+}
+
+// recvBatch(arena, slotSize, lengths, addrs, max) -> datagrams received into slots
+// 0..n-1 (0 when none are queued). A datagram longer than its slot is dropped, its
+// length reported as 0. A socket error with nothing received returns -errno.
+Napi::Value UdpSocket::RecvBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array arena = ArgBytes(info, 0);
+  uint32_t slotSize = ArgU32(info, 1);
+  Napi::Uint32Array lengths = ArgWords(info, 2);
+  Napi::Uint8Array addrs = ArgBytes(info, 3);
+  uint32_t max = ArgU32(info, 4);
+  if (max > kMaxBatch || slotSize == 0 || max > lengths.ElementLength() ||
+      uint64_t(max) * slotSize > arena.ByteLength() || uint64_t(max) * kAddrRecord > addrs.ByteLength()) {
+    throw Napi::RangeError::New(env, "batch slots out of range");
+  }
+  if (fd_ < 0) ThrowErrno(env, EBADF, "recvmmsg");
+  if (max == 0) return Napi::Number::New(env, 0);
+  scratch.Ensure(max);
+  for (uint32_t i = 0; i < max; i++) {
+    scratch.iovs[i].iov_base = arena.Data() + size_t(i) * slotSize;
+    scratch.iovs[i].iov_len = slotSize;
+    struct msghdr& h = scratch.msgs[i].msg_hdr;
+    std::memset(&h, 0, sizeof h);
+    h.msg_name = &scratch.addrs[i];
+    h.msg_namelen = sizeof(struct sockaddr_in6);
+    h.msg_iov = &scratch.iovs[i];
+    h.msg_iovlen = 1;
+    scratch.msgs[i].msg_len = 0;
+  }
+  int r;
+  do {
+    r = recvmmsg(fd_, scratch.msgs.data(), max, MSG_DONTWAIT, nullptr);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) return Napi::Number::New(env, 0);
+    return Napi::Number::New(env, -err);
+  }
+  uint32_t* lens = lengths.Data();
+  for (int i = 0; i < r; i++) {
+    if (scratch.msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+      truncatedReceives_++;
+      lens[i] = 0;
+    } else {
+      lens[i] = scratch.msgs[i].msg_len;
+    }
+    ToRecord(family_, scratch.addrs[i], addrs.Data() + size_t(i) * kAddrRecord);
+  }
+  return Napi::Number::New(env, r);
+}
+
+// sendBatch(arena, offsets, lengths, addrs, start, count) -> datagrams consumed from
+// index `start` on: sent, or refused by the kernel (counted in stats and skipped, as
+// node:dgram drops them). Fewer than `count` means the socket would block.
+Napi::Value UdpSocket::SendBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array arena = ArgBytes(info, 0);
+  Napi::Uint32Array offsets = ArgWords(info, 1);
+  Napi::Uint32Array lengths = ArgWords(info, 2);
+  Napi::Uint8Array addrs = ArgBytes(info, 3);
+  uint32_t start = ArgU32(info, 4);
+  uint32_t count = ArgU32(info, 5);
+  uint64_t end = uint64_t(start) + count;
+  if (end > offsets.ElementLength() || end > lengths.ElementLength() || end * kAddrRecord > addrs.ByteLength()) {
+    throw Napi::RangeError::New(env, "batch out of range");
+  }
+  if (fd_ < 0) ThrowErrno(env, EBADF, "sendmmsg");
+  uint32_t done = 0;
+  while (done < count) {
+    uint32_t n = count - done < kMaxBatch ? count - done : kMaxBatch;
+    scratch.Ensure(n);
+    for (uint32_t k = 0; k < n; k++) {
+      uint32_t i = start + done + k;
+      uint64_t off = offsets.Data()[i];
+      uint32_t len = lengths.Data()[i];
+      if (off + len > arena.ByteLength()) throw Napi::RangeError::New(env, "datagram out of the arena");
+      scratch.iovs[k].iov_base = arena.Data() + off;
+      scratch.iovs[k].iov_len = len;
+      struct msghdr& h = scratch.msgs[k].msg_hdr;
+      std::memset(&h, 0, sizeof h);
+      h.msg_namelen = FromRecord(family_, addrs.Data() + size_t(i) * kAddrRecord, &scratch.addrs[k]);
+      h.msg_name = &scratch.addrs[k];
+      h.msg_iov = &scratch.iovs[k];
+      h.msg_iovlen = 1;
+    }
+    int r = sendmmsg(fd_, scratch.msgs.data(), n, MSG_DONTWAIT);
+    if (r > 0) {
+      done += uint32_t(r);
+      continue;
+    }
+    int err = r == 0 ? EAGAIN : errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) break;
+    // This datagram was refused (no route, a firewall, too long...): skip it.
+    failedSends_++;
+    lastSendErrno_ = err;
+    done++;
+  }
+  return Napi::Number::New(env, done);
+}
+
+// watch(callback, events): watch for UV_READABLE (1) and/or UV_WRITABLE (2); libuv calls
+// `callback(events)`, or `callback(-1, code)` once if polling failed, after which
+// watching has stopped. events 0 stops watching and lets the loop exit.
+Napi::Value UdpSocket::Watch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) throw Napi::TypeError::New(env, "callback must be a function");
+  int events = int(ArgU32(info, 1)) & (UV_READABLE | UV_WRITABLE);
+  if (fd_ < 0) ThrowErrno(env, EBADF, "watch");
+  if (poll_ == nullptr) {
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) throw Napi::Error::New(env, "no libuv event loop");
+    auto* state = new UdpPollState{};
+    int r = uv_poll_init_socket(loop, &state->handle, fd_);
+    if (r < 0) {
+      delete state;
+      ThrowErrno(env, -r, "uv_poll_init");
+    }
+    state->owner = this;
+    if (napi_add_async_cleanup_hook(env, OnAsyncCleanup, state, &state->hook) != napi_ok) state->hook = nullptr;
+    poll_ = state;
+  }
+  if (callback_.IsEmpty() || callback_.Value() != info[0]) callback_ = Napi::Persistent(info[0].As<Napi::Function>());
+  if (!asyncContext_) asyncContext_ = std::make_unique<Napi::AsyncContext>(env, "BurrowUdp");
+  if (events == events_) return env.Undefined();
+  if (events == 0) {
+    StopPolling();
+    Unref();
+    return env.Undefined();
+  }
+  int r = uv_poll_start(&poll_->handle, events, OnPoll);
+  if (r < 0) ThrowErrno(env, -r, "uv_poll_start");
+  if (events_ == 0) Ref();  // a watched socket keeps the loop and itself alive
+  events_ = events;
+  return env.Undefined();
+}
+
+Napi::Value UdpSocket::Close(const Napi::CallbackInfo& info) {
+  if (events_ != 0) {
+    StopPolling();
+    Unref();
+  }
+  Release();
+  callback_.Reset();
+  if (!inCallback_) asyncContext_.reset();
+  return info.Env().Undefined();
+}
+
+void UdpSocket::OnPoll(uv_poll_t* handle, int status, int events) {
+  UdpSocket* self = reinterpret_cast<UdpPollState*>(handle)->owner;
+  if (self == nullptr || self->events_ == 0 || self->callback_.IsEmpty()) return;
+  Napi::Env env(self->env_);
+  Napi::HandleScope scope(env);
+  Napi::Object recv = self->Value();
+  Napi::Function callback = self->callback_.Value();
+  napi_value args[2];
+  size_t argc = 1;
+  if (status < 0) {
+    self->StopPolling();
+    self->Unref();
+    args[0] = Napi::Number::New(env, -1);
+    args[1] = Napi::String::New(env, ErrnoName(-status));
+    argc = 2;
+  } else {
+    args[0] = Napi::Number::New(env, events);
+  }
+  self->inCallback_ = true;
+  try {
+    callback.MakeCallback(recv, argc, args, *self->asyncContext_);
+  } catch (const Napi::Error& e) {
+    napi_fatal_exception(env, e.Value());
+  }
+  self->inCallback_ = false;
+  if (self->fd_ < 0) self->asyncContext_.reset();
+}
+
+Napi::Value UdpSocket::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("truncatedReceives", Napi::Number::New(env, double(truncatedReceives_)));
+  o.Set("failedSends", Napi::Number::New(env, double(failedSends_)));
+  o.Set("lastSendError", lastSendErrno_ == 0 ? env.Undefined() : Napi::String::New(env, ErrnoName(lastSendErrno_)));
+  return o;
+}
+
+Napi::Value FormatAddress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array bytes = ArgBytes(info, 0);
+  char text[INET6_ADDRSTRLEN];
+  int af = bytes.ByteLength() == 4 ? AF_INET : bytes.ByteLength() == 16 ? AF_INET6 : -1;
+  if (af < 0) throw Napi::RangeError::New(env, "an address is 4 or 16 bytes");
+  if (inet_ntop(af, bytes.Data(), text, sizeof text) == nullptr) ThrowErrno(env, errno, "inet_ntop");
+  return Napi::String::New(env, text);
+}
+
+Napi::Value ParseAddress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "address must be a string");
+  std::string text = info[0].As<Napi::String>();
+  Napi::Uint8Array out = ArgBytes(info, 1);
+  if (out.ByteLength() < 16) throw Napi::RangeError::New(env, "output must hold 16 bytes");
+  if (inet_pton(AF_INET, text.c_str(), out.Data()) == 1) return Napi::Number::New(env, 4);
+  if (inet_pton(AF_INET6, text.c_str(), out.Data()) == 1) return Napi::Number::New(env, 6);
+  return Napi::Number::New(env, 0);
+}
+
+Napi::Value IfNameToIndex(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "name must be a string");
+  std::string name = info[0].As<Napi::String>();
+  return Napi::Number::New(env, if_nametoindex(name.c_str()));
+}
+
+}  // namespace burrow

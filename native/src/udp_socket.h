@@ -1,0 +1,69 @@
+// UdpSocket: one owned non-blocking UDP socket (IPv4, or IPv6-only) with batched
+// receives (recvmmsg) into caller-owned slots and batched sends (sendmmsg) from a
+// caller-owned packed arena, and a libuv watcher for readability and writability.
+// Arguments are validated in TypeScript (src/runtime/udp.ts); the checks here only keep
+// memory safe if that layer is bypassed.
+//
+// Addresses cross the boundary as 24-byte records: bytes 0-15 the address (IPv4 in
+// 0-3), 16-17 the port (big-endian), 20-23 the IPv6 scope id (little-endian).
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+
+namespace burrow {
+
+struct UdpPollState;
+
+class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+
+  // new UdpSocket(family 4 | 6, port, bufferBytes): creates and binds the socket to
+  // the wildcard address (IPv6: IPV6_V6ONLY), throws an errno error on failure.
+  explicit UdpSocket(const Napi::CallbackInfo& info);
+  ~UdpSocket() override;
+
+ private:
+  Napi::Value Fd(const Napi::CallbackInfo& info);
+  Napi::Value Port(const Napi::CallbackInfo& info);
+  Napi::Value RecvBatch(const Napi::CallbackInfo& info);
+  Napi::Value SendBatch(const Napi::CallbackInfo& info);
+  Napi::Value Watch(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+
+  static void OnPoll(uv_poll_t* handle, int status, int events);
+  static void OnEnvCleanup(void* arg);
+  static void OnAsyncCleanup(napi_async_cleanup_hook_handle hook, void* arg);
+  static void OnPollClosed(uv_handle_t* handle);
+
+  void StopPolling();
+  void ClosePoll();
+  void Release();
+
+  napi_env env_;
+  int fd_ = -1;
+  int family_ = 4;
+  UdpPollState* poll_ = nullptr;
+  int events_ = 0;  // the mask libuv is watching; 0 = stopped
+  bool inCallback_ = false;
+  bool cleanupHook_ = false;
+  Napi::FunctionReference callback_;
+  std::unique_ptr<Napi::AsyncContext> asyncContext_;
+
+  uint64_t truncatedReceives_ = 0;
+  uint64_t failedSends_ = 0;
+  int lastSendErrno_ = 0;
+};
+
+// formatAddress(bytes: Uint8Array(4 | 16)) -> string (inet_ntop);
+// parseAddress(text, out: Uint8Array(16)) -> 0 (not an address), 4 or 6 (inet_pton).
+Napi::Value FormatAddress(const Napi::CallbackInfo& info);
+Napi::Value ParseAddress(const Napi::CallbackInfo& info);
+Napi::Value IfNameToIndex(const Napi::CallbackInfo& info);
+
+}  // namespace burrow

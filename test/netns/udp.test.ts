@@ -1,0 +1,232 @@
+// UdpTransport for real (the addon's batched recvmmsg/sendmmsg sockets): each scenario
+// runs a child process in a fresh network namespace of its own, with only `lo` up, and
+// reports what it saw as one JSON line. Nothing here touches the host's namespace; the
+// namespace is deleted after its test, even on failure, and the child is killed after
+// a bounded time.
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { requireHost } from '../support/privileges.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const UDP = fileURLToPath(new URL('../../src/runtime/udp.ts', import.meta.url));
+const CHILD_TIMEOUT_MS = 40_000;
+
+// The child: scenarios by name, each resolving to a JSON-able result.
+const FIXTURE = `
+import { UdpTransport, UdpError } from ${JSON.stringify(UDP)};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const until = async (f, ms = 5000) => { const end = Date.now() + ms; while (!f() && Date.now() < end) await sleep(5); };
+
+const scenarios = {
+  // Datagrams both ways over IPv4 and IPv6; endpoints as wg show prints them, cached.
+  async echo() {
+    const got = [];
+    const b = await UdpTransport.open(0, (data, from) => {
+      got.push({ text: Buffer.from(data).toString(), host: from.host, port: from.port, from });
+      b.send(data, from); // echo from inside the handler: flushed at the end of the batch
+    });
+    const back = [];
+    const a = await UdpTransport.open(0, (data, from) => back.push({ text: Buffer.from(data).toString(), host: from.host, port: from.port }));
+    const buf = new Uint8Array(64);
+    const send = (text, host) => { const n = Buffer.from(buf.buffer).write(text); a.send(buf.subarray(0, n), { host, port: b.port }); buf.fill(0); };
+    send('one', '127.0.0.1');
+    send('two', '::1');
+    send('three', '127.0.0.1');
+    send('mapped', '::ffff:127.0.0.1');
+    await until(() => back.length >= 4);
+    const r = {
+      aPort: a.port, bPort: b.port,
+      got: got.map(({ text, host, port }) => ({ text, host, port })),
+      back: back.map(({ text, host, port }) => ({ text, host, port })),
+      sameEndpoint: got[0].from === got[2].from,
+      stats: a.stats(),
+    };
+    a.close(); b.close(); a.close();
+    return r;
+  },
+
+  // A burst far larger than one sendmmsg and than the queue: everything sent either
+  // arrives, is counted as dropped, or was lost by the kernel's buffers; no crash.
+  async burst() {
+    let received = 0; let bytes = 0;
+    const b = await UdpTransport.open(0, (data) => { received++; bytes += data.length; });
+    const a = await UdpTransport.open(0, () => undefined);
+    const data = new Uint8Array(1400);
+    const to = { host: '127.0.0.1', port: b.port };
+    const total = 20000;
+    for (let turn = 0; turn < 20; turn++) {
+      for (let i = 0; i < total / 20; i++) { data[0] = i & 0xff; a.send(data, to); }
+      await sleep(1);
+    }
+    await until(() => received + a.stats().droppedSends >= total, 3000);
+    const r = { total, received, sizeOk: bytes === received * 1400, stats: a.stats(), bStats: b.stats() };
+    a.close(); b.close();
+    return r;
+  },
+
+  // A datagram larger than a receive slot is dropped and counted; unroutable sends are counted.
+  async limits() {
+    const got = [];
+    const b = await UdpTransport.open(0, (data) => got.push(data.length));
+    const a = await UdpTransport.open(0, () => undefined);
+    a.send(new Uint8Array(60000), { host: '127.0.0.1', port: b.port });
+    a.send(new Uint8Array(100), { host: '127.0.0.1', port: b.port });
+    a.send(new Uint8Array(100), { host: 'example.invalid', port: b.port });
+    a.send(new Uint8Array(100), { host: '127.0.0.1', port: 0 });
+    await until(() => got.length >= 1);
+    await sleep(50);
+    const r = { got, a: a.stats(), b: b.stats() };
+    a.close(); b.close();
+    return r;
+  },
+
+  // Ports: a fixed port, in use, rebind keeps the mark and the handler; close releases.
+  async ports() {
+    const seen = [];
+    const t = await UdpTransport.open(0, (d, from) => seen.push(from.port));
+    const port = t.port;
+    let inUse;
+    try { await UdpTransport.open(port, () => undefined); } catch (e) { inUse = e instanceof UdpError ? e.code : String(e); }
+    let badPort;
+    try { await UdpTransport.open(70000, () => undefined); } catch (e) { badPort = e.code; }
+    t.setMark(0x1234);
+    const other = await UdpTransport.open(0, () => undefined);
+    const next = other.port; other.close();
+    await t.rebind(next);
+    const peer = await UdpTransport.open(0, () => undefined);
+    peer.send(new Uint8Array(8), { host: '::1', port: next });
+    await until(() => seen.length >= 1);
+    const r = { rebound: t.port === next, fwmark: t.fwmark, inUse, badPort, seen: seen.length, fromPeer: seen[0] === peer.port };
+    t.close(); peer.close();
+    // The old and the new port are free again.
+    const again = await UdpTransport.open(next, () => undefined);
+    const again2 = await UdpTransport.open(port, () => undefined);
+    again.close(); again2.close();
+    r.reopened = true;
+    return r;
+  },
+};
+
+const name = process.argv[2];
+try {
+  const result = await scenarios[name]();
+  console.log(JSON.stringify(result));
+  // The sockets are closed: nothing keeps the loop alive, the process must exit by itself.
+} catch (e) {
+  console.log(JSON.stringify({ error: String(e), stack: e?.stack }));
+  process.exitCode = 1;
+}
+`;
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[], timeout = 10_000): Promise<Ran> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { cwd: ROOT, timeout, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+let namespaces = 0;
+const live = new Set<string>();
+const dir = mkdtempSync(join(tmpdir(), 'burrow-udp-'));
+const fixture = join(dir, 'udp-fixture.mts');
+writeFileSync(fixture, FIXTURE);
+
+async function deleteNetns(ns: string): Promise<void> {
+  await run('ip', ['netns', 'del', ns]);
+  live.delete(ns);
+}
+
+afterAll(async () => {
+  for (const ns of [...live]) await deleteNetns(ns);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+process.once('exit', () => {
+  for (const ns of live) {
+    try {
+      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore', timeout: 5_000 });
+    } catch {
+      // already gone
+    }
+  }
+});
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
+
+async function scenario(name: string): Promise<Json> {
+  const ns = `budp-${process.pid}-${++namespaces}`;
+  const added = await run('ip', ['netns', 'add', ns]);
+  if (added.code !== 0) throw new Error(`ip netns add ${ns}: ${added.stderr}`);
+  live.add(ns);
+  try {
+    const up = await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
+    if (up.code !== 0) throw new Error(`lo up in ${ns}: ${up.stderr}`);
+    const ran = await run('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', fixture, name], CHILD_TIMEOUT_MS);
+    const last = ran.stdout.trim().split('\n').pop() ?? '';
+    let result: Json;
+    try {
+      result = JSON.parse(last) as Json;
+    } catch {
+      throw new Error(`scenario ${name} printed no result (exit ${ran.code}):\n${ran.stdout}\n${ran.stderr}`);
+    }
+    if (result.error !== undefined) throw new Error(`scenario ${name} failed: ${result.error}\n${result.stack ?? ''}\n${ran.stderr}`);
+    expect(ran.code, `the child exits by itself once closed\n${ran.stderr}`).toBe(0);
+    return result;
+  } finally {
+    await deleteNetns(ns);
+  }
+}
+
+describe.skipIf(requireHost(['ip']))('UdpTransport (batched native sockets), in a network namespace', () => {
+  it('carries datagrams both ways over IPv4 and IPv6, with endpoints as wg prints them', async () => {
+    const r = await scenario('echo');
+    expect(r.aPort).toBeGreaterThan(0);
+    expect(r.got.map((g: Json) => g.text).sort()).toEqual(['mapped', 'one', 'three', 'two']);
+    for (const g of r.got) {
+      expect(g.port).toBe(r.aPort);
+      expect(g.host).toBe(g.text === 'two' ? '::1' : '127.0.0.1');
+    }
+    expect(r.back.map((g: Json) => g.text).sort()).toEqual(['mapped', 'one', 'three', 'two']);
+    for (const g of r.back) expect(g.port).toBe(r.bPort);
+    expect(r.sameEndpoint).toBe(true);
+    expect(r.stats).toEqual({ droppedSends: 0, unroutableSends: 0, failedSends: 0, truncatedReceives: 0 });
+  });
+
+  it('queues a burst beyond one sendmmsg, drops and counts what does not fit, and exits clean', async () => {
+    const r = await scenario('burst');
+    expect(r.sizeOk).toBe(true);
+    expect(r.received).toBeGreaterThan(1000);
+    expect(r.received + r.stats.droppedSends).toBeLessThanOrEqual(r.total);
+    expect(r.stats.failedSends).toBe(0);
+  });
+
+  it('drops and counts oversized datagrams and unroutable destinations', async () => {
+    const r = await scenario('limits');
+    expect(r.got).toEqual([100]);
+    expect(r.b.truncatedReceives).toBe(1);
+    expect(r.a.unroutableSends).toBe(2);
+  });
+
+  it('binds fixed ports, refuses one in use, rebinds keeping the mark, and frees ports on close', async () => {
+    const r = await scenario('ports');
+    expect(r.inUse).toBe('EADDRINUSE');
+    expect(r.badPort).toBe('ERR_UDP_PORT');
+    expect(r.rebound).toBe(true);
+    expect(r.fwmark).toBe(0x1234);
+    expect(r.fromPeer).toBe(true);
+    expect(r.reopened).toBe(true);
+  });
+});
