@@ -8,14 +8,10 @@
 #include <uv.h>
 
 #include <cstdint>
-#include <memory>
+
+#include "polled_fd.h"
 
 namespace burrow {
-
-struct PollState;
-
-// Throws a JS Error with code = errno name ("EPERM"), errno and syscall properties.
-[[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall);
 
 class TunFd : public Napi::ObjectWrap<TunFd> {
  public:
@@ -24,7 +20,6 @@ class TunFd : public Napi::ObjectWrap<TunFd> {
   // new TunFd(fd): checks that fd is open, makes it non-blocking and owns it from
   // then on (it is closed by close(), by the finalizer, or at environment teardown).
   explicit TunFd(const Napi::CallbackInfo& info);
-  ~TunFd() override;
 
  private:
   Napi::Value Fd(const Napi::CallbackInfo& info);
@@ -42,23 +37,7 @@ class TunFd : public Napi::ObjectWrap<TunFd> {
   // next call). Throws that error when the packet is the batch's `first`.
   bool WriteOne(Napi::Env env, const uint8_t* data, size_t len, bool first);
 
-  static void OnPoll(uv_poll_t* handle, int status, int events);
-  static void OnEnvCleanup(void* arg);
-  static void OnAsyncCleanup(napi_async_cleanup_hook_handle hook, void* arg);
-  static void OnPollClosed(uv_handle_t* handle);
-
-  void StopPolling();  // stops the poll handle; touches no JS state
-  void ClosePoll();    // starts closing the poll handle; touches no JS state
-  void Release();      // closes the poll handle and the fd; touches no JS state
-
-  napi_env env_;
-  int fd_ = -1;
-  PollState* poll_ = nullptr;
-  bool watching_ = false;
-  bool inCallback_ = false;
-  bool cleanupHook_ = false;
-  Napi::FunctionReference callback_;
-  std::unique_ptr<Napi::AsyncContext> asyncContext_;
+  PolledFd io_;  // the fd, its watcher and their teardown
 
   uint64_t truncatedReads_ = 0;
   uint64_t refusedWrites_ = 0;

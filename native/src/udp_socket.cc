@@ -12,8 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "tun_fd.h"  // ThrowErrno
-
 namespace burrow {
 
 namespace {
@@ -100,15 +98,19 @@ socklen_t FromRecord(int family, const uint8_t* rec, struct sockaddr_in6* out) {
   return sizeof(struct sockaddr_in6);
 }
 
-}  // namespace
+// watch()'s callback gets the ready events, or (-1, error code) once if polling failed,
+// after which watching has stopped.
+size_t UdpPollArgs(PolledFd& /*io*/, Napi::Env env, int status, int events, napi_value* args) {
+  if (status < 0) {
+    args[0] = Napi::Number::New(env, -1);
+    args[1] = Napi::String::New(env, ErrnoName(-status));
+    return 2;
+  }
+  args[0] = Napi::Number::New(env, events);
+  return 1;
+}
 
-// Outlives the UdpSocket that made it until uv_close() finishes; see PollState in
-// tun_fd.cc for why an async cleanup hook holds up environment teardown meanwhile.
-struct UdpPollState {
-  uv_poll_t handle;  // first member: libuv hands back &handle
-  UdpSocket* owner;
-  napi_async_cleanup_hook_handle hook = nullptr;
-};
+}  // namespace
 
 Napi::Function UdpSocket::Define(Napi::Env env) {
   return DefineClass(env, "UdpSocket",
@@ -123,7 +125,8 @@ Napi::Function UdpSocket::Define(Napi::Env env) {
                      });
 }
 
-UdpSocket::UdpSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpSocket>(info), env_(info.Env()) {
+UdpSocket::UdpSocket(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<UdpSocket>(info), io_(info.Env(), *this, "BurrowUdp", /*socket=*/true, UdpPollArgs) {
   Napi::Env env = info.Env();
   uint32_t family = ArgU32(info, 0);
   uint32_t port = ArgU32(info, 1);
@@ -161,64 +164,18 @@ UdpSocket::UdpSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpSocke
     ::close(fd);
     ThrowErrno(env, err, failed);
   }
-  fd_ = fd;
+  io_.Adopt(fd);
   family_ = int(family);
-  if (napi_add_env_cleanup_hook(env_, OnEnvCleanup, this) == napi_ok) cleanupHook_ = true;
 }
 
-UdpSocket::~UdpSocket() { Release(); }
-
-void UdpSocket::OnEnvCleanup(void* arg) {
-  auto* self = static_cast<UdpSocket*>(arg);
-  self->cleanupHook_ = false;
-  self->Release();
-}
-
-void UdpSocket::StopPolling() {
-  if (poll_ != nullptr && events_ != 0) uv_poll_stop(&poll_->handle);
-  events_ = 0;
-}
-
-void UdpSocket::ClosePoll() {
-  StopPolling();
-  UdpPollState* state = poll_;
-  if (state == nullptr) return;
-  poll_ = nullptr;
-  state->owner = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(&state->handle), OnPollClosed);
-}
-
-void UdpSocket::OnPollClosed(uv_handle_t* handle) {
-  auto* state = reinterpret_cast<UdpPollState*>(handle);
-  if (state->hook != nullptr) napi_remove_async_cleanup_hook(state->hook);
-  delete state;
-}
-
-void UdpSocket::OnAsyncCleanup(napi_async_cleanup_hook_handle /*hook*/, void* arg) {
-  auto* state = static_cast<UdpPollState*>(arg);
-  if (state->owner != nullptr) state->owner->ClosePoll();
-}
-
-void UdpSocket::Release() {
-  ClosePoll();
-  if (fd_ >= 0) {
-    ::close(fd_);
-    fd_ = -1;
-  }
-  if (cleanupHook_) {
-    napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
-    cleanupHook_ = false;
-  }
-}
-
-Napi::Value UdpSocket::Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+Napi::Value UdpSocket::Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), io_.fd()); }
 
 Napi::Value UdpSocket::Port(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (fd_ < 0) ThrowErrno(env, EBADF, "getsockname");
+  if (io_.fd() < 0) ThrowErrno(env, EBADF, "getsockname");
   struct sockaddr_in6 sa;
   socklen_t len = sizeof sa;
-  if (getsockname(fd_, reinterpret_cast<struct sockaddr*>(&sa), &len) < 0) ThrowErrno(env, errno, "getsockname");
+  if (getsockname(io_.fd(), reinterpret_cast<struct sockaddr*>(&sa), &len) < 0) ThrowErrno(env, errno, "getsockname");
   // sin_port and sin6_port sit at the same offset.
   return Napi::Number::New(env, ntohs(sa.sin6_port));
 }
@@ -237,7 +194,7 @@ Napi::Value UdpSocket::RecvBatch(const Napi::CallbackInfo& info) {
       uint64_t(max) * slotSize > arena.ByteLength() || uint64_t(max) * kAddrRecord > addrs.ByteLength()) {
     throw Napi::RangeError::New(env, "batch slots out of range");
   }
-  if (fd_ < 0) ThrowErrno(env, EBADF, "recvmmsg");
+  if (io_.fd() < 0) ThrowErrno(env, EBADF, "recvmmsg");
   if (max == 0) return Napi::Number::New(env, 0);
   scratch.Ensure(max);
   for (uint32_t i = 0; i < max; i++) {
@@ -253,7 +210,7 @@ Napi::Value UdpSocket::RecvBatch(const Napi::CallbackInfo& info) {
   }
   int r;
   do {
-    r = recvmmsg(fd_, scratch.msgs.data(), max, MSG_DONTWAIT, nullptr);
+    r = recvmmsg(io_.fd(), scratch.msgs.data(), max, MSG_DONTWAIT, nullptr);
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
     int err = errno;
@@ -288,7 +245,7 @@ Napi::Value UdpSocket::SendBatch(const Napi::CallbackInfo& info) {
   if (end > offsets.ElementLength() || end > lengths.ElementLength() || end * kAddrRecord > addrs.ByteLength()) {
     throw Napi::RangeError::New(env, "batch out of range");
   }
-  if (fd_ < 0) ThrowErrno(env, EBADF, "sendmmsg");
+  if (io_.fd() < 0) ThrowErrno(env, EBADF, "sendmmsg");
   uint32_t done = 0;
   while (done < count) {
     uint32_t n = count - done < kMaxBatch ? count - done : kMaxBatch;
@@ -307,7 +264,7 @@ Napi::Value UdpSocket::SendBatch(const Napi::CallbackInfo& info) {
       h.msg_iov = &scratch.iovs[k];
       h.msg_iovlen = 1;
     }
-    int r = sendmmsg(fd_, scratch.msgs.data(), n, MSG_DONTWAIT);
+    int r = sendmmsg(io_.fd(), scratch.msgs.data(), n, MSG_DONTWAIT);
     if (r > 0) {
       done += uint32_t(r);
       continue;
@@ -330,72 +287,13 @@ Napi::Value UdpSocket::Watch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsFunction()) throw Napi::TypeError::New(env, "callback must be a function");
   int events = int(ArgU32(info, 1)) & (UV_READABLE | UV_WRITABLE);
-  if (fd_ < 0) ThrowErrno(env, EBADF, "watch");
-  if (poll_ == nullptr) {
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) throw Napi::Error::New(env, "no libuv event loop");
-    auto* state = new UdpPollState{};
-    int r = uv_poll_init_socket(loop, &state->handle, fd_);
-    if (r < 0) {
-      delete state;
-      ThrowErrno(env, -r, "uv_poll_init");
-    }
-    state->owner = this;
-    if (napi_add_async_cleanup_hook(env, OnAsyncCleanup, state, &state->hook) != napi_ok) state->hook = nullptr;
-    poll_ = state;
-  }
-  if (callback_.IsEmpty() || callback_.Value() != info[0]) callback_ = Napi::Persistent(info[0].As<Napi::Function>());
-  if (!asyncContext_) asyncContext_ = std::make_unique<Napi::AsyncContext>(env, "BurrowUdp");
-  if (events == events_) return env.Undefined();
-  if (events == 0) {
-    StopPolling();
-    Unref();
-    return env.Undefined();
-  }
-  int r = uv_poll_start(&poll_->handle, events, OnPoll);
-  if (r < 0) ThrowErrno(env, -r, "uv_poll_start");
-  if (events_ == 0) Ref();  // a watched socket keeps the loop and itself alive
-  events_ = events;
+  io_.Watch(env, info[0].As<Napi::Function>(), events);
   return env.Undefined();
 }
 
 Napi::Value UdpSocket::Close(const Napi::CallbackInfo& info) {
-  if (events_ != 0) {
-    StopPolling();
-    Unref();
-  }
-  Release();
-  callback_.Reset();
-  if (!inCallback_) asyncContext_.reset();
+  io_.Close();
   return info.Env().Undefined();
-}
-
-void UdpSocket::OnPoll(uv_poll_t* handle, int status, int events) {
-  UdpSocket* self = reinterpret_cast<UdpPollState*>(handle)->owner;
-  if (self == nullptr || self->events_ == 0 || self->callback_.IsEmpty()) return;
-  Napi::Env env(self->env_);
-  Napi::HandleScope scope(env);
-  Napi::Object recv = self->Value();
-  Napi::Function callback = self->callback_.Value();
-  napi_value args[2];
-  size_t argc = 1;
-  if (status < 0) {
-    self->StopPolling();
-    self->Unref();
-    args[0] = Napi::Number::New(env, -1);
-    args[1] = Napi::String::New(env, ErrnoName(-status));
-    argc = 2;
-  } else {
-    args[0] = Napi::Number::New(env, events);
-  }
-  self->inCallback_ = true;
-  try {
-    callback.MakeCallback(recv, argc, args, *self->asyncContext_);
-  } catch (const Napi::Error& e) {
-    napi_fatal_exception(env, e.Value());
-  }
-  self->inCallback_ = false;
-  if (self->fd_ < 0) self->asyncContext_.reset();
 }
 
 Napi::Value UdpSocket::Stats(const Napi::CallbackInfo& info) {

@@ -12,11 +12,10 @@
 #include <uv.h>
 
 #include <cstdint>
-#include <memory>
+
+#include "polled_fd.h"
 
 namespace burrow {
-
-struct UdpPollState;
 
 class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
  public:
@@ -25,7 +24,6 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   // new UdpSocket(family 4 | 6, port, bufferBytes): creates and binds the socket to
   // the wildcard address (IPv6: IPV6_V6ONLY), throws an errno error on failure.
   explicit UdpSocket(const Napi::CallbackInfo& info);
-  ~UdpSocket() override;
 
  private:
   Napi::Value Fd(const Napi::CallbackInfo& info);
@@ -36,24 +34,8 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
 
-  static void OnPoll(uv_poll_t* handle, int status, int events);
-  static void OnEnvCleanup(void* arg);
-  static void OnAsyncCleanup(napi_async_cleanup_hook_handle hook, void* arg);
-  static void OnPollClosed(uv_handle_t* handle);
-
-  void StopPolling();
-  void ClosePoll();
-  void Release();
-
-  napi_env env_;
-  int fd_ = -1;
+  PolledFd io_;  // the socket, its watcher and their teardown
   int family_ = 4;
-  UdpPollState* poll_ = nullptr;
-  int events_ = 0;  // the mask libuv is watching; 0 = stopped
-  bool inCallback_ = false;
-  bool cleanupHook_ = false;
-  Napi::FunctionReference callback_;
-  std::unique_ptr<Napi::AsyncContext> asyncContext_;
 
   uint64_t truncatedReceives_ = 0;
   uint64_t failedSends_ = 0;
