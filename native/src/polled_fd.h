@@ -1,9 +1,13 @@
 // PolledFd: the lifecycle shared by the addon's objects that own a file descriptor
 // watched by libuv (TunFd, UdpSocket): the fd itself, the uv_poll_t and the JS callback
 // it drives, and the hooks that close both at environment teardown, so that a worker
-// thread can exit while watching. The owning ObjectWrap holds one as a member and keeps
-// only what is specific to it (its reads and writes, and how a poll result is passed to
-// JS). Nothing here touches JS state except Watch, Unwatch, Close and the poll callback.
+// thread can exit while watching. Nothing here touches JS state except Watch, Unwatch,
+// Close and the poll callback.
+//
+// PolledWrap<T>: the Napi::ObjectWrap<T> base (CRTP, like ObjectWrap itself) of such an
+// object. It holds the PolledFd and gives the JS members the objects share (the `fd`
+// accessor and close()), so that T keeps only what is specific to it: its reads and
+// writes, and how a poll result is passed to JS.
 #pragma once
 
 #include <napi.h>
@@ -32,8 +36,8 @@ class PolledFd {
   using PollArgs = size_t (*)(PolledFd& io, Napi::Env env, int status, int events,
                               napi_value* args);
 
-  // `owner` is the ObjectWrap this is a member of: it is referenced while watching and
-  // is the callback's receiver. `socket` selects uv_poll_init_socket over uv_poll_init.
+  // `owner` is the ObjectWrap this belongs to: it is referenced while watching and is
+  // the callback's receiver. `socket` selects uv_poll_init_socket over uv_poll_init.
   PolledFd(Napi::Env env, Napi::Reference<Napi::Object>& owner, const char* resourceName,
            bool socket, PollArgs pollArgs);
   ~PolledFd();
@@ -79,6 +83,37 @@ class PolledFd {
   bool cleanupHook_ = false;
   Napi::FunctionReference callback_;
   std::unique_ptr<Napi::AsyncContext> asyncContext_;
+};
+
+template <typename T>
+class PolledWrap : public Napi::ObjectWrap<T> {
+ protected:
+  using Property = typename Napi::ObjectWrap<T>::PropertyDescriptor;
+
+  PolledWrap(const Napi::CallbackInfo& info, const char* resourceName, bool socket,
+             PolledFd::PollArgs pollArgs)
+      : Napi::ObjectWrap<T>(info), io_(info.Env(), *this, resourceName, socket, pollArgs) {}
+
+  // For T::Define: the `fd` accessor (-1 once closed), and close(), which stops
+  // watching, closes the poll handle and the fd, and drops the callback.
+  static Property FdAccessor() {
+    return Napi::ObjectWrap<T>::InstanceAccessor("fd", static_cast<Method>(&PolledWrap::Fd),
+                                                 nullptr);
+  }
+  static Property CloseMethod() {
+    return Napi::ObjectWrap<T>::InstanceMethod("close", static_cast<Method>(&PolledWrap::Close));
+  }
+
+  PolledFd io_;  // the fd, its watcher and their teardown
+
+ private:
+  using Method = Napi::Value (T::*)(const Napi::CallbackInfo& info);
+
+  Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), io_.fd()); }
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    io_.Close();
+    return info.Env().Undefined();
+  }
 };
 
 }  // namespace burrow

@@ -78,20 +78,19 @@ size_t TunPollArgs(PolledFd& io, Napi::Env env, int status, int /*events*/,
 Napi::Function TunFd::Define(Napi::Env env) {
   return DefineClass(env, "TunFd",
                      {
-                         InstanceAccessor<&TunFd::Fd>("fd"),
+                         FdAccessor(),
                          InstanceMethod<&TunFd::ReadBatch>("readBatch"),
                          InstanceMethod<&TunFd::WriteBatch>("writeBatch"),
                          InstanceMethod<&TunFd::WritePackets>("writePackets"),
                          InstanceMethod<&TunFd::Watch>("watch"),
                          InstanceMethod<&TunFd::Unwatch>("unwatch"),
-                         InstanceMethod<&TunFd::Close>("close"),
+                         CloseMethod(),
                          InstanceMethod<&TunFd::Stats>("stats"),
                      });
 }
 
 TunFd::TunFd(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<TunFd>(info),
-      io_(info.Env(), *this, "BurrowTun", /*socket=*/false, TunPollArgs) {
+    : PolledWrap<TunFd>(info, "BurrowTun", /*socket=*/false, TunPollArgs) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "fd must be a number");
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -103,10 +102,6 @@ TunFd::TunFd(const Napi::CallbackInfo& info)
   }
   // Only now is the fd ours: a constructor that throws leaves it to the caller.
   io_.Adopt(fd);
-}
-
-Napi::Value TunFd::Fd(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), io_.fd());
 }
 
 // readBatch(arena, slotSize, headroom, lengths, max) -> number of packets read into
@@ -223,11 +218,6 @@ Napi::Value TunFd::Watch(const Napi::CallbackInfo& info) {
 // strong reference to JS and can be garbage-collected (and its fd closed).
 Napi::Value TunFd::Unwatch(const Napi::CallbackInfo& info) {
   io_.Unwatch();
-  return info.Env().Undefined();
-}
-
-Napi::Value TunFd::Close(const Napi::CallbackInfo& info) {
-  io_.Close();
   return info.Env().Undefined();
 }
 

@@ -13,7 +13,7 @@
 
 namespace burrow {
 
-class TunFd : public Napi::ObjectWrap<TunFd> {
+class TunFd : public PolledWrap<TunFd> {
  public:
   static Napi::Function Define(Napi::Env env);
 
@@ -22,13 +22,11 @@ class TunFd : public Napi::ObjectWrap<TunFd> {
   explicit TunFd(const Napi::CallbackInfo& info);
 
  private:
-  Napi::Value Fd(const Napi::CallbackInfo& info);
   Napi::Value ReadBatch(const Napi::CallbackInfo& info);
   Napi::Value WriteBatch(const Napi::CallbackInfo& info);
   Napi::Value WritePackets(const Napi::CallbackInfo& info);
   Napi::Value Watch(const Napi::CallbackInfo& info);
   Napi::Value Unwatch(const Napi::CallbackInfo& info);
-  Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
 
   // Writes one packet. Returns true when the packet was consumed (written, or refused
@@ -36,8 +34,6 @@ class TunFd : public Napi::ObjectWrap<TunFd> {
   // or another error after earlier packets of the batch went out (it recurs on the
   // next call). Throws that error when the packet is the batch's `first`.
   bool WriteOne(Napi::Env env, const uint8_t* data, size_t len, bool first);
-
-  PolledFd io_;  // the fd, its watcher and their teardown
 
   uint64_t truncatedReads_ = 0;
   uint64_t refusedWrites_ = 0;

@@ -115,18 +115,18 @@ size_t UdpPollArgs(PolledFd& /*io*/, Napi::Env env, int status, int events, napi
 Napi::Function UdpSocket::Define(Napi::Env env) {
   return DefineClass(env, "UdpSocket",
                      {
-                         InstanceAccessor<&UdpSocket::Fd>("fd"),
+                         FdAccessor(),
                          InstanceAccessor<&UdpSocket::Port>("port"),
                          InstanceMethod<&UdpSocket::RecvBatch>("recvBatch"),
                          InstanceMethod<&UdpSocket::SendBatch>("sendBatch"),
                          InstanceMethod<&UdpSocket::Watch>("watch"),
-                         InstanceMethod<&UdpSocket::Close>("close"),
+                         CloseMethod(),
                          InstanceMethod<&UdpSocket::Stats>("stats"),
                      });
 }
 
 UdpSocket::UdpSocket(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<UdpSocket>(info), io_(info.Env(), *this, "BurrowUdp", /*socket=*/true, UdpPollArgs) {
+    : PolledWrap<UdpSocket>(info, "BurrowUdp", /*socket=*/true, UdpPollArgs) {
   Napi::Env env = info.Env();
   uint32_t family = ArgU32(info, 0);
   uint32_t port = ArgU32(info, 1);
@@ -167,8 +167,6 @@ UdpSocket::UdpSocket(const Napi::CallbackInfo& info)
   io_.Adopt(fd);
   family_ = int(family);
 }
-
-Napi::Value UdpSocket::Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), io_.fd()); }
 
 Napi::Value UdpSocket::Port(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -289,11 +287,6 @@ Napi::Value UdpSocket::Watch(const Napi::CallbackInfo& info) {
   int events = int(ArgU32(info, 1)) & (UV_READABLE | UV_WRITABLE);
   io_.Watch(env, info[0].As<Napi::Function>(), events);
   return env.Undefined();
-}
-
-Napi::Value UdpSocket::Close(const Napi::CallbackInfo& info) {
-  io_.Close();
-  return info.Env().Undefined();
 }
 
 Napi::Value UdpSocket::Stats(const Napi::CallbackInfo& info) {

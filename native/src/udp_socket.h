@@ -17,7 +17,7 @@
 
 namespace burrow {
 
-class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
+class UdpSocket : public PolledWrap<UdpSocket> {
  public:
   static Napi::Function Define(Napi::Env env);
 
@@ -26,15 +26,12 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   explicit UdpSocket(const Napi::CallbackInfo& info);
 
  private:
-  Napi::Value Fd(const Napi::CallbackInfo& info);
   Napi::Value Port(const Napi::CallbackInfo& info);
   Napi::Value RecvBatch(const Napi::CallbackInfo& info);
   Napi::Value SendBatch(const Napi::CallbackInfo& info);
   Napi::Value Watch(const Napi::CallbackInfo& info);
-  Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
 
-  PolledFd io_;  // the socket, its watcher and their teardown
   int family_ = 4;
 
   uint64_t truncatedReceives_ = 0;
