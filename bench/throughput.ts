@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../crypto/keys.js';
+import { logPath } from '../src/cli/daemon.js';
 import { CLI, writeConf } from '../test/support/burrow.js';
 import { createPair, type Netns, type Pair } from '../test/support/netns.js';
 import { startWireguardGo } from '../test/support/wireguard-go.js';
@@ -93,6 +94,7 @@ async function burrow(seconds: number, runs: number): Promise<Sample> {
       await p.b.exec(process.execPath, [CLI, 'down', ifB]).catch(() => undefined);
       await p.a.exec(process.execPath, [CLI, 'down', ifA]).catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
+      for (const ifname of [ifA, ifB]) rmSync(logPath(ifname), { force: true });
     }
   });
 }

@@ -3,39 +3,16 @@
 // that tables and queues stay bounded and to learn which keypair (and so which peer, and
 // how old) sealed or opened each transport message.
 //
-// They come from Device.inspect(); the narrower view types here say what the checks use.
+// They come from Device.inspect(); the names here are the ones the checks use.
 
-import type { Device } from '../../tunnel/device.js';
+import type { Device, DeviceInspection, IndexEntry } from '../../tunnel/device.js';
+import type { Keypair } from '../../tunnel/keypair.js';
+import type { Peer } from '../../tunnel/peer.js';
 
-export interface KeypairView {
-  readonly sendKey: Uint8Array;
-  readonly receiveKey: Uint8Array;
-  readonly localIndex: number;
-  readonly remoteIndex: number;
-  readonly isInitiator: boolean;
-  readonly created: number;
-  readonly sendCounter: number;
-}
-
-export interface PeerView {
-  readonly name: string;
-  readonly keypairs: { current?: KeypairView | undefined; previous?: KeypairView | undefined; next?: KeypairView | undefined };
-  readonly staged: { buf: Uint8Array; length: number }[] | undefined;
-  readonly handshake: { kind: string; localIndex?: number };
-  readonly endpoint: { host: string; port: number } | undefined;
-}
-
-export interface IndexEntryView {
-  readonly peer: PeerView;
-  readonly keypair: KeypairView | undefined;
-}
-
-export interface DeviceView {
-  readonly indexTable: ReadonlyMap<number, IndexEntryView>;
-  readonly peers: ReadonlyMap<string, PeerView>;
-  readonly heapLength: number;
-  readonly stagedBytes: number;
-}
+export type KeypairView = Keypair;
+export type PeerView = Peer;
+export type IndexEntryView = IndexEntry;
+export type DeviceView = DeviceInspection;
 
 export function inspect(device: Device): DeviceView {
   return device.inspect();

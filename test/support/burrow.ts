@@ -1,6 +1,7 @@
 // Runs the built `burrow` CLI inside test namespaces, with wg-quick files the test
 // writes (0600, in a private temp dir), and moves checksummed data over TCP.
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { logPath } from '../../src/cli/daemon.js';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,6 +50,7 @@ export async function up(scope: NetnsScope, ns: Netns, conf: string, ifname: str
   if (r.code !== 0) throw new Error(`burrow up ${conf} failed (${r.code}): ${r.stderr}`);
   scope.defer(async () => {
     await burrow(ns, ['down', ifname]);
+    rmSync(logPath(ifname), { force: true });
   });
   return r.stdout;
 }
