@@ -358,7 +358,7 @@ function planPeers(request: UapiSetRequest, backend: UapiBackend): PeerAction[] 
   if (!needExisting && upperBound <= MAX_PEERS) return request.peers.map((p) => (p.remove ? 'remove' : 'set'));
 
   // Replay the request over the set of keys the device holds.
-  const keys = request.replacePeers ? new Set<string>() : new Set(device.peerStatus(backend.now()).map((s) => s.publicKey));
+  const keys = request.replacePeers ? new Set<string>() : new Set(device.inspect().peers.keys()); // key text, no status built
   let own = encodeKey(device.publicKey);
   if (request.privateKey !== undefined) {
     own = encodeKey(publicKeyOf(request.privateKey));
