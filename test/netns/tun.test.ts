@@ -3,82 +3,21 @@
 // addresses them and moves packets, then reports what it saw as one JSON line.
 // Nothing here touches the host's own namespace; every namespace is deleted after
 // its test, even on failure, and every child is killed after a bounded time.
-import { execFile, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { requireHost } from '../support/privileges.js';
+import { type Json, runScenario } from '../support/scenario.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./fixtures/tun-fixture.ts', import.meta.url));
 const CHILD_TIMEOUT_MS = 40_000;
-
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], timeout = 10_000): Promise<Ran> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: ROOT, timeout, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-let namespaces = 0;
-const live = new Set<string>();
-
-async function deleteNetns(ns: string): Promise<void> {
-  await run('ip', ['netns', 'del', ns]);
-  live.delete(ns);
-}
-
-afterAll(async () => {
-  for (const ns of [...live]) await deleteNetns(ns);
-});
-
-// Should the runner be stopped mid-test, still delete what this file created.
-process.once('exit', () => {
-  for (const ns of live) {
-    try {
-      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore', timeout: 5_000 });
-    } catch {
-      // already gone
-    }
-  }
-});
-
-// A scenario's findings: plain JSON, whose shape each test states by what it expects.
-type Json = Record<string, any>;
 
 /**
  * Runs one fixture scenario in a fresh namespace; `wrap` goes between
  * `ip netns exec NS` and node (unshare, setpriv).
  */
 async function scenario(name: string, args: string[] = [], wrap: string[] = []): Promise<Json> {
-  const ns = `btun-${process.pid}-${++namespaces}`;
-  const added = await run('ip', ['netns', 'add', ns]);
-  if (added.code !== 0) throw new Error(`ip netns add ${ns}: ${added.stderr}`);
-  live.add(ns);
-  try {
-    const node = [process.execPath, '--expose-gc', '--import', 'tsx', FIXTURE, name, ...args];
-    const ran = await run('ip', ['netns', 'exec', ns, ...wrap, ...node], CHILD_TIMEOUT_MS);
-    const last = ran.stdout.trim().split('\n').pop() ?? '';
-    let result: Json;
-    try {
-      result = JSON.parse(last) as Json;
-    } catch {
-      throw new Error(`scenario ${name} printed no result (exit ${ran.code}):\n${ran.stdout}\n${ran.stderr}`);
-    }
-    if (result.error !== undefined) {
-      throw new Error(`scenario ${name} failed: ${result.error}\n${result.stack ?? ''}\n${ran.stderr}`);
-    }
-    return result;
-  } finally {
-    await deleteNetns(ns);
-  }
+  const node = [process.execPath, '--expose-gc', '--import', 'tsx', FIXTURE, name, ...args];
+  return (await runScenario('btun', node, { wrap, timeoutMs: CHILD_TIMEOUT_MS })).result;
 }
 
 describe.skipIf(requireHost(['ip', 'ping', 'unshare', 'setpriv']))('TunDevice on Linux, in a network namespace', () => {

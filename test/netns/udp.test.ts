@@ -3,15 +3,14 @@
 // reports what it saw as one JSON line. Nothing here touches the host's namespace; the
 // namespace is deleted after its test, even on failure, and the child is killed after
 // a bounded time.
-import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireHost } from '../support/privileges.js';
+import { type Json, runScenario } from '../support/scenario.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const UDP = fileURLToPath(new URL('../../src/runtime/udp.ts', import.meta.url));
 const CHILD_TIMEOUT_MS = 40_000;
 
@@ -122,72 +121,15 @@ try {
 }
 `;
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], timeout = 10_000): Promise<Ran> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: ROOT, timeout, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-let namespaces = 0;
-const live = new Set<string>();
 const dir = mkdtempSync(join(tmpdir(), 'burrow-udp-'));
 const fixture = join(dir, 'udp-fixture.mts');
 writeFileSync(fixture, FIXTURE);
-
-async function deleteNetns(ns: string): Promise<void> {
-  await run('ip', ['netns', 'del', ns]);
-  live.delete(ns);
-}
-
-afterAll(async () => {
-  for (const ns of [...live]) await deleteNetns(ns);
-  rmSync(dir, { recursive: true, force: true });
-});
-
-process.once('exit', () => {
-  for (const ns of live) {
-    try {
-      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore', timeout: 5_000 });
-    } catch {
-      // already gone
-    }
-  }
-});
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Json = Record<string, any>;
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function scenario(name: string): Promise<Json> {
-  const ns = `budp-${process.pid}-${++namespaces}`;
-  const added = await run('ip', ['netns', 'add', ns]);
-  if (added.code !== 0) throw new Error(`ip netns add ${ns}: ${added.stderr}`);
-  live.add(ns);
-  try {
-    const up = await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
-    if (up.code !== 0) throw new Error(`lo up in ${ns}: ${up.stderr}`);
-    const ran = await run('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', fixture, name], CHILD_TIMEOUT_MS);
-    const last = ran.stdout.trim().split('\n').pop() ?? '';
-    let result: Json;
-    try {
-      result = JSON.parse(last) as Json;
-    } catch {
-      throw new Error(`scenario ${name} printed no result (exit ${ran.code}):\n${ran.stdout}\n${ran.stderr}`);
-    }
-    if (result.error !== undefined) throw new Error(`scenario ${name} failed: ${result.error}\n${result.stack ?? ''}\n${ran.stderr}`);
-    expect(ran.code, `the child exits by itself once closed\n${ran.stderr}`).toBe(0);
-    return result;
-  } finally {
-    await deleteNetns(ns);
-  }
+  const ran = await runScenario('budp', [process.execPath, '--import', 'tsx', fixture, name], { timeoutMs: CHILD_TIMEOUT_MS });
+  expect(ran.code, `the child exits by itself once closed\n${ran.stderr}`).toBe(0);
+  return ran.result;
 }
 
 describe.skipIf(requireHost(['ip']))('UdpTransport (batched native sockets), in a network namespace', () => {
