@@ -93,6 +93,15 @@ async function host(scope: ReturnType<typeof netnsSuite>): Promise<{ ns: Netns; 
   await ns.exec('ip', ['link', 'set', 'up1', 'up']);
   await ns.exec('ip', ['link', 'set', 'up0', 'up']);
   await ns.exec('ip', ['route', 'add', 'default', 'via', '198.51.100.1', 'dev', 'up0']);
+  // The kernel finishes some of this later (IPv6 duplicate address detection, lo's ::1
+  // route): wait until two snapshots agree, so "before" is not taken half way.
+  let last = JSON.stringify(await snapshot(ns));
+  for (let i = 0; i < 30; i++) {
+    await new Promise((r) => setTimeout(r, 150));
+    const now = JSON.stringify(await snapshot(ns));
+    if (now === last && !now.includes('"tentative"')) break;
+    last = now;
+  }
   return { ns, exec: createExec(['ip', 'netns', 'exec', ns.name]), tun };
 }
 

@@ -2,23 +2,25 @@
 //
 // applyLinux reads what it needs from the live system (whether the interface exists and
 // its current MTU and state, the first free table for a full tunnel, the MTU of the route
-// to the endpoint when none is configured), then runs plan.ts's steps in order. Each step
-// that changed something leaves an undo behind; if a step fails, the undos run newest
-// first and the error names the failed command and its stderr. undo() runs them the same
-// way when the tunnel goes down.
+// to the endpoint when none is configured), then runs plan.ts's steps in order. Before
+// each step changes anything, its undo (a LinuxUndo record, undo.ts) goes onto the
+// caller's UndoStack, which a session persists to its journal; if a step fails, the
+// undos of the steps before it run newest first and the error names the failed command
+// and its stderr. undo() runs them the same way when the tunnel goes down. A failed undo
+// keeps the steps that failed; calling undo() again retries them.
 //
-// Undoing tolerates what has already gone: routes and addresses vanish with their
-// interface (and IPv6 addresses with the link going down), so "Cannot find device", "No
-// such process" and friends count as done. Policy rules do not vanish with the interface
-// and are always deleted. A failed undo keeps the steps that failed; calling undo()
-// again retries them.
+// While the tunnel runs, syncRoutes() keeps the routes in step with the peers' allowed
+// IPs (`wg set … allowed-ips`), journalled the same way.
 
 import type { TunnelSettings } from '../../policy/index.js';
 import { DEFAULT_FWMARK, TUNNEL_OVERHEAD_BYTES } from '../../policy/index.js';
 import { type DnsMethod, detectDnsMethod } from './dns.js';
 import { type CommandFailure, describeFailure, LinuxPlatformError, renderCommand } from './errors.js';
 import { createExec, type Exec, type ExecResult } from './exec.js';
-import { checkIfname, type LinuxStep, needsBypass, planLinux, renderStep, SRC_VALID_MARK } from './plan.js';
+import type { IpPrefix } from '../../config/index.js';
+import { UndoStack } from '../undo.js';
+import { checkIfname, type LinuxStep, needsBypass, planLinux, renderStep, routeSteps } from './plan.js';
+import { describeUndo, type LinuxUndo, undoLinux } from './undo.js';
 
 export interface ApplyLinuxOptions {
   /** The tunnel interface, created beforehand by the runtime. */
@@ -35,6 +37,11 @@ export interface ApplyLinuxOptions {
   readonly allowUnenforced?: boolean;
   /** Called with each command that changes the system, before it runs (wg-quick's "[#] …"). */
   readonly log?: (command: string) => void;
+  /**
+   * Where each change's undo is recorded before the change is made: a session's journal.
+   * Default: a stack of applyLinux's own, in memory.
+   */
+  readonly undo?: UndoStack<LinuxUndo>;
 }
 
 export interface AppliedLinux {
@@ -55,15 +62,14 @@ export interface AppliedLinux {
   readonly commands: readonly string[];
   /** Removes what was added, newest first. Idempotent; succeeds when the interface is gone. */
   undo(): Promise<void>;
+  /**
+   * Brings the routes in step with `allowedIPs`, the union of every peer's allowed IPs now:
+   * a prefix that appeared gets its route, one that went away loses it. A /0 that was not
+   * there at `up` is not routed (its bypass rules and mark are made only at `up`, as
+   * wg-quick makes them); it is reported in `skipped`.
+   */
+  syncRoutes(allowedIPs: readonly IpPrefix[]): Promise<{ added: string[]; removed: string[]; skipped: string[] }>;
 }
-
-interface Undo {
-  readonly what: string;
-  readonly run: () => Promise<void>;
-}
-
-/** Messages of "it is already gone" when deleting (LC_ALL=C). */
-const GONE = /No such process|Cannot find device|address not found|Cannot assign requested address|No such file or directory|does not exist/i;
 
 /** The first candidates for a full tunnel's table are tried up to this many. */
 const TABLE_SEARCH_LIMIT = 1024;
@@ -84,13 +90,6 @@ class Runner {
     const result = await this.exec(argv[0]!, argv.slice(1), input === undefined ? undefined : { input });
     if (result.exitCode !== 0) throw commandError({ command: argv, ...result });
     return result;
-  }
-
-  /** Runs a deletion; "already gone" counts as success. */
-  async remove(argv: readonly string[]): Promise<void> {
-    this.log?.(renderCommand(argv));
-    const result = await this.exec(argv[0]!, argv.slice(1));
-    if (result.exitCode !== 0 && !GONE.test(result.stderr)) throw commandError({ command: argv, ...result });
   }
 }
 
@@ -209,88 +208,61 @@ interface StepContext {
   readonly run: Runner;
   readonly ifname: string;
   readonly bypassTable: number | undefined;
+  readonly stack: UndoStack<LinuxUndo>;
 }
 
-/** Applies one step; returns its undo, or undefined when nothing was changed. */
-async function applyStep(step: LinuxStep, ctx: StepContext): Promise<{ undo: Undo | undefined; ran: boolean }> {
-  const { run, ifname } = ctx;
+/** Applies one step, its undo recorded first; returns the undo's id, or undefined when nothing was changed. */
+async function applyStep(step: LinuxStep, ctx: StepContext): Promise<{ id: number | undefined; ran: boolean }> {
+  const { run, ifname, stack } = ctx;
+  const change = async (undo: LinuxUndo, make: () => Promise<unknown>): Promise<{ id: number; ran: true }> => {
+    const id = stack.intend(describeUndo(undo), undo);
+    try {
+      await make();
+    } catch (e) {
+      stack.cancel(id);
+      throw e;
+    }
+    return { id, ran: true };
+  };
   switch (step.kind) {
     case 'command': {
       const prefix = step.unlessRouteOnDevice;
       if (prefix !== undefined) {
         const f = prefix.family === 4 ? '-4' : '-6';
         const found = await run.must(['ip', '-j', f, 'route', 'show', 'dev', ifname, 'match', prefix.text], undefined, true);
-        if (parseJsonArray(found.stdout, 'ip route show').length > 0) return { undo: undefined, ran: false };
+        if (parseJsonArray(found.stdout, 'ip route show').length > 0) return { id: undefined, ran: false };
       }
-      await run.must(step.argv, step.input);
-      return { undo: { what: renderCommand(step.undo), run: () => run.remove(step.undo) }, ran: true };
+      return change({ kind: 'command', argv: step.undo }, () => run.must(step.argv, step.input));
     }
     case 'link': {
       const before = await linkState(run, ifname);
-      await run.must(step.argv);
-      if (before.up && before.mtu === step.mtu) return { undo: undefined, ran: true };
-      const argv = ['ip', 'link', 'set', 'dev', ifname, 'mtu', String(before.mtu), ...(before.up ? [] : ['down'])];
-      return { undo: { what: renderCommand(argv), run: () => run.remove(argv) }, ran: true };
+      if (before.up && before.mtu === step.mtu) {
+        await run.must(step.argv);
+        return { id: undefined, ran: true };
+      }
+      return change({ kind: 'link', ifname, mtu: before.mtu, up: before.up }, () => run.must(step.argv));
     }
     case 'sysctl': {
       const before = (await run.must(['sysctl', '-n', step.key], undefined, true)).stdout.trim();
-      if (before === step.value) return { undo: undefined, ran: false };
-      await run.must(['sysctl', '-q', '-w', `${step.key}=${step.value}`]);
-      const restore = ['sysctl', '-q', '-w', `${step.key}=${before}`];
-      return {
-        undo: {
-          what: renderCommand(restore),
-          run: async () => {
-            // wg-quick never turns src_valid_mark off again. Burrow does, unless another
-            // tunnel's fwmark rule (one not ours) is still there and may rely on it.
-            if (step.key === SRC_VALID_MARK) {
-              const rules = parseJsonArray((await run.must(['ip', '-j', '-4', 'rule', 'show'], undefined, true)).stdout, 'ip rule show');
-              const others = rules.some((r) => typeof r.fwmark === 'string' && Number(r.fwmark) !== ctx.bypassTable);
-              if (others) return;
-            }
-            await run.must(restore);
-          },
-        },
-        ran: true,
-      };
+      if (before === step.value) return { id: undefined, ran: false };
+      const undo: LinuxUndo = { kind: 'sysctl', key: step.key, value: before, ...(ctx.bypassTable === undefined ? {} : { ownMark: ctx.bypassTable }) };
+      return change(undo, () => run.must(['sysctl', '-q', '-w', `${step.key}=${step.value}`]));
     }
     case 'resolv-conf': {
       const read = await run.query(['cat', step.path]);
       if (read.exitCode !== 0 && !/No such file/.test(read.stderr)) throw commandError({ command: ['cat', step.path], ...read });
-      const original = read.exitCode === 0 ? read.stdout : undefined;
-      await run.must(['tee', step.path], step.content);
-      return {
-        undo: {
-          what: `restore ${step.path}`,
-          run: async () => {
-            const now = await run.query(['cat', step.path]);
-            // Rewritten by someone else since (a DHCP client, the user): theirs is newer.
-            if (now.exitCode !== 0 || now.stdout !== step.content) return;
-            if (original === undefined) await run.must(['rm', '-f', step.path]);
-            else await run.must(['tee', step.path], original);
-          },
-        },
-        ran: true,
-      };
+      const original = read.exitCode === 0 ? read.stdout : null;
+      return change({ kind: 'resolv-conf', path: step.path, original, written: step.content }, () => run.must(['tee', step.path], step.content));
     }
   }
 }
 
-/** Runs undos newest first, keeping going past failures; returns the errors and the undos that failed. */
-async function unwind(undos: Undo[]): Promise<{ errors: Error[]; failed: Undo[] }> {
-  const errors: Error[] = [];
-  const failed: Undo[] = [];
-  while (undos.length > 0) {
-    const undo = undos.pop()!;
-    try {
-      await undo.run();
-    } catch (error) {
-      errors.push(error instanceof Error ? error : new Error(String(error)));
-      failed.unshift(undo);
-    }
-  }
-  return { errors, failed };
+function failedUndos(errors: readonly { what: string; error: Error }[]): string {
+  return errors.map((e) => `${e.what}: ${e.error.message}`).join('; ');
 }
+
+/** Identifies a route step by the command that adds it. */
+const routeKey = (step: LinuxStep): string => (step.kind === 'command' ? step.argv.join(' ') : '');
 
 /**
  * Installs `settings` on the existing interface `opts.ifname`: addresses, MTU and link
@@ -309,7 +281,9 @@ export async function applyLinux(settings: TunnelSettings, opts: ApplyLinuxOptio
         `${missing.length > 1 ? 'them' : 'it'} (allowUnenforced brings it up anyway)`,
     );
   }
-  const run = new Runner(opts.exec ?? createExec(), opts.log);
+  const exec = opts.exec ?? createExec();
+  const run = new Runner(exec, opts.log);
+  const stack = opts.undo ?? new UndoStack<LinuxUndo>((undo) => undoLinux(undo, exec, opts.log));
   const dns = opts.dns ?? detectDnsMethod();
 
   // Fails with "Device "x" does not exist." before anything is changed.
@@ -325,25 +299,31 @@ export async function applyLinux(settings: TunnelSettings, opts: ApplyLinuxOptio
   const mtu = settings.mtuSource === 'config' ? settings.mtu : Math.min(settings.mtu, await wgQuickMtu(run, settings));
   const steps = planLinux(settings, ifname, { bypassTable, mtu, dns });
 
-  let undos: Undo[] = [];
+  const ours = new Set<number>();
+  /** The routes added for allowed IPs, by the command that added them: what syncRoutes diffs against. */
+  const routes = new Map<string, number>();
   const commands: string[] = [];
-  const ctx: StepContext = { run, ifname, bypassTable };
+  const ctx: StepContext = { run, ifname, bypassTable, stack };
+  const isRoute = (step: LinuxStep): boolean => step.kind === 'command' && step.argv.includes('route');
   for (const step of steps) {
     try {
-      const { undo, ran } = await applyStep(step, ctx);
+      const { id, ran } = await applyStep(step, ctx);
       if (ran) commands.push(renderStep(step));
-      if (undo !== undefined) undos.push(undo);
+      if (id !== undefined) {
+        ours.add(id);
+        if (isRoute(step)) routes.set(routeKey(step), id);
+      }
     } catch (error) {
-      const applied = undos.length;
-      const { errors } = await unwind(undos);
+      const applied = ours.size;
+      const { errors } = await stack.unwind({ ids: ours });
       const reason = error instanceof Error ? error.message : String(error);
       const rollback =
         errors.length === 0
           ? `rolled back the ${applied} change${applied === 1 ? '' : 's'} already made`
-          : `rolling back also failed: ${errors.map((e) => e.message).join('; ')}`;
+          : `rolling back also failed: ${failedUndos(errors)}`;
       throw new LinuxPlatformError('ERR_PLATFORM_COMMAND', `bringing up ${ifname}: ${reason}; ${rollback}`, {
         ...(error instanceof LinuxPlatformError && error.failure !== undefined ? { failure: error.failure } : {}),
-        rollbackErrors: errors,
+        rollbackErrors: errors.map((e) => e.error),
         cause: error,
       });
     }
@@ -353,14 +333,14 @@ export async function applyLinux(settings: TunnelSettings, opts: ApplyLinuxOptio
   const undo = (): Promise<void> => {
     undoing ??= (async () => {
       try {
-        const { errors, failed } = await unwind(undos);
-        undos = failed;
+        const { errors } = await stack.unwind({ ids: ours });
+        for (const id of [...ours]) if (!stack.entries.some((e) => e.id === id)) ours.delete(id);
+        routes.clear();
         if (errors.length > 0) {
           throw new LinuxPlatformError(
             'ERR_PLATFORM_UNDO',
-            `taking down ${ifname}: ${errors.length} step${errors.length === 1 ? '' : 's'} failed (${failed.map((u) => u.what).join('; ')}): ` +
-              errors.map((e) => e.message).join('; '),
-            { rollbackErrors: errors },
+            `taking down ${ifname}: ${errors.length} step${errors.length === 1 ? '' : 's'} failed: ${failedUndos(errors)}`,
+            { rollbackErrors: errors.map((e) => e.error) },
           );
         }
       } finally {
@@ -370,6 +350,42 @@ export async function applyLinux(settings: TunnelSettings, opts: ApplyLinuxOptio
     return undoing;
   };
 
+  const syncRoutes = async (allowedIPs: readonly IpPrefix[]): Promise<{ added: string[]; removed: string[]; skipped: string[] }> => {
+    const added: string[] = [];
+    const removed: string[] = [];
+    const skipped: string[] = [];
+    const wanted = new Map<string, LinuxStep>();
+    for (const family of [4, 6] as const) {
+      const ip = family === 4 ? settings.ipv4 : settings.ipv6;
+      const prefixes = allowedIPs.filter((p) => p.family === family);
+      // A /0 is routed only as `up` set it up (with its bypass); a new one is skipped.
+      const hadDefault = ip.includedRoutes.some((p) => p.prefixLength === 0);
+      const usable = prefixes.filter((p) => {
+        if (p.prefixLength !== 0 || hadDefault || typeof settings.table === 'number') return true;
+        skipped.push(p.text);
+        return false;
+      });
+      const familySettings = { ...settings, [family === 4 ? 'ipv4' : 'ipv6']: { ...ip, includedRoutes: usable } } as TunnelSettings;
+      for (const step of routeSteps(familySettings, ifname, family, bypassTable)) if (isRoute(step)) wanted.set(routeKey(step), step);
+    }
+    for (const [key, id] of [...routes]) {
+      if (wanted.has(key)) continue;
+      await stack.release(id);
+      ours.delete(id);
+      routes.delete(key);
+      removed.push(key);
+    }
+    for (const [key, step] of wanted) {
+      if (routes.has(key)) continue;
+      const { id } = await applyStep(step, ctx);
+      if (id === undefined) continue;
+      ours.add(id);
+      routes.set(key, id);
+      added.push(key);
+    }
+    return { added, removed, skipped };
+  };
+
   const fwmark = settings.fwmarkSource === 'config' ? settings.fwmark : bypassTable;
-  return { ifname, fwmark, bypassTable, mtu, commands, undo };
+  return { ifname, fwmark, bypassTable, mtu, commands, undo, syncRoutes };
 }

@@ -8,3 +8,4 @@ export { type CommandFailure, LinuxPlatformError, type LinuxPlatformErrorCode, r
 export { createExec, type CreateExecOptions, type Exec, type ExecOptions, type ExecResult } from './exec.js';
 export { type HookRun, runHooks, type RunHooksOptions } from './hooks.js';
 export { type DescribeOptions, describeLinux, type LinuxStep, planLinux, type PlanValues } from './plan.js';
+export { describeUndo, isLinuxUndo, type LinuxUndo, undoLinux } from './undo.js';

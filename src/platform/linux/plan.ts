@@ -31,8 +31,8 @@ import type { IpFamily, IpPrefix } from '../../config/index.js';
 import { DEFAULT_FWMARK, type TunnelSettings } from '../../policy/index.js';
 import { type DnsMethod, detectDnsMethod, resolvConfText, resolverLines } from './dns.js';
 import { LinuxPlatformError, renderCommand } from './errors.js';
+import { SRC_VALID_MARK } from './undo.js';
 
-export const SRC_VALID_MARK = 'net.ipv4.conf.all.src_valid_mark';
 
 export type LinuxStep =
   /** Run `argv`; undo runs `undo`. `unlessRouteOnDevice`: skip when `ip route show dev IF match P` finds one. */
@@ -60,13 +60,15 @@ export interface PlanValues {
 /** wg-quick's interface-name rule, which Linux's also satisfies; no leading "-". */
 const IFNAME = /^[A-Za-z0-9_=+.][A-Za-z0-9_=+.-]{0,14}$/;
 
+/** Why `ifname` is not an interface name Linux and wg-quick accept; undefined when it is. */
+export function checkIfnameText(ifname: unknown): string | undefined {
+  if (typeof ifname === 'string' && IFNAME.test(ifname)) return undefined;
+  return 'expected 1 to 15 characters of A-Z a-z 0-9 _ = + . - (not starting with -)';
+}
+
 export function checkIfname(ifname: unknown): asserts ifname is string {
-  if (typeof ifname !== 'string' || !IFNAME.test(ifname)) {
-    throw new LinuxPlatformError(
-      'ERR_PLATFORM_ARG',
-      `interface name ${JSON.stringify(ifname)}: expected 1 to 15 characters of A-Z a-z 0-9 _ = + . - (not starting with -)`,
-    );
-  }
+  const why = checkIfnameText(ifname);
+  if (why !== undefined) throw new LinuxPlatformError('ERR_PLATFORM_ARG', `interface name ${JSON.stringify(ifname)}: ${why}`);
 }
 
 /** True when the full tunnel of some family is routed by Table = auto: the bypass is needed. */
@@ -108,7 +110,8 @@ function dnsSteps(settings: TunnelSettings, ifname: string, method: DnsMethod): 
   ];
 }
 
-function routeSteps(settings: TunnelSettings, ifname: string, family: IpFamily, bypassTable: number | undefined): LinuxStep[] {
+/** The route (and, for a /0 with Table = auto, bypass) steps of one family. */
+export function routeSteps(settings: TunnelSettings, ifname: string, family: IpFamily, bypassTable: number | undefined): LinuxStep[] {
   const { table } = settings;
   if (table === 'off') return [];
   const ip = family === 4 ? settings.ipv4 : settings.ipv6;
