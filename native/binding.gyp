@@ -4,7 +4,7 @@
   'targets': [
     {
       'target_name': 'burrow_native',
-      'sources': ['src/addon.cc', 'src/polled_fd.cc', 'src/tun_fd.cc', 'src/udp_socket.cc'],
+      'sources': ['src/addon.cc', 'src/polled_fd.cc', 'src/process.cc', 'src/tun_fd.cc', 'src/udp_socket.cc'],
       'include_dirs': [
         "<!(node -p \"require('node-addon-api').include_dir\")"
       ],
