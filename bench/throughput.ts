@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../crypto/keys.js';
-import { logPath } from '../src/cli/daemon.js';
+import { logPath } from '../src/runtime/journal.js';
 import { CLI, writeConf } from '../test/support/burrow.js';
 import { createPair, type Netns, type Pair } from '../test/support/netns.js';
 import { startWireguardGo } from '../test/support/wireguard-go.js';

@@ -1,16 +1,12 @@
-// Where a running tunnel keeps its state, and how `up` turns itself into a daemon.
-//   /run/burrow/IFACE.pid   the daemon's PID (for `down`)
-//   /run/burrow/IFACE.log   what it logs (handshakes, timers, errors; never keys)
+// Naming and finding a tunnel's daemon from the command line.
+//   /run/burrow/IFACE.state   the session's journal: who owns the interface, what to undo
+//   /run/burrow/IFACE.log     what the daemon logs (bounded; never keys)
 // The control socket is WireGuard's: /var/run/wireguard/IFACE.sock.
 
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { CliError, EXIT_BAD_INPUT } from './errors.js';
-
-export const RUN_DIR = '/run/burrow';
-export const pidPath = (ifname: string): string => `${RUN_DIR}/${ifname}.pid`;
-export const logPath = (ifname: string): string => `${RUN_DIR}/${ifname}.log`;
+import { isLinuxUndo } from '../platform/linux/undo.js';
+import { isRunning, JournalError, readJournal } from '../runtime/journal.js';
+import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE } from './errors.js';
 
 /** The interface name a configuration file gives, by wg-quick's rule. */
 export function ifnameFromConfigPath(path: string): string {
@@ -24,46 +20,18 @@ export function ifnameFromConfigPath(path: string): string {
   return name;
 }
 
-export function isAlive(pid: number): boolean {
+/** `wg0`, `wg0.conf` or `/etc/wireguard/wg0.conf` -> wg0. */
+export function ifnameOf(arg: string): string {
+  return arg.includes('/') || arg.endsWith('.conf') ? ifnameFromConfigPath(arg) : ifnameFromConfigPath(`${arg}.conf`);
+}
+
+/** The pid of the live daemon that owns `ifname`, if there is one (checked by start time and title). */
+export function runningDaemon(ifname: string): number | undefined {
   try {
-    process.kill(pid, 0);
-    return true;
+    const journal = readJournal(ifname, isLinuxUndo);
+    return journal !== undefined && isRunning(journal.daemon, ifname) ? journal.daemon.pid : undefined;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if (e instanceof JournalError) throw new CliError(e.message, EXIT_FAILURE);
+    throw e;
   }
-}
-
-export function readPid(ifname: string): number | undefined {
-  if (!existsSync(pidPath(ifname))) return undefined;
-  const pid = Number(readFileSync(pidPath(ifname), 'utf8').trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-export type ChildReport = { ready: true; message: string } | { ready: false; message: string; exitCode: number };
-
-/**
- * Starts `argv` as a detached daemon with its output in `log`, and waits until it
- * reports ready (or fails, or exits) over IPC. Returns what it reported.
- */
-export function spawnDaemon(argv: string[], log: string, timeoutMs = 30_000): Promise<ChildReport> {
-  mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
-  const fd = openSync(log, 'a', 0o600);
-  const child = spawn(process.execPath, argv, { detached: true, stdio: ['ignore', fd, fd, 'ipc'] });
-  closeSync(fd);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      resolve({ ready: false, message: `the daemon did not report ready within ${timeoutMs / 1000} s; see ${log}`, exitCode: 1 });
-    }, timeoutMs);
-    child.once('message', (m: ChildReport) => {
-      clearTimeout(timer);
-      child.disconnect();
-      child.unref();
-      resolve(m);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ ready: false, message: `the daemon exited (${code}) before it was ready; see ${log}`, exitCode: 1 });
-    });
-  });
 }

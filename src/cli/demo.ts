@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
-import { logPath } from './daemon.js';
+import { logPath } from '../runtime/journal.js';
 import { CliError } from './errors.js';
 import { tcpTransfer } from './transfer.js';
 

@@ -1,6 +1,7 @@
 // The `burrow` command line, with wg-quick's and wg's conventions.
 // Exit codes: 0 success, 1 the operation failed, 2 the input was wrong.
 
+import './no-inspector.js'; // first: see the file
 import { Command, CommanderError, Option } from 'commander';
 import { demo } from './demo.js';
 import { down } from './down.js';
@@ -21,16 +22,26 @@ program
   .command('up')
   .description('bring up the tunnel described by a wg-quick configuration file; the interface is named after the file (wg0.conf -> wg0). Returns once the tunnel is configured; a daemon keeps it up.')
   .argument('<config>', 'path to the configuration file, e.g. /etc/wireguard/wg0.conf')
-  .option('-f, --foreground', 'stay attached and keep the tunnel up until Ctrl-C (SIGINT) or SIGTERM')
+  .option('-f, --foreground', 'stay attached and keep the tunnel up until Ctrl-C (SIGINT) or SIGTERM; SIGHUP reloads the file')
+  .option('-v, --verbose', 'log every timer and handshake initiation too (as LOG_LEVEL=debug); the log is /run/burrow/IFACE.log')
   .addOption(new Option('--daemon-child', 'run as the daemon that `up` starts').hideHelp())
-  .action(async (config: string, opts: { foreground?: boolean; daemonChild?: boolean }) => {
-    const message = await up(config, { foreground: opts.foreground === true, daemonChild: opts.daemonChild === true });
+  .addHelpText(
+    'after',
+    `
+A daemon that died without cleaning up (SIGKILL, a crash) left a journal in
+/run/burrow/IFACE.state: \`up\` finishes its work first, then comes up.
+While up: SIGHUP re-reads the file and applies the difference as \`wg syncconf\` does;
+SIGTERM brings the tunnel down; \`wg set\` works, and routes follow allowed-ips changes.
+The log level is LOG_LEVEL (error, info, debug; default info) unless --verbose.`,
+  )
+  .action(async (config: string, opts: { foreground?: boolean; daemonChild?: boolean; verbose?: boolean }) => {
+    const message = await up(config, { foreground: opts.foreground === true, daemonChild: opts.daemonChild === true, verbose: opts.verbose === true });
     if (!opts.daemonChild) process.stdout.write(`${message}\n`);
   });
 
 program
   .command('down')
-  .description('bring down a tunnel that `burrow up` brought up, removing its routes and DNS')
+  .description('bring down a tunnel that `burrow up` brought up, removing its routes, rules and DNS; if its daemon died, undo what its journal (/run/burrow/IFACE.state) records')
   .argument('<config|interface>', 'the configuration file it was brought up with, or the interface name')
   .action(async (arg: string) => {
     process.stdout.write(`${await down(arg)}\n`);

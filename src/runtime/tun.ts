@@ -98,6 +98,8 @@ interface NativeAddon {
   open(name: string): { handle: NativeTunFd; name: string };
   ifName(fd: number): string | undefined;
   setSocketMark(fd: number, mark: number): void;
+  /** No core dumps, not dumpable (process.cc). */
+  hardenProcess(): void;
 }
 
 const ADDON_PATH = join('native', 'build', 'Release', 'burrow_native.node');

@@ -7,7 +7,8 @@
 
 import type { Aead } from '../../crypto/aead.js';
 import type { Dh } from '../../crypto/x25519.js';
-import { Device, type DeviceEvent, type Endpoint, type PeerUpdate } from '../../tunnel/device.js';
+import { getRandomValues } from 'node:crypto';
+import { DEFAULT_MTU, Device, type DeviceEvent, type Endpoint, type PeerUpdate } from '../../tunnel/device.js';
 import { TRANSPORT_HEADER_LENGTH } from '../../tunnel/constants.js';
 import { sealedLength } from '../../tunnel/transport.js';
 import { nodeAead, nodeDh } from './node-crypto.js';
@@ -20,16 +21,23 @@ export interface PeerSetup extends PeerUpdate {
 
 export interface TunnelOptions {
   ifname: string;
-  privateKey: Uint8Array;
+  /**
+   * null: a device that has no key of its own yet (burrow-go, before `wg setconf` gives
+   * it one). It starts with a random key that no peer knows, so it completes no handshake.
+   */
+  privateKey: Uint8Array | null;
   listenPort: number;
   fwmark: number;
-  mtu: number;
+  /** Default DEFAULT_MTU. */
+  mtu?: number | undefined;
   peers: readonly PeerSetup[];
   /** Backends; node:crypto by default (measured faster, see bench/crypto.ts). */
   aead?: Aead;
   dh?: Dh;
-  /** A line for the log, for each handshake, timer and roaming event. */
+  /** A line for the log, for errors of the TUN device; and each engine event when `event` is not given. */
   log?: (line: string) => void;
+  /** Each handshake, timer and roaming event of the engine. */
+  event?: (e: DeviceEvent) => void;
   /** Adopt this TUN instead of opening `ifname` (a descriptor handed in from outside). */
   tun?: TunDevice;
 }
@@ -52,6 +60,8 @@ export class Tunnel {
   /** Opens the TUN and the sockets and starts moving packets. Undoes what it made on failure. */
   static async start(o: TunnelOptions): Promise<Tunnel> {
     const log = o.log ?? (() => undefined);
+    const event = o.event ?? ((e: DeviceEvent) => log(describeEvent(e)));
+    const mtu = o.mtu ?? DEFAULT_MTU;
     const tun = o.tun ?? TunDevice.open(o.ifname);
     let udp: UdpTransport | undefined;
     try {
@@ -59,15 +69,15 @@ export class Tunnel {
       udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from));
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
-        { privateKey: o.privateKey, mtu: o.mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClockAtZero: performance.timeOrigin },
+        { privateKey: o.privateKey ?? getRandomValues(new Uint8Array(32)), mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClockAtZero: performance.timeOrigin },
         {
           send: (data, to) => udp!.send(data, to),
           write: (packet) => tunnel?.writePacket(packet),
-          event: (e) => log(describeEvent(e)),
+          event,
         },
       );
       for (const p of o.peers) device.setPeer(p.publicKey, p);
-      tunnel = new Tunnel(tun, udp, device, o.mtu);
+      tunnel = new Tunnel(tun, udp, device, mtu);
       tun.onReadable((error) => {
         if (error) log(`tun: ${error.message}`);
         else tunnel!.onTunReadable();

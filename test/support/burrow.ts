@@ -1,7 +1,7 @@
 // Runs the built `burrow` CLI inside test namespaces, with wg-quick files the test
 // writes (0600, in a private temp dir), and moves checksummed data over TCP.
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { logPath } from '../../src/cli/daemon.js';
+import { logPath } from '../../src/runtime/journal.js';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
