@@ -14,7 +14,7 @@
 // Entries marked "kept when the daemon dies" are in the journal like the others; only
 // the daemon's own exit path treats them differently.
 
-import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { UndoEntry } from '../platform/undo.js';
 
@@ -90,12 +90,23 @@ export function isRunning(identity: DaemonIdentity, ifname: string): boolean {
 
 /**
  * Writes `text` to `path` so that a crash leaves either the old file or the new one: a
- * temporary file beside it, created exclusively and never through a symlink, mode 0600,
- * fsync'd, renamed over `path`, then the directory fsync'd.
+ * temporary file `PATH.tmp` beside it, created exclusively and never through a symlink
+ * (O_EXCL | O_NOFOLLOW), mode `mode`, fsync'd, renamed over `path`, then the directory
+ * fsync'd. Whatever already stands at the temporary name (a leftover of a crash, or a
+ * symlink someone planted) is unlinked, never followed, and the exclusive create tried
+ * once more.
  */
 export function writeFileAtomic(path: string, text: string, mode = 0o600): void {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now().toString(36)}`;
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+  const tmp = `${path}.tmp`;
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  let fd: number;
+  try {
+    fd = openSync(tmp, flags, mode);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    unlinkSync(tmp);
+    fd = openSync(tmp, flags, mode);
+  }
   try {
     writeSync(fd, text);
     fsyncSync(fd);
