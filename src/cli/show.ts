@@ -1,14 +1,45 @@
 // `burrow show [IFACE] [--json]`: what `wg show` prints, read over the control socket.
 
 import { nodeDh } from '../runtime/node-crypto.js';
+import { isLinuxUndo } from '../platform/linux/undo.js';
+import { readJournal } from '../runtime/journal.js';
 import { listInterfaces, parseGetReply, type UapiInterface, uapiRequest } from '../runtime/uapi-client.js';
 
-export async function readInterface(ifname: string): Promise<UapiInterface> {
-  const reply = await uapiRequest(ifname, 'get=1\n\n');
-  return parseGetReply(ifname, reply, (k) => nodeDh.publicKey(k));
+/** The kill switch's state as `burrow show` reports it. */
+export interface KillSwitchStatus {
+  readonly on: true;
+  /** True while no peer has a session that can carry traffic: everything is dropped. */
+  readonly blocking: boolean;
+  /** "no handshake for 45 s", "no handshake yet"; absent while not blocking. */
+  readonly reason?: string;
 }
 
-export async function readInterfaces(ifname?: string): Promise<UapiInterface[]> {
+export type ShownInterface = UapiInterface & { killSwitch?: KillSwitchStatus };
+
+/** A session's keys expire REJECT_AFTER_TIME (180 s) after its handshake: then nothing can pass. */
+const REJECT_AFTER_SECONDS = 180;
+
+export function killSwitchStatus(i: UapiInterface, nowSeconds = Date.now() / 1000): KillSwitchStatus {
+  const latest = Math.max(0, ...i.peers.map((p) => p.lastHandshake));
+  if (latest === 0) return { on: true, blocking: true, reason: 'no handshake yet' };
+  const age = Math.floor(nowSeconds - latest);
+  return age < REJECT_AFTER_SECONDS ? { on: true, blocking: false } : { on: true, blocking: true, reason: `no handshake for ${age} s` };
+}
+
+export async function readInterface(ifname: string): Promise<ShownInterface> {
+  const reply = await uapiRequest(ifname, 'get=1\n\n');
+  const shown: ShownInterface = parseGetReply(ifname, reply, (k) => nodeDh.publicKey(k));
+  let killSwitch = false;
+  try {
+    killSwitch = readJournal(ifname, isLinuxUndo)?.killSwitch === true;
+  } catch {
+    // a journal this version cannot read says nothing about the kill switch
+  }
+  if (killSwitch) shown.killSwitch = killSwitchStatus(shown);
+  return shown;
+}
+
+export async function readInterfaces(ifname?: string): Promise<ShownInterface[]> {
   const names = ifname === undefined ? listInterfaces() : [ifname];
   return Promise.all(names.map(readInterface));
 }
@@ -44,11 +75,12 @@ export function bytes(n: number): string {
   return `${v.toFixed(2)} ${units[i]}`;
 }
 
-export function formatInterface(i: UapiInterface): string {
+export function formatInterface(i: ShownInterface): string {
   const lines = [`interface: ${i.name}`];
   if (i.publicKey) lines.push(`  public key: ${i.publicKey}`, '  private key: (hidden)');
   if (i.listenPort) lines.push(`  listening port: ${i.listenPort}`);
   if (i.fwmark) lines.push(`  fwmark: 0x${i.fwmark.toString(16)}`);
+  if (i.killSwitch) lines.push(`  kill switch: on, ${i.killSwitch.blocking ? `blocking: ${i.killSwitch.reason}` : 'not blocking (the tunnel is up)'}`);
   for (const p of i.peers) {
     lines.push('', `peer: ${p.publicKey}`);
     if (p.hasPresharedKey) lines.push('  preshared key: (hidden)');

@@ -11,7 +11,7 @@ import { createExec, LinuxPlatformError } from '../platform/linux/index.js';
 import { runDaemon, spawnDaemon, type ChildReport } from '../runtime/daemon.js';
 import { JournalError, logPath } from '../runtime/journal.js';
 import { BoundedLogFile, createLogger, type Logger, parseLogLevel } from '../runtime/log.js';
-import { recover } from '../runtime/recover.js';
+import { recover, type RecoverOptions } from '../runtime/recover.js';
 import { resolveEndpoints as resolve, type ResolvedEndpoint } from '../runtime/session.js';
 import { uapiRequest, uapiSocketPath } from '../runtime/uapi-client.js';
 import { ifnameFromConfigPath, runningDaemon } from './daemon.js';
@@ -66,9 +66,9 @@ async function answers(ifname: string): Promise<boolean> {
 }
 
 /** Finishes the work of a daemon that died without cleaning up, and says so. */
-export async function recoverStale(ifname: string, say: (line: string) => void): Promise<string | undefined> {
+export async function recoverStale(ifname: string, say: (line: string) => void, options: RecoverOptions = {}): Promise<string | undefined> {
   try {
-    const r = await recover(ifname, createExec(), (line) => say(`[#] ${line}`));
+    const r = await recover(ifname, createExec(), (line) => say(`[#] ${line}`), options);
     if (r === undefined) return undefined;
     const when = r.lastSeen.toTimeString().slice(0, 8);
     const failed = r.failed.length === 0 ? '' : `; could not undo: ${r.failed.join('; ')} (run burrow down ${ifname} again)`;
@@ -99,7 +99,8 @@ export async function up(path: string, options: UpOptions = {}): Promise<string>
   if (runningDaemon(ifname) !== undefined || (await answers(ifname))) {
     throw new CliError(`${ifname} is already up; bring it down first with: burrow down ${ifname}`, EXIT_FAILURE);
   }
-  const recovered = options.daemonChild ? undefined : await recoverStale(ifname, say);
+  // A kill switch left by the dead daemon stays until this up replaces it, if this up has one.
+  const recovered = options.daemonChild ? undefined : await recoverStale(ifname, say, { leaveKept: config.interface.includeAllNetworks });
   if (recovered !== undefined) say(recovered);
   if (existsSync(`/sys/class/net/${ifname}`)) throw new CliError(`an interface named ${ifname} already exists`, EXIT_FAILURE);
   const endpoints = await resolveEndpoints(config, path);

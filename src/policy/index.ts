@@ -13,3 +13,4 @@ export {
   type TunnelSettingsOptions,
   tunnelSettings,
 } from './settings.js';
+export { decide, type DecideContext, DNS_PORTS, type Flow, type KillSwitchPolicy, killSwitchPolicy, LINK_ICMPV6_TYPES, LOCAL_NETWORKS, type Verdict } from './killswitch.js';

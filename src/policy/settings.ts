@@ -10,7 +10,8 @@
 //   addresses       Address, host bits kept, split by family, duplicates dropped.
 //   includedRoutes  every peer's AllowedIPs, split by family, duplicates dropped, in file
 //                   order; a /0 stays in the list (it is the family's default route) and
-//                   also sets fullTunnel for that family.
+//                   also sets fullTunnel for that family. IncludeAllNetworks adds the /0 of
+//                   both families: everything is routed into the tunnel (killswitch.ts).
 //   excludedRoutes  a host route (/32 or /128) for each resolved endpoint: the tunnel's own
 //                   UDP must never enter the tunnel. On Linux the fwmark bypass below does
 //                   this for a full tunnel; the list is also what a kill switch must let out.
@@ -160,9 +161,11 @@ function endpointsOf(config: Config, resolved: TunnelSettingsOptions['resolvedEn
 
 function ipSettings(family: IpFamily, config: Config, endpoints: readonly TunnelEndpoint[]): IpSettings {
   const ofFamily = (p: IpPrefix): boolean => p.family === family;
+  // IncludeAllNetworks: every destination goes into the tunnel, whatever AllowedIPs says.
+  const all = config.interface.includeAllNetworks ? [makePrefix(family, new Uint8Array(family === 4 ? 4 : 16), 0)] : [];
   return {
     addresses: unique(config.interface.addresses.filter(ofFamily)),
-    includedRoutes: unique(config.peers.flatMap((peer) => peer.allowedIPs.filter(ofFamily))),
+    includedRoutes: unique([...config.peers.flatMap((peer) => peer.allowedIPs.filter(ofFamily)), ...all]),
     excludedRoutes: unique(endpoints.filter((e) => e.family === family).map((e) => hostPrefix(family, parseIpAddress(e.host).bytes))),
   };
 }

@@ -43,6 +43,8 @@ export interface JournalState<R> {
   readonly startedAt: number;
   /** The configuration file the session was started from, if any. */
   readonly config: string | undefined;
+  /** The session runs a kill switch (IncludeAllNetworks), for `burrow show`. */
+  readonly killSwitch?: boolean;
   /** Run, in order, before the undos (PreDown) and after them (PostDown). */
   readonly hooks: { readonly preDown: readonly string[]; readonly postDown: readonly string[] };
   readonly entries: readonly JournalEntry<R>[];
@@ -143,8 +145,8 @@ export class Journal<R> {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   }
 
-  static forInterface<R>(ifname: string, config: string | undefined): Journal<R> {
-    return new Journal<R>(journalPath(ifname), { ifname, daemon: ownIdentity(), startedAt: Date.now(), config });
+  static forInterface<R>(ifname: string, config: string | undefined, killSwitch = false): Journal<R> {
+    return new Journal<R>(journalPath(ifname), { ifname, daemon: ownIdentity(), startedAt: Date.now(), config, killSwitch });
   }
 
   /** The undo stack's persist hook: the records of `stack`, oldest first. */
@@ -218,6 +220,7 @@ export function readJournal<R>(ifname: string, isRecord: (value: unknown) => val
     daemon: { pid: daemon.pid as number, startTime: daemon.startTime },
     startedAt: typeof v.startedAt === 'number' ? v.startedAt : 0,
     config: typeof v.config === 'string' ? v.config : undefined,
+    killSwitch: v.killSwitch === true,
     hooks: { preDown: hooks.preDown, postDown: hooks.postDown },
     entries,
     modified,

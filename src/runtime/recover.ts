@@ -35,7 +35,7 @@ export function describeChanges(undos: readonly LinuxUndo[]): string {
     if (u.kind === 'resolv-conf') kinds.add('DNS');
     else if (u.kind === 'sysctl') kinds.add('sysctls');
     else if (u.kind === 'link') kinds.add('link settings');
-    else if (u.argv[0]!.endsWith('resolvconf')) kinds.add('DNS');
+    else if (u.argv[0]!.endsWith('resolvconf') || u.argv[0]!.endsWith('resolvectl')) kinds.add('DNS');
     else if (u.argv[0] === 'nft') kinds.add('firewall table');
     else if (u.argv.includes('rule')) kinds.add('rules');
     else if (u.argv.includes('route')) kinds.add('routes');
@@ -62,7 +62,15 @@ function lastSeen(journal: JournalState<LinuxUndo> & { modified: Date }): Date {
  * no journal; throws DaemonRunningError when its daemon still runs, JournalError when the
  * journal cannot be understood (then nothing is changed).
  */
-export async function recover(ifname: string, exec: Exec, log: (line: string) => void = () => undefined): Promise<Recovery | undefined> {
+export interface RecoverOptions {
+  /**
+   * Leave what was kept when the daemon died (the kill switch) in the journal: the `up`
+   * that follows replaces it atomically, so traffic is never let out in between.
+   */
+  readonly leaveKept?: boolean;
+}
+
+export async function recover(ifname: string, exec: Exec, log: (line: string) => void = () => undefined, options: RecoverOptions = {}): Promise<Recovery | undefined> {
   const journal = readJournal(ifname, isLinuxUndo);
   if (journal === undefined) return undefined;
   if (isRunning(journal.daemon, ifname)) throw new DaemonRunningError(journal.daemon.pid);
@@ -80,15 +88,15 @@ export async function recover(ifname: string, exec: Exec, log: (line: string) =>
   const rewrite = Journal.forInterface<LinuxUndo>(ifname, journal.config);
   const stack = new UndoStack<LinuxUndo>((undo) => undoLinux(undo, exec, log), rewrite.persist);
   for (const e of journal.entries) stack.intend(e.what, e.undo, { keep: e.keep });
-  const { errors } = await stack.unwind();
+  const { errors } = await stack.unwind({ leaveKept: options.leaveKept === true });
   await hooks(journal.hooks.postDown, 'PostDown');
-  if (errors.length === 0) removeJournal(ifname);
+  if (stack.size === 0) removeJournal(ifname);
   else rewrite.write();
   // The dead daemon's control socket, unless something else answers on it now.
   const socket = uapiSocketPath(ifname);
   if (existsSync(socket) && !(await uapiRequest(ifname, 'get=1\n\n', 1000).then(() => true, () => false))) rmSync(socket, { force: true });
   return {
-    removed: describeChanges(journal.entries.filter((e) => !errors.some((f) => f.what === e.what)).map((e) => e.undo)),
+    removed: describeChanges(journal.entries.filter((e) => !stack.entries.some((left) => left.what === e.what)).map((e) => e.undo)),
     lastSeen: seen,
     pid: journal.daemon.pid,
     failed: errors.map((e) => `${e.what}: ${e.error.message}`),

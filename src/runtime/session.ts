@@ -7,7 +7,8 @@
 //            step's undo journalled before it is made; the control socket; PostUp. A
 //            failure at any step undoes everything before it.
 //   update   a `wg set` on the control socket, or the engine roaming an endpoint: the
-//            routes follow the peers' allowed IPs. reload() is SIGHUP: the file again,
+//            routes follow the peers' allowed IPs, the kill switch's endpoint sets follow
+//            the peers' endpoints. reload() is SIGHUP: the file again,
 //            applied as `wg syncconf` applies it, sessions of unchanged peers kept.
 //   stop     PreDown; SaveConfig; every undo newest first; PostDown. The journal goes
 //            with the last undo. stop('crash') leaves the steps marked "kept when the
@@ -19,10 +20,10 @@ import { encodeKey } from '../../crypto/keys.js';
 import type { DeviceEvent } from '../../tunnel/device.js';
 import { type Config, type IpPrefix, makePrefix } from '../config/index.js';
 import { type AppliedLinux, applyLinux, createExec, type Exec, runHooks } from '../platform/linux/index.js';
-import { type LinuxUndo, undoLinux } from '../platform/linux/undo.js';
+import { isLinuxUndo, type LinuxUndo, undoLinux } from '../platform/linux/undo.js';
 import { UndoStack } from '../platform/undo.js';
-import { tunnelSettings } from '../policy/index.js';
-import { Journal } from './journal.js';
+import { type TunnelEndpoint, tunnelSettings } from '../policy/index.js';
+import { isRunning, Journal, readJournal } from './journal.js';
 import type { Logger } from './log.js';
 import { saveConfig } from './save-config.js';
 import { describeEvent, type PeerSetup, Tunnel } from './tunnel.js';
@@ -118,8 +119,13 @@ export class Session {
   static async start(options: SessionOptions): Promise<Session> {
     const { ifname, config, log } = options;
     const exec = options.exec ?? createExec();
-    const journal = Journal.forInterface<LinuxUndo>(ifname, options.configPath);
+    // What a dead daemon's journal still holds (only what is kept when a daemon dies:
+    // `up` undid the rest) becomes this session's, so that it is never unrecorded.
+    const leftover = readJournal(ifname, isLinuxUndo);
+    if (leftover !== undefined && isRunning(leftover.daemon, ifname)) throw new Error(`${ifname} is run by another daemon (pid ${leftover.daemon.pid})`);
+    const journal = Journal.forInterface<LinuxUndo>(ifname, options.configPath, config?.interface.includeAllNetworks === true);
     const stack = new UndoStack<LinuxUndo>((undo) => undoLinux(undo, exec, (line) => log.info(`[#] ${line}`)), journal.persist);
+    for (const e of leftover?.entries ?? []) stack.intend(e.what, e.undo, { keep: e.keep });
     journal.write(); // who owns the interface, before anything is changed
     let session: Session | undefined;
     try {
@@ -176,6 +182,9 @@ export class Session {
       const { errors } = await stack.unwind({ leaveKept: true });
       for (const { what, error } of errors) log.error(`while undoing (${what}): ${error.message}`);
       journal.close();
+      if (stack.entries.some((entry) => entry.keep) && e instanceof Error) {
+        e.message += `; the kill switch stays in place and blocks all traffic until: burrow down ${ifname}`;
+      }
       throw e;
     }
   }
@@ -203,6 +212,7 @@ export class Session {
       this.syncQueued = false;
       if (this.stopping !== undefined || this.applied === undefined) return;
       try {
+        if (await this.applied.syncEndpoints(this.endpoints())) this.log.info(`kill switch: the tunnel may now reach ${this.endpoints().map((e) => `${e.host} port ${e.port}`).join(', ') || 'no endpoint'}`);
         const { added, removed, skipped } = await this.applied.syncRoutes(this.allowedPrefixes());
         for (const r of added) this.log.info(`route added: ${r}`);
         for (const r of removed) this.log.info(`route removed: ${r}`);
@@ -216,6 +226,15 @@ export class Session {
   /** Resolves when the routes have followed every change made so far. */
   settled(): Promise<void> {
     return this.syncing;
+  }
+
+  /** Every peer's endpoint now, as the engine has it (roaming and `wg set` included). */
+  private endpoints(): TunnelEndpoint[] {
+    const out: TunnelEndpoint[] = [];
+    for (const peer of this.tunnel.device.peerStatus(this.tunnel.now())) {
+      if (peer.endpoint !== undefined) out.push({ family: peer.endpoint.host.includes(':') ? 6 : 4, host: peer.endpoint.host, port: peer.endpoint.port });
+    }
+    return out;
   }
 
   private allowedPrefixes(): IpPrefix[] {

@@ -17,7 +17,9 @@ import { DEFAULT_FWMARK, TUNNEL_OVERHEAD_BYTES } from '../../policy/index.js';
 import { type DnsMethod, detectDnsMethod } from './dns.js';
 import { type CommandFailure, describeFailure, LinuxPlatformError, renderCommand } from './errors.js';
 import { createExec, type Exec, type ExecResult } from './exec.js';
-import type { IpPrefix } from '../../config/index.js';
+import { type IpPrefix, parsePrefix } from '../../config/index.js';
+import type { TunnelEndpoint } from '../../policy/index.js';
+import { endpointUpdate } from './killswitch.js';
 import { UndoStack } from '../undo.js';
 import { checkIfname, type LinuxStep, needsBypass, planLinux, renderStep, routeSteps } from './plan.js';
 import { describeUndo, type LinuxUndo, undoLinux } from './undo.js';
@@ -69,7 +71,14 @@ export interface AppliedLinux {
    * wg-quick makes them); it is reported in `skipped`.
    */
   syncRoutes(allowedIPs: readonly IpPrefix[]): Promise<{ added: string[]; removed: string[]; skipped: string[] }>;
+  /**
+   * With the kill switch: lets the tunnel's UDP reach exactly `endpoints` (roaming, `wg
+   * set … endpoint`), in one transaction. Returns whether anything changed.
+   */
+  syncEndpoints(endpoints: readonly TunnelEndpoint[]): Promise<boolean>;
 }
+
+const endpointElementsKey = (endpoints: readonly TunnelEndpoint[]): string[] => [...new Set(endpoints.map((e) => `${e.host} ${e.port}`))].sort();
 
 /** The first candidates for a full tunnel's table are tried up to this many. */
 const TABLE_SEARCH_LIMIT = 1024;
@@ -196,9 +205,6 @@ async function wgQuickMtu(run: Runner, settings: TunnelSettings): Promise<number
 /** What the settings ask for that this layer cannot enforce yet. */
 function unenforced(settings: TunnelSettings): string[] {
   const out: string[] = [];
-  if (settings.includeAllNetworks) {
-    out.push(`IncludeAllNetworks (the kill switch${settings.excludeLocalNetworks ? ', with ExcludeLocalNetworks' : ''})`);
-  }
   const apps = (['mail', 'calendar', 'contacts'] as const).filter((app) => settings.perApp[app].length > 0);
   if (apps.length > 0) out.push(`per-app domains (${apps.join(', ')})`);
   return out;
@@ -214,8 +220,15 @@ interface StepContext {
 /** Applies one step, its undo recorded first; returns the undo's id, or undefined when nothing was changed. */
 async function applyStep(step: LinuxStep, ctx: StepContext): Promise<{ id: number | undefined; ran: boolean }> {
   const { run, ifname, stack } = ctx;
-  const change = async (undo: LinuxUndo, make: () => Promise<unknown>): Promise<{ id: number; ran: true }> => {
-    const id = stack.intend(describeUndo(undo), undo);
+  const change = async (undo: LinuxUndo, make: () => Promise<unknown>, keep = false): Promise<{ id: number; ran: true }> => {
+    // The same undo already on the stack (a kill switch adopted from a dead daemon's
+    // journal, now replaced): one record is enough.
+    const same = stack.entries.find((e) => JSON.stringify(e.record) === JSON.stringify(undo));
+    if (same !== undefined) {
+      await make();
+      return { id: same.id, ran: true };
+    }
+    const id = stack.intend(describeUndo(undo), undo, { keep });
     try {
       await make();
     } catch (e) {
@@ -254,7 +267,27 @@ async function applyStep(step: LinuxStep, ctx: StepContext): Promise<{ id: numbe
       const original = read.exitCode === 0 ? read.stdout : null;
       return change({ kind: 'resolv-conf', path: step.path, original, written: step.content }, () => run.must(['tee', step.path], step.content));
     }
+    case 'nft':
+      return change({ kind: 'command', argv: step.undo }, () => run.must(['nft', '-f', '-'], step.input), step.keep);
   }
+}
+
+/** The subnets of every interface but loopback and the tunnel: what ExcludeLocalNetworks calls attached. */
+async function attachedSubnets(run: Runner, ifname: string): Promise<IpPrefix[]> {
+  const links = parseJsonArray((await run.must(['ip', '-j', 'address', 'show'], undefined, true)).stdout, 'ip address show');
+  const out: IpPrefix[] = [];
+  for (const link of links) {
+    if (link.ifname === 'lo' || link.ifname === ifname || !Array.isArray(link.addr_info)) continue;
+    for (const a of link.addr_info as { local?: unknown; prefixlen?: unknown }[]) {
+      if (typeof a.local !== 'string' || typeof a.prefixlen !== 'number') continue;
+      try {
+        out.push(parsePrefix(`${a.local}/${a.prefixlen}`, { mask: true }));
+      } catch {
+        // an address ip prints that we cannot read: not a local network for us
+      }
+    }
+  }
+  return out;
 }
 
 function failedUndos(errors: readonly { what: string; error: Error }[]): string {
@@ -297,7 +330,8 @@ export async function applyLinux(settings: TunnelSettings, opts: ApplyLinuxOptio
         : await firstFreeTable(run, settings.fwmark ?? DEFAULT_FWMARK);
   }
   const mtu = settings.mtuSource === 'config' ? settings.mtu : Math.min(settings.mtu, await wgQuickMtu(run, settings));
-  const steps = planLinux(settings, ifname, { bypassTable, mtu, dns });
+  const attached = settings.includeAllNetworks && settings.excludeLocalNetworks ? await attachedSubnets(run, ifname) : [];
+  const steps = planLinux(settings, ifname, { bypassTable, mtu, dns, attachedSubnets: attached });
 
   const ours = new Set<number>();
   /** The routes added for allowed IPs, by the command that added them: what syncRoutes diffs against. */
@@ -386,6 +420,16 @@ export async function applyLinux(settings: TunnelSettings, opts: ApplyLinuxOptio
     return { added, removed, skipped };
   };
 
+  let endpointsNow = JSON.stringify(endpointElementsKey(settings.endpoints));
+  const syncEndpoints = async (endpoints: readonly TunnelEndpoint[]): Promise<boolean> => {
+    if (!settings.includeAllNetworks) return false;
+    const key = JSON.stringify(endpointElementsKey(endpoints));
+    if (key === endpointsNow) return false;
+    await run.must(['nft', '-f', '-'], endpointUpdate(endpoints));
+    endpointsNow = key;
+    return true;
+  };
+
   const fwmark = settings.fwmarkSource === 'config' ? settings.fwmark : bypassTable;
-  return { ifname, fwmark, bypassTable, mtu, commands, undo, syncRoutes };
+  return { ifname, fwmark, bypassTable, mtu, commands, undo, syncRoutes, syncEndpoints };
 }

@@ -1,5 +1,12 @@
-// DNS for a tunnel, as wg-quick sets it, with a fallback for systems without resolvconf.
+// DNS for a tunnel, as wg-quick sets it, through systemd-resolved where it runs, with a
+// fallback for systems without resolvconf. The method is detected at each `up`.
 //
+// resolved:    where systemd-resolved runs (its varlink socket exists) and Burrow runs
+//              in the host's own network namespace (resolved sees only that one's
+//              interfaces): `resolvectl dns IF SERVERS`, `resolvectl domain IF ~. SEARCH`
+//              (the routing domain "~." sends every name to the tunnel's servers) and
+//              `resolvectl default-route IF yes`, as Mullvad's app does; undone with
+//              `resolvectl revert IF`.
 // resolvconf:  the servers and search domains are fed on standard input to
 //              `resolvconf -a NAME -m 0 -x` (metric 0, exclusive: only this interface's
 //              servers are used) and taken back with `resolvconf -d NAME -f`. NAME is the
@@ -18,11 +25,12 @@
 // the Exec's commands see: inside `ip netns exec NAME` that is /etc/netns/NAME/resolv.conf
 // when that file exists, and the host's when it does not. Create it first.
 
-import { accessSync, constants, lstatSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { TunnelDnsSettings } from '../../policy/index.js';
 
 export type DnsMethod =
+  | { readonly kind: 'resolved'; readonly program: string }
   | { readonly kind: 'resolvconf'; readonly program: string; readonly interfacePrefix: string }
   | { readonly kind: 'file'; readonly path: string };
 
@@ -58,8 +66,21 @@ function interfacePrefix(program: string): string {
   return '';
 }
 
-/** resolvconf when it is on PATH, else the file method on /etc/resolv.conf. */
+const RESOLVED_SOCKET = '/run/systemd/resolve/io.systemd.Resolve';
+
+/** True in the host's own network namespace, the only one systemd-resolved serves. */
+function inInitialNetns(): boolean {
+  try {
+    return readlinkSync('/proc/self/ns/net') === readlinkSync('/proc/1/ns/net');
+  } catch {
+    return false;
+  }
+}
+
+/** systemd-resolved where it runs (and serves this namespace), else resolvconf when it is on PATH, else the file. */
 export function detectDnsMethod(): DnsMethod {
+  const resolvectl = findProgram('resolvectl');
+  if (resolvectl !== undefined && existsSync(RESOLVED_SOCKET) && inInitialNetns()) return { kind: 'resolved', program: resolvectl };
   const program = findProgram('resolvconf');
   if (program === undefined) return { kind: 'file', path: RESOLV_CONF };
   return { kind: 'resolvconf', program, interfacePrefix: interfacePrefix(program) };

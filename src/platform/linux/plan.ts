@@ -3,10 +3,11 @@
 // full-tunnel table, an unconfigured MTU, the DNS method) are inputs, chosen by apply.ts
 // or, for a dry run, filled with their first candidates by describeLinux.
 //
-// The order, as wg-quick's cmd_up:
+// The order, as wg-quick's cmd_up, after Burrow's kill switch:
+//   0. nft -f - (table inet burrow)                            IncludeAllNetworks only
 //   1. ip -4/-6 address add ADDR dev IF                       each Address
 //   2. ip link set mtu M up dev IF
-//   3. DNS (resolvconf -a …, or /etc/resolv.conf rewritten)   when there are servers
+//   3. DNS (resolvectl, resolvconf -a …, or /etc/resolv.conf)  when there are servers
 //   4. routes, per family, longest prefix first:
 //      Table = off      nothing
 //      Table = N        ip -F route add P dev IF table N       every AllowedIPs, /0 too
@@ -28,9 +29,10 @@
 // sysctl and resolv.conf get back the values apply.ts read before changing them.
 
 import type { IpFamily, IpPrefix } from '../../config/index.js';
-import { DEFAULT_FWMARK, type TunnelSettings } from '../../policy/index.js';
+import { DEFAULT_FWMARK, killSwitchPolicy, type TunnelSettings } from '../../policy/index.js';
 import { type DnsMethod, detectDnsMethod, resolvConfText, resolverLines } from './dns.js';
 import { LinuxPlatformError, renderCommand } from './errors.js';
+import { KILL_SWITCH_UNDO, renderKillSwitch } from './killswitch.js';
 import { SRC_VALID_MARK } from './undo.js';
 
 
@@ -48,13 +50,17 @@ export type LinuxStep =
   /** Set a sysctl unless it already has the value; undo restores the value read before. */
   | { readonly kind: 'sysctl'; readonly key: string; readonly value: string }
   /** Rewrite a resolv.conf in place; undo writes back what was there. */
-  | { readonly kind: 'resolv-conf'; readonly path: string; readonly content: string };
+  | { readonly kind: 'resolv-conf'; readonly path: string; readonly content: string }
+  /** Load an nftables file in one transaction (`nft -f -`); `undo` is kept when the daemon dies when `keep`. */
+  | { readonly kind: 'nft'; readonly input: string; readonly undo: readonly string[]; readonly keep: boolean };
 
 export interface PlanValues {
   /** The table (= fwmark) of the full-tunnel bypass; required when one is needed. */
   readonly bypassTable: number | undefined;
   readonly mtu: number;
   readonly dns: DnsMethod;
+  /** Subnets of the machine's other interfaces, for ExcludeLocalNetworks; default none. */
+  readonly attachedSubnets?: readonly IpPrefix[];
 }
 
 /** wg-quick's interface-name rule, which Linux's also satisfies; no leading "-". */
@@ -99,6 +105,15 @@ function connectedRoutes(addresses: readonly IpPrefix[]): IpPrefix[] {
 function dnsSteps(settings: TunnelSettings, ifname: string, method: DnsMethod): LinuxStep[] {
   if (settings.dns.servers.length === 0) return [];
   if (method.kind === 'file') return [{ kind: 'resolv-conf', path: method.path, content: resolvConfText(settings.dns, ifname) }];
+  if (method.kind === 'resolved') {
+    // One undo for the three: `revert` drops every per-link setting.
+    const revert = [method.program, 'revert', ifname];
+    return [
+      { kind: 'command', argv: [method.program, 'dns', ifname, ...settings.dns.servers], undo: revert },
+      { kind: 'command', argv: [method.program, 'domain', ifname, '~.', ...settings.dns.searchDomains], undo: revert },
+      { kind: 'command', argv: [method.program, 'default-route', ifname, 'yes'], undo: revert },
+    ];
+  }
   const name = `${method.interfacePrefix}${ifname}`;
   return [
     {
@@ -159,6 +174,13 @@ export function routeSteps(settings: TunnelSettings, ifname: string, family: IpF
 export function planLinux(settings: TunnelSettings, ifname: string, values: PlanValues): LinuxStep[] {
   checkIfname(ifname);
   const steps: LinuxStep[] = [];
+  // The kill switch first: it is in place before the link comes up, and it stays.
+  const killSwitch = killSwitchPolicy(settings);
+  if (killSwitch !== undefined) {
+    const fwmark = settings.fwmarkSource === 'config' ? settings.fwmark : values.bypassTable;
+    const input = renderKillSwitch(killSwitch, { ifname, fwmark, attachedSubnets: values.attachedSubnets ?? [] });
+    steps.push({ kind: 'nft', input, undo: KILL_SWITCH_UNDO, keep: true });
+  }
   for (const ip of [settings.ipv4, settings.ipv6]) {
     for (const address of ip.addresses) {
       const f = familyFlag(address.family);
@@ -194,6 +216,8 @@ export function renderStep(step: LinuxStep): string {
       return renderCommand(['sysctl', '-q', '-w', `${step.key}=${step.value}`]);
     case 'resolv-conf':
       return `${renderCommand(['tee', step.path])}  # stdin: ${oneLine(step.content)} (the previous content is saved and put back on undo)`;
+    case 'nft':
+      return `nft -f -  # stdin: ${step.input.split('\n').find((l) => l.endsWith('{')) ?? 'a ruleset'} … (${step.input.split('\n').length - 1} lines)`;
   }
 }
 

@@ -30,7 +30,7 @@ export type LinuxUndo =
 export const SRC_VALID_MARK = 'net.ipv4.conf.all.src_valid_mark';
 
 /** Messages of "it is already gone" when deleting (LC_ALL=C). */
-const GONE = /No such process|Cannot find device|address not found|Cannot assign requested address|No such file or directory|does not exist/i;
+const GONE = /No such process|Cannot find device|No such device|address not found|Cannot assign requested address|No such file or directory|does not exist/i;
 
 async function must(exec: Exec, argv: readonly string[], input?: string): Promise<string> {
   const result = await exec(argv[0]!, argv.slice(1), input === undefined ? undefined : { input });
@@ -94,7 +94,7 @@ export function isLinuxUndo(value: unknown): value is LinuxUndo {
   const strings = (a: unknown): boolean => Array.isArray(a) && a.length > 0 && a.every((s) => typeof s === 'string');
   switch (v.kind) {
     case 'command':
-      return strings(v.argv) && ['ip', 'resolvconf', 'nft', 'sysctl'].some((p) => (v.argv as string[])[0]!.endsWith(p));
+      return strings(v.argv) && ['ip', 'resolvconf', 'resolvectl', 'nft', 'sysctl'].some((p) => (v.argv as string[])[0]!.endsWith(p));
     case 'link':
       return typeof v.ifname === 'string' && Number.isInteger(v.mtu) && typeof v.up === 'boolean';
     case 'sysctl':
