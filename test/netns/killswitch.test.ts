@@ -122,6 +122,21 @@ describe.skipIf(requireHost(['ip', 'nft', 'ping', 'wg', 'wireguard-go']))('the k
     expect(await t.client.exec('nft', ['list', 'tables'])).toContain('table inet burrow');
     expect(await t.leaks()).toBe(0);
 
+    // Up again after the crash, while something keeps pinging the internet directly: the
+    // dead daemon's table is adopted and replaced, never lifted in between.
+    const pinger = t.client.spawn('ping', ['-n', '-i', '0.05', '-w', '20', ADDR.internet4]);
+    await new Promise((r) => setTimeout(r, 300));
+    const again = await burrow(t.client, ['up', conf]);
+    expect(again.code, again.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, 500));
+    pinger.kill('SIGINT');
+    const journal = JSON.parse(readFileSync(journalPath(cIf), 'utf8')) as { entries: { undo: { argv?: string[] } }[] };
+    expect(journal.entries.filter((e) => e.undo.argv?.[0] === 'nft')).toHaveLength(1);
+    expect(await t.leaks()).toBe(0);
+    const pid2 = (JSON.parse(readFileSync(journalPath(cIf), 'utf8')) as { daemon: { pid: number } }).daemon.pid;
+    process.kill(pid2, 'SIGKILL');
+    expect(await waitForExit(pid2, 10_000)).toBe(true);
+
     // Only down lifts it; then the client reaches the internet directly (and the router counts it).
     const down = await burrow(t.client, ['down', cIf]);
     expect(down.code, down.stderr).toBe(0);
