@@ -32,6 +32,13 @@ export interface TunnelOptions {
   log?: (line: string) => void;
   /** Adopt this TUN instead of opening `ifname` (a descriptor handed in from outside). */
   tun?: TunDevice;
+  /**
+   * The engine's clock, monotonic milliseconds; performance.now() by default. Tests pass
+   * one they can move forward, to reach the protocol's timers without waiting for them.
+   * It counts from performance.timeOrigin as performance.now() does: the engine's wall
+   * clock (TAI64N timestamps, `wg show` handshake times) is timeOrigin + now().
+   */
+  now?: () => number;
 }
 
 const BATCH = 64;
@@ -43,9 +50,11 @@ export class Tunnel {
   private stopped = false;
   private readonly writeOne: Uint8Array[] = [new Uint8Array(0)];
   private readonly batch: PacketBatch;
+  private readonly clock: () => number;
 
-  private constructor(readonly tun: TunDevice, readonly udp: UdpTransport, device: Device, readonly mtu: number) {
+  private constructor(readonly tun: TunDevice, readonly udp: UdpTransport, device: Device, readonly mtu: number, clock: () => number) {
     this.device = device;
+    this.clock = clock;
     this.batch = new PacketBatch({ capacity: BATCH, slotSize: Math.max(2048, sealedLength(mtu, mtu) + 64), headroom: TRANSPORT_HEADER_LENGTH });
   }
 
@@ -67,7 +76,7 @@ export class Tunnel {
         },
       );
       for (const p of o.peers) device.setPeer(p.publicKey, p);
-      tunnel = new Tunnel(tun, udp, device, o.mtu);
+      tunnel = new Tunnel(tun, udp, device, o.mtu, o.now ?? (() => performance.now()));
       tun.onReadable((error) => {
         if (error) log(`tun: ${error.message}`);
         else tunnel!.onTunReadable();
@@ -83,7 +92,7 @@ export class Tunnel {
 
   /** The engine's clock: monotonic milliseconds. */
   now(): number {
-    return performance.now();
+    return this.clock();
   }
 
   private onTunReadable(): void {
