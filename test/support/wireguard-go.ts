@@ -18,6 +18,7 @@
 import { type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MAX_IFNAME_LENGTH, type Netns, run, stopChild } from './netns.js';
@@ -42,6 +43,21 @@ interface PeerSpec {
   /** Foreground, no privilege drop, logs to stdout/stderr. */
   args(ifname: string, logLevel: 'silent' | 'error' | 'verbose'): string[];
   env(logLevel: 'silent' | 'error' | 'verbose'): Record<string, string>;
+  readonly quirks: PeerQuirks;
+}
+
+/** Where an implementation's control socket departs from what wireguard-go and the kernel answer. */
+export interface PeerQuirks {
+  /**
+   * `get` answers `own_public_key=HEX` instead of `private_key=HEX`, so `wg show` prints
+   * no public key for the interface (boringtun issue 348).
+   */
+  ownPublicKeyInsteadOfPrivateKey?: true;
+  /**
+   * `last_handshake_time_sec` is the seconds since the handshake, not a Unix time, so
+   * `wg show` prints "55 years ago" (boringtun issue 447).
+   */
+  handshakeTimeIsAge?: true;
 }
 
 const wireguardGoEnv = (logLevel: string): Record<string, string> => ({
@@ -58,12 +74,14 @@ const PEER_SPECS: Record<PeerImplementation, PeerSpec> = {
     command: 'wireguard-go',
     args: (ifname) => ['-f', ifname],
     env: wireguardGoEnv,
+    quirks: {},
   },
   'latest-wireguard-go': {
     label: 'latest wireguard-go',
     command: join(PEERS_BIN_DIR, 'wireguard-go'),
     args: (ifname) => ['-f', ifname],
     env: wireguardGoEnv,
+    quirks: {},
   },
   boringtun: {
     label: 'boringtun',
@@ -75,8 +93,24 @@ const PEER_SPECS: Record<PeerImplementation, PeerSpec> = {
       '--verbosity', logLevel === 'verbose' ? 'debug' : 'error',
     ],
     env: () => ({}),
+    quirks: { ownPublicKeyInsteadOfPrivateKey: true, handshakeTimeIsAge: true },
   },
 };
+
+/** The known departures of an implementation's control socket; see PeerQuirks. */
+export function peerQuirks(implementation: PeerImplementation): PeerQuirks {
+  return PEER_SPECS[implementation].quirks;
+}
+
+/**
+ * The Unix time, in seconds, of the handshake that `wg show` reported as `reported` for
+ * a peer of `implementation`: the value itself, or now minus it where it is an age.
+ * 0 stays 0 (never).
+ */
+export function handshakeUnixSeconds(implementation: PeerImplementation, reported: number, nowMs = Date.now()): number {
+  if (reported === 0 || PEER_SPECS[implementation].quirks.handshakeTimeIsAge !== true) return reported;
+  return Math.floor(nowMs / 1000) - reported;
+}
 
 /** The name of an implementation for tables and messages, e.g. "latest wireguard-go". */
 export function peerLabel(implementation: PeerImplementation): string {
@@ -182,6 +216,8 @@ export interface WireguardGo {
   readonly child: ChildProcess;
   /** Parsed `wg show IF dump`. */
   show(): Promise<WgInterfaceStatus>;
+  /** The raw answer to `get=1` on the control socket, keys included: keep it out of logs. */
+  uapiGet(): Promise<string>;
   /** Adds the peer, or updates it (its allowed IPs are replaced). */
   setPeer(peer: WgPeer): Promise<void>;
   removePeer(publicKey: string): Promise<void>;
@@ -245,6 +281,32 @@ export function parseWgDump(text: string): WgInterfaceStatus {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Sends `get=1` to a control socket and returns the answer up to its blank line. */
+export function uapiGet(socketPath: string, timeoutMs = 5_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(socketPath);
+    let text = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`${socketPath}: no answer to get=1 after ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.endsWith('\n\n')) {
+        clearTimeout(timer);
+        socket.end();
+        resolve(text);
+      }
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    socket.write('get=1\n\n');
+  });
+}
 
 /** Runs fn with a writer of 0600 secret files, and deletes them all afterwards. */
 async function withSecretFiles<T>(fn: (write: (text: string) => Promise<string>) => Promise<T>): Promise<T> {
@@ -348,6 +410,7 @@ export async function startPeer(ns: Netns, opts: PeerOptions): Promise<Peer> {
       socketPath,
       child,
       show: async () => parseWgDump(await wg(['show', ifname, 'dump'])),
+      uapiGet: () => uapiGet(socketPath),
       setPeer: async (peer) => {
         await withSecretFiles(async (write) => {
           await wg(['set', ifname, ...(await peerArgs(peer, write))]);
