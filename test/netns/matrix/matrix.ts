@@ -433,5 +433,5 @@ async function restartMidTransfer(scope: NetnsScope, implementation: PeerImpleme
   expect(movedAtStop).toBeLessThan(TRANSFER_BYTES);
   expect(hs.role).toBe(burrowSends ? 'initiator' : 'responder');
   expect(back).toBeLessThanOrEqual(RESTART_BOUND_MS + RESTART_SLACK_MS);
-  return `stopped at ${fmtBytes(movedAtStop)}, restarted in ${upAt - stoppedAt} ms, session back ${(back / 1000).toFixed(1)} s after the stop (Burrow ${hs.role}; bound ${(RESTART_BOUND_MS / 1000).toFixed(1)} s), 100 MB intact in ${(t.ms / 1000).toFixed(1)} s`;
+  return `stopped at ${fmtBytes(movedAtStop)}, restarted in ${upAt - stoppedAt} ms, session back ${(back / 1000).toFixed(1)} s after the stop (Burrow ${hs.role}; bound ${(RESTART_BOUND_MS / 1000).toFixed(1)} s + ${RESTART_SLACK_MS / 1000} s for the restart), 100 MB intact in ${(t.ms / 1000).toFixed(1)} s`;
 }
