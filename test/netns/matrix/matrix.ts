@@ -261,6 +261,7 @@ function printTable(implementation: PeerImplementation, version: string, cells: 
   if (all.every((r) => r !== undefined)) {
     process.stdout.write(`\nInterop matrix, Burrow against three implementations:\n\n${formatTable(all)}\n\n`);
     rmSync(tableDir, { recursive: true, force: true });
+    if (readdirSync(TABLE_ROOT).length === 0) rmSync(TABLE_ROOT, { recursive: true, force: true });
   } else {
     process.stdout.write(`\nInterop matrix, ${peerLabel(implementation)}:\n\n${formatTable([{ implementation, version, cells }])}\n\n`);
   }
