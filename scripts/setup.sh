@@ -5,6 +5,9 @@
 #     iperf3, iputils-ping, tcpdump. `apt-get update` runs once, only if one is missing.
 #   - npm packages from the committed lockfile (`npm ci`), when node_modules is stale.
 #   - the TypeScript build into dist/, when a source is newer than the last build.
+#   - reference peers for the interop matrix: the latest wireguard-go from its Go module
+#     and boringtun from its crate, each built once per pinned version into a cache
+#     outside the repository (/var/cache/burrow/peers, or $BURROW_PEERS_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +32,68 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+fi
+
+# --- reference peers ---------------------------------------------------------------
+# Burrow is proven against three implementations: Debian's wireguard-go (above), the
+# latest wireguard-go and boringtun. The last two are built from their registries, one
+# directory per pinned version, renamed into place only when complete; bin/ links to the
+# pinned builds and is where the tests look (test/support/wireguard-go.ts).
+WIREGUARD_GO_MODULE=golang.zx2c4.com/wireguard
+# The module proxy serves this commit of 2026-05-22; it reports itself as v0.0.20250522.
+WIREGUARD_GO_VERSION=v0.0.0-20260522210424-ecfc5a8d5446
+BORINGTUN_VERSION=0.7.1
+peers=${BURROW_PEERS_DIR:-/var/cache/burrow/peers}
+
+# A toolchain command, also when PATH lacks it (Go and Rust live outside the usual PATH).
+tool() {
+  local cmd=$1 dir
+  shift
+  command -v "$cmd" >/dev/null 2>&1 && { command -v "$cmd"; return; }
+  for dir in "$@"; do [ -x "$dir/$cmd" ] && { echo "$dir/$cmd"; return; }; done
+  return 1
+}
+
+build_wireguard_go() {
+  local dir=$peers/wireguard-go-$WIREGUARD_GO_VERSION go
+  [ -x "$dir/wireguard-go" ] && return 0
+  go=$(tool go /usr/local/go/bin "$HOME/go/bin") || { say "no Go toolchain: the latest wireguard-go is not built; its interop tests will say so"; return 0; }
+  say "building wireguard-go $WIREGUARD_GO_VERSION (about 2 minutes)"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  # Two cores: at most two compile jobs. Outside the repository, so no go.mod is in the way.
+  if (cd / && GOBIN="$dir.tmp" GOMAXPROCS=2 GOFLAGS="-buildvcs=false -p=2" "$go" install "$WIREGUARD_GO_MODULE@$WIREGUARD_GO_VERSION") >&2; then
+    mv "$dir.tmp/wireguard" "$dir.tmp/wireguard-go" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  else
+    rm -rf "$dir.tmp"
+    say "building wireguard-go failed; its interop tests will say so"
+  fi
+}
+
+build_boringtun() {
+  local dir=$peers/boringtun-cli-$BORINGTUN_VERSION cargo
+  [ -x "$dir/bin/boringtun-cli" ] && return 0
+  cargo=$(tool cargo "$HOME/.cargo/bin" /root/.cargo/bin) || { say "no Rust toolchain: boringtun is not built; its interop tests will say so"; return 0; }
+  say "building boringtun-cli $BORINGTUN_VERSION (several minutes)"
+  rm -rf "$dir.tmp"
+  # The crate's own lock file, two jobs; cargo finds rustc beside itself.
+  if PATH="$(dirname "$cargo"):$PATH" "$cargo" install boringtun-cli --version "=$BORINGTUN_VERSION" --locked --jobs 2 --root "$dir.tmp" --quiet >&2; then
+    rm -f "$dir.tmp/.crates.toml" "$dir.tmp/.crates2.json"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  else
+    rm -rf "$dir.tmp"
+    say "building boringtun-cli failed; its interop tests will say so"
+  fi
+}
+
+if [ "$(id -u)" -ne 0 ] && [ ! -w "$(dirname "$peers")" ] && [ ! -w "$peers" ]; then
+  say "cannot write $peers: reference peers not built; set BURROW_PEERS_DIR to a writable directory"
+else
+  mkdir -p "$peers/bin"
+  build_wireguard_go
+  build_boringtun
+  for link in "wireguard-go-$WIREGUARD_GO_VERSION/wireguard-go" "boringtun-cli-$BORINGTUN_VERSION/bin/boringtun-cli"; do
+    if [ -x "$peers/$link" ]; then ln -sfn "../$link" "$peers/bin/$(basename "$link")"; fi
+  done
 fi
 
 # --- npm packages ------------------------------------------------------------------

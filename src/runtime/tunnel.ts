@@ -40,6 +40,13 @@ export interface TunnelOptions {
   event?: (e: DeviceEvent) => void;
   /** Adopt this TUN instead of opening `ifname` (a descriptor handed in from outside). */
   tun?: TunDevice;
+  /**
+   * The engine's clock, monotonic milliseconds; performance.now() by default. Tests pass
+   * one they can move forward, to reach the protocol's timers without waiting for them.
+   * It counts from performance.timeOrigin as performance.now() does: the engine's wall
+   * clock (TAI64N timestamps, `wg show` handshake times) is timeOrigin + now().
+   */
+  now?: () => number;
 }
 
 const BATCH = 64;
@@ -51,9 +58,11 @@ export class Tunnel {
   private stopped = false;
   private readonly writeOne: Uint8Array[] = [new Uint8Array(0)];
   private readonly batch: PacketBatch;
+  private readonly clock: () => number;
 
-  private constructor(readonly tun: TunDevice, readonly udp: UdpTransport, device: Device, readonly mtu: number) {
+  private constructor(readonly tun: TunDevice, readonly udp: UdpTransport, device: Device, readonly mtu: number, clock: () => number) {
     this.device = device;
+    this.clock = clock;
     this.batch = new PacketBatch({ capacity: BATCH, slotSize: Math.max(2048, sealedLength(mtu, mtu) + 64), headroom: TRANSPORT_HEADER_LENGTH });
   }
 
@@ -77,7 +86,7 @@ export class Tunnel {
         },
       );
       for (const p of o.peers) device.setPeer(p.publicKey, p);
-      tunnel = new Tunnel(tun, udp, device, mtu);
+      tunnel = new Tunnel(tun, udp, device, mtu, o.now ?? (() => performance.now()));
       tun.onReadable((error) => {
         if (error) log(`tun: ${error.message}`);
         else tunnel!.onTunReadable();
@@ -93,7 +102,7 @@ export class Tunnel {
 
   /** The engine's clock: monotonic milliseconds. */
   now(): number {
-    return performance.now();
+    return this.clock();
   }
 
   private onTunReadable(): void {
