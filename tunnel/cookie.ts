@@ -12,13 +12,13 @@
 import { hash, mac, MAC_LENGTH } from '../crypto/blake2s.js';
 import { constantTimeEqual, isZero } from '../crypto/ct.js';
 import { type RandomSource, randomBytes, systemRandom } from '../crypto/random.js';
+import { utf8Encode } from '../crypto/utf8.js';
 import { xopen, xseal, XNONCE_LENGTH } from '../crypto/xaead.js';
 import { COOKIE_MAX_AGE, COOKIE_SECRET_MAX_AGE, LABEL_COOKIE, LABEL_MAC1 } from './constants.js';
 import { type CookieReply, encodeCookieReply } from './messages.js';
 
-const encoder = new TextEncoder();
-const LABEL_MAC1_BYTES = encoder.encode(LABEL_MAC1);
-const LABEL_COOKIE_BYTES = encoder.encode(LABEL_COOKIE);
+const LABEL_MAC1_BYTES = utf8Encode(LABEL_MAC1);
+const LABEL_COOKIE_BYTES = utf8Encode(LABEL_COOKIE);
 const ZERO_MAC = new Uint8Array(MAC_LENGTH);
 
 /** The key of mac1 for messages sent to the owner of `publicKey`. */

@@ -29,6 +29,7 @@ import { type Aead, nobleAead } from '../crypto/aead.js';
 import { encodeKey } from '../crypto/keys.js';
 import { type RandomSource, systemRandom } from '../crypto/random.js';
 import { tai64nFromMillis } from '../crypto/tai64n.js';
+import { utf8Encode } from '../crypto/utf8.js';
 import { type Dh, nobleDh } from '../crypto/x25519.js';
 import { AllowedIps } from './allowedips.js';
 import {
@@ -54,8 +55,6 @@ import { jitterFrom, type TimerName } from './timers.js';
 import { openTransport, sealedLength, sealTransport } from './transport.js';
 
 export type { Endpoint } from './peer.js';
-
-const textEncoder = new TextEncoder();
 
 /** Packets staged per peer while it has no keypair (as the kernel and wireguard-go: 128). */
 export const MAX_STAGED_PACKETS = 128;
@@ -707,7 +706,7 @@ export class Device {
 
   /** The source a cookie is bound to: address and port (only under load, not per packet). */
   private sourceBytes(from: Endpoint): Uint8Array {
-    return textEncoder.encode(`${from.host}|${from.port}`);
+    return utf8Encode(`${from.host}|${from.port}`);
   }
 
   private drop(reason: DropReason): void {

@@ -9,6 +9,7 @@
 // wall-clock timestamp and the monotonic `now`.
 
 import { TAI64N_LENGTH, tai64nAfter } from '../crypto/tai64n.js';
+import { utf8Encode } from '../crypto/utf8.js';
 import { CONSTRUCTION, IDENTIFIER, INITIATIONS_PER_SECOND } from './constants.js';
 import { mac1KeyFor, verifyMac1, writeMacs } from './cookie.js';
 import {
@@ -19,7 +20,7 @@ import {
   writeInitiation, writeResponse,
 } from './noise.js';
 
-const PROTOCOL = initialState(CONSTRUCTION, new TextEncoder().encode(IDENTIFIER));
+const PROTOCOL = initialState(CONSTRUCTION, utf8Encode(IDENTIFIER));
 const EMPTY = new Uint8Array(0);
 const NO_PSK = new Uint8Array(32);
 

@@ -15,6 +15,7 @@
 import { type Aead, open, seal } from '../crypto/aead.js';
 import { hash, kdf2, kdf3 } from '../crypto/blake2s.js';
 import type { Dh } from '../crypto/x25519.js';
+import { utf8Encode } from '../crypto/utf8.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -24,11 +25,9 @@ export interface SymmetricState {
   hash: Uint8Array;
 }
 
-const encoder = new TextEncoder();
-
 /** InitializeSymmetric(protocol_name) then MixHash(prologue). */
 export function initialState(protocolName: string, prologue: Uint8Array): SymmetricState {
-  const name = encoder.encode(protocolName);
+  const name = utf8Encode(protocolName);
   let h: Uint8Array;
   if (name.length <= 32) {
     h = new Uint8Array(32);
