@@ -2,7 +2,8 @@
 # Installs everything Burrow's demo, tests and benchmarks need, and builds it.
 # Idempotent: on a machine where all is present it only checks, in about a second.
 #   - Debian packages (as root): iproute2, nftables, wireguard-go, wireguard-tools,
-#     iperf3, iputils-ping, tcpdump. `apt-get update` runs once, only if one is missing.
+#     iperf3, iputils-ping, tcpdump, JavaScriptCore (`jsc`, and the C API with OpenSSL and
+#     a C compiler for native/jsc-host). `apt-get update` runs once, only if one is missing.
 #   - npm packages from the committed lockfile (`npm ci`), when node_modules is stale.
 #   - the TypeScript build into dist/, when a source is newer than the last build.
 #   - reference peers for the interop matrix: the latest wireguard-go from its Go module
@@ -18,10 +19,16 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 declare -A need=(
   [ip]=iproute2 [nft]=nftables [wireguard-go]=wireguard-go [wg]=wireguard-tools
   [iperf3]=iperf3 [ping]=iputils-ping [tcpdump]=tcpdump [sha256sum]=coreutils
+  [jsc]=libjavascriptcoregtk-4.0-bin [cc]=gcc [pkg-config]=pkg-config
 )
+# pkg-config module -> package that provides it (the C host's headers)
+declare -A need_lib=([javascriptcoregtk-4.1]=libjavascriptcoregtk-4.1-dev [openssl]=libssl-dev)
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+for lib in "${!need_lib[@]}"; do
+  pkg-config --exists "$lib" 2>/dev/null || missing+=("${need_lib[$lib]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -117,4 +124,12 @@ if [ ! -f "$stamp" ] || [ -n "$(find src crypto tunnel server tsconfig.json pack
   say "compiling TypeScript"
   npx tsc -p tsconfig.json
   touch "$stamp"
+fi
+
+# --- the JavaScriptCore bundle -----------------------------------------------------
+# dist/jsc/burrow.js: engine + policy + src/apple driver in one script (esbuild).
+jsc_bundle=dist/jsc/burrow.js
+if [ ! -f "$jsc_bundle" ] || [ -n "$(find src crypto tunnel package.json -newer "$jsc_bundle" -name '*.ts' -o -newer "$jsc_bundle" -name '*.json' 2>/dev/null | head -1)" ]; then
+  say "bundling the core for JavaScriptCore"
+  npm run --silent build:jsc -- --log-level=warning
 fi
