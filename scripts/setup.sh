@@ -133,3 +133,13 @@ if [ ! -f "$jsc_bundle" ] || [ -n "$(find src crypto tunnel package.json -newer 
   say "bundling the core for JavaScriptCore"
   npm run --silent build:jsc -- --log-level=warning
 fi
+
+# --- the C host on JavaScriptCore (native/jsc-host) ----------------------------------
+if pkg-config --exists javascriptcoregtk-4.1 libcrypto 2>/dev/null; then
+  if [ ! -x native/jsc-host/build/burrow-jsc-host ] || [ native/jsc-host/host.c -nt native/jsc-host/build/burrow-jsc-host ] || [ native/jsc-host/Makefile -nt native/jsc-host/build/burrow-jsc-host ]; then
+    say "building the JavaScriptCore host"
+    make -s -C native/jsc-host
+  fi
+else
+  say "no JavaScriptCore or OpenSSL headers: the C host is not built; its tests will say so"
+fi

@@ -18,7 +18,7 @@
 
 import type { Aead } from '../../crypto/aead.js';
 import { encodeKey } from '../../crypto/keys.js';
-import { parseConfig } from '../config/index.js';
+import { formatIpAddress, parseConfig } from '../config/index.js';
 import { tunnelSettings } from '../policy/index.js';
 import { Device, type Endpoint } from '../../tunnel/device.js';
 import { sealedLength } from '../../tunnel/transport.js';
@@ -128,6 +128,7 @@ export function start(configText: string, resolvedEndpointsJson: string, h: Host
     fwmark: settings.fwmark ?? 0,
     slotSize: sealedLength(mtu, mtu) + HEADROOM,
     publicKey: encodeKey(device.publicKey),
+    aead: h.aead?.name ?? '@noble/ciphers',
   }, (_k, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v));
 }
 
@@ -159,7 +160,17 @@ export function timer(now: number): void {
 }
 
 export function status(now: number): string {
-  return JSON.stringify(need().peerStatus(now), (_k, v: unknown) => (v instanceof Uint8Array ? encodeKey(v) : v));
+  // The preshared key stays inside: the app sees only whether there is one.
+  return JSON.stringify(need().peerStatus(now).map((p) => ({
+    publicKey: p.publicKey,
+    hasPresharedKey: p.presharedKey !== undefined,
+    endpoint: p.endpoint ?? null,
+    allowedIPs: p.allowedIPs.map((a) => `${formatIpAddress({ family: a.address.length === 4 ? 4 : 6, bytes: a.address })}/${a.cidr}`),
+    lastHandshake: p.lastHandshake,
+    rxBytes: p.rxBytes,
+    txBytes: p.txBytes,
+    persistentKeepalive: p.persistentKeepalive,
+  })));
 }
 
 export function stop(): void {

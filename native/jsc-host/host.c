@@ -1,0 +1,483 @@
+// burrow-jsc-host: the Burrow core (dist/jsc/burrow.js) inside JavaScriptCore's C API,
+// playing on Linux the part NEPacketTunnelProvider plays on a Mac (native/apple/):
+//   - opens the TUN (the utun the system would hand over) and one UDP socket;
+//   - evaluates the bundle in a bare JSGlobalContext and calls Burrow.start(config),
+//     which answers with the TunnelSettings; applies addresses, MTU and routes with `ip`;
+//   - a poll loop: a batch of TUN packets -> Burrow.packets, a batch of datagrams
+//     (recvmmsg) -> Burrow.datagrams, the one timer -> Burrow.timer;
+//   - gives the core getrandom(2), CLOCK_MONOTONIC, sendto/write, and optionally
+//     OpenSSL's ChaCha20-Poly1305 through the engine's Aead seam (CryptoKit on a Mac).
+// The batch arenas are the host's memory, wrapped once as typed arrays without copies.
+//
+// Usage: burrow-jsc-host --bundle FILE --config FILE --ifname NAME
+//                        [--endpoints JSON] [--aead noble|openssl] [--no-apply]
+// A line on stdin prints Burrow.status() as one JSON line; SIGTERM/SIGINT stop it.
+// Not SIGUSR1: WebKit's WTF suspends threads with it for the garbage collector, and a
+// handler of ours there deadlocks the next collection (seen: a hang in Heap::acquireAccess).
+
+#define _GNU_SOURCE
+#include <JavaScriptCore/JavaScript.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BATCH 64
+#define HEADROOM 16
+#define ADDR_STRIDE 20
+#define UDP_SLOT 2048
+
+static JSGlobalContextRef ctx;
+static JSObjectRef burrow, fn_packets, fn_datagrams, fn_timer, fn_status;
+static int tun_fd = -1, udp_fd = -1;
+static double armed_at = -1; // monotonic ms of the next timer; -1: none
+static volatile sig_atomic_t stop_requested;
+static EVP_CIPHER_CTX *evp;
+
+static void die(const char *what) {
+  perror(what);
+  exit(1);
+}
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1000.0 + (double)t.tv_nsec / 1e6;
+}
+
+static char *js_string(JSValueRef v) {
+  JSStringRef s = JSValueToStringCopy(ctx, v, NULL);
+  size_t n = JSStringGetMaximumUTF8CStringSize(s);
+  char *out = malloc(n);
+  JSStringGetUTF8CString(s, out, n);
+  JSStringRelease(s);
+  return out;
+}
+
+static void check(JSValueRef exception, const char *where) {
+  if (exception == NULL) return;
+  char *msg = js_string(exception);
+  fprintf(stderr, "burrow-jsc-host: %s: %s\n", where, msg);
+  free(msg);
+  exit(1);
+}
+
+static JSObjectRef get_function(JSObjectRef obj, const char *name) {
+  JSStringRef n = JSStringCreateWithUTF8CString(name);
+  JSValueRef exc = NULL;
+  JSValueRef v = JSObjectGetProperty(ctx, obj, n, &exc);
+  JSStringRelease(n);
+  check(exc, name);
+  if (!JSValueIsObject(ctx, v)) { fprintf(stderr, "burrow-jsc-host: %s is missing\n", name); exit(1); }
+  JSObjectRef f = JSValueToObject(ctx, v, NULL);
+  JSValueProtect(ctx, f);
+  return f;
+}
+
+/** The bytes of a typed array argument: its buffer plus its offset (no copy). */
+static uint8_t *bytes_of(JSValueRef v, size_t *length) {
+  JSValueRef exc = NULL;
+  JSObjectRef o = JSValueToObject(ctx, v, &exc);
+  check(exc, "typed array");
+  uint8_t *base = JSObjectGetTypedArrayBytesPtr(ctx, o, &exc);
+  check(exc, "typed array bytes");
+  *length = JSObjectGetTypedArrayByteLength(ctx, o, NULL);
+  return base + JSObjectGetTypedArrayByteOffset(ctx, o, NULL);
+}
+
+static void set_function(JSObjectRef obj, const char *name, JSObjectCallAsFunctionCallback cb) {
+  JSStringRef n = JSStringCreateWithUTF8CString(name);
+  JSObjectSetProperty(ctx, obj, n, JSObjectMakeFunctionWithCallback(ctx, n, cb), kJSPropertyAttributeNone, NULL);
+  JSStringRelease(n);
+}
+
+static void set_value(JSObjectRef obj, const char *name, JSValueRef v) {
+  JSStringRef n = JSStringCreateWithUTF8CString(name);
+  JSObjectSetProperty(ctx, obj, n, v, kJSPropertyAttributeNone, NULL);
+  JSStringRelease(n);
+}
+
+// --- host callbacks --------------------------------------------------------------
+
+static JSValueRef cb_random(JSContextRef c, JSObjectRef f, JSObjectRef t, size_t argc, const JSValueRef argv[], JSValueRef *exc) {
+  (void)c; (void)f; (void)t; (void)argc; (void)exc;
+  size_t n;
+  uint8_t *p = bytes_of(argv[0], &n);
+  for (size_t off = 0; off < n;) {
+    ssize_t r = getrandom(p + off, n - off, 0);
+    if (r < 0) { if (errno == EINTR) continue; die("getrandom"); }
+    off += (size_t)r;
+  }
+  return JSValueMakeUndefined(ctx);
+}
+
+static JSValueRef cb_send(JSContextRef c, JSObjectRef f, JSObjectRef t, size_t argc, const JSValueRef argv[], JSValueRef *exc) {
+  (void)c; (void)f; (void)t; (void)argc; (void)exc;
+  size_t n;
+  uint8_t *p = bytes_of(argv[0], &n);
+  char *host = js_string(argv[1]);
+  int port = (int)JSValueToNumber(ctx, argv[2], NULL);
+  struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port) };
+  struct in_addr v4;
+  if (inet_pton(AF_INET, host, &v4) == 1) {
+    to.sin6_addr.s6_addr[10] = 0xff; to.sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&to.sin6_addr.s6_addr[12], &v4, 4);
+  } else if (inet_pton(AF_INET6, host, &to.sin6_addr) != 1) {
+    fprintf(stderr, "burrow-jsc-host: bad endpoint %s\n", host);
+  }
+  free(host);
+  if (sendto(udp_fd, p, n, 0, (struct sockaddr *)&to, sizeof to) < 0 && errno != EAGAIN && errno != ENOBUFS) perror("sendto");
+  return JSValueMakeUndefined(ctx);
+}
+
+static JSValueRef cb_write(JSContextRef c, JSObjectRef f, JSObjectRef t, size_t argc, const JSValueRef argv[], JSValueRef *exc) {
+  (void)c; (void)f; (void)t; (void)argc; (void)exc;
+  size_t n;
+  uint8_t *p = bytes_of(argv[0], &n);
+  if (write(tun_fd, p, n) < 0 && errno != EAGAIN && errno != EINVAL) perror("write tun");
+  return JSValueMakeUndefined(ctx);
+}
+
+static JSValueRef cb_arm(JSContextRef c, JSObjectRef f, JSObjectRef t, size_t argc, const JSValueRef argv[], JSValueRef *exc) {
+  (void)c; (void)f; (void)t; (void)argc; (void)exc;
+  double delay = JSValueToNumber(ctx, argv[0], NULL);
+  armed_at = delay < 0 ? -1 : now_ms() + delay;
+  return JSValueMakeUndefined(ctx);
+}
+
+static JSValueRef cb_log(JSContextRef c, JSObjectRef f, JSObjectRef t, size_t argc, const JSValueRef argv[], JSValueRef *exc) {
+  (void)c; (void)f; (void)t; (void)argc; (void)exc;
+  char *line = js_string(argv[0]);
+  fprintf(stderr, "burrow-jsc-host: %s\n", line);
+  free(line);
+  return JSValueMakeUndefined(ctx);
+}
+
+// OpenSSL ChaCha20-Poly1305 with WireGuard's nonce: 4 zero bytes, the counter little-endian.
+static int openssl_aead(int enc, JSValueRef const argv[], uint8_t **out_p, size_t *out_n) {
+  size_t kn, in_n, aad_n;
+  uint8_t *key = bytes_of(argv[0], &kn);
+  double counter = JSValueToNumber(ctx, argv[1], NULL);
+  uint8_t *in = bytes_of(argv[2], &in_n);
+  uint8_t *aad = bytes_of(argv[3], &aad_n);
+  uint8_t *out = bytes_of(argv[4], out_n);
+  *out_p = out;
+  if (kn != 32 || (enc ? *out_n != in_n + 16 : in_n < 16 || *out_n != in_n - 16)) return 0;
+  uint8_t nonce[12] = { 0 };
+  uint64_t ctr = (uint64_t)counter;
+  for (int i = 0; i < 8; i++) nonce[4 + i] = (uint8_t)(ctr >> (8 * i));
+  size_t body = enc ? in_n : in_n - 16;
+  int len = 0;
+  if (!EVP_CipherInit_ex(evp, EVP_chacha20_poly1305(), NULL, NULL, NULL, enc)) return 0;
+  if (!EVP_CipherInit_ex(evp, NULL, NULL, key, nonce, enc)) return 0;
+  if (aad_n > 0 && !EVP_CipherUpdate(evp, NULL, &len, aad, (int)aad_n)) return 0;
+  if (!enc) {
+    // The tag first: the decryption below may overwrite it when done in place.
+    uint8_t tag[16];
+    memcpy(tag, in + body, 16);
+    if (!EVP_CIPHER_CTX_ctrl(evp, EVP_CTRL_AEAD_SET_TAG, 16, tag)) return 0;
+  }
+  if (body > 0 && !EVP_CipherUpdate(evp, out, &len, in, (int)body)) return 0;
+  if (EVP_CipherFinal_ex(evp, out + body, &len) != 1) return 0;
+  if (enc && !EVP_CIPHER_CTX_ctrl(evp, EVP_CTRL_AEAD_GET_TAG, 16, out + body)) return 0;
+  return 1;
+}
+
+static JSValueRef cb_seal(JSContextRef c, JSObjectRef f, JSObjectRef t, size_t argc, const JSValueRef argv[], JSValueRef *exc) {
+  (void)c; (void)f; (void)t; (void)exc;
+  uint8_t *out; size_t n;
+  if (argc < 5 || !openssl_aead(1, argv, &out, &n)) { fprintf(stderr, "burrow-jsc-host: seal failed\n"); exit(1); }
+  return argv[4];
+}
+
+static JSValueRef cb_open(JSContextRef c, JSObjectRef f, JSObjectRef t, size_t argc, const JSValueRef argv[], JSValueRef *exc) {
+  (void)c; (void)f; (void)t; (void)exc;
+  uint8_t *out; size_t n;
+  return JSValueMakeBoolean(ctx, argc >= 5 && openssl_aead(0, argv, &out, &n));
+}
+
+// --- setup -------------------------------------------------------------------------
+
+static char *read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) die(path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  if (fread(buf, 1, (size_t)n, f) != (size_t)n) die(path);
+  buf[n] = 0;
+  fclose(f);
+  return buf;
+}
+
+static int open_tun(const char *name) {
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) die("/dev/net/tun");
+  struct ifreq ifr = { 0 };
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) die("TUNSETIFF");
+  return fd;
+}
+
+static int open_udp(int port, int fwmark) {
+  int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) die("socket");
+  int off = 0, buf = 4 << 20;
+  setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  if (fwmark != 0 && setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof fwmark) < 0) die("SO_MARK");
+  struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port), .sin6_addr = IN6ADDR_ANY_INIT };
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
+  return fd;
+}
+
+/** Runs one `ip` command line (NUL-separated arguments), as the Mac's system applies settings. */
+static void run_ip(char *const argv[]) {
+  pid_t pid = fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) { execvp("ip", argv); _exit(127); }
+  int status;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "burrow-jsc-host: failed:");
+    for (int i = 0; argv[i]; i++) fprintf(stderr, " %s", argv[i]);
+    fprintf(stderr, "\n");
+    exit(1);
+  }
+}
+
+/** Applies the commands Burrow.linuxCommands computed from the settings: an array of argv arrays. */
+static void apply_settings(JSValueRef commands) {
+  JSObjectRef list = JSValueToObject(ctx, commands, NULL);
+  JSStringRef len_name = JSStringCreateWithUTF8CString("length");
+  int n = (int)JSValueToNumber(ctx, JSObjectGetProperty(ctx, list, len_name, NULL), NULL);
+  for (int i = 0; i < n; i++) {
+    JSObjectRef cmd = JSValueToObject(ctx, JSObjectGetPropertyAtIndex(ctx, list, (unsigned)i, NULL), NULL);
+    int argc = (int)JSValueToNumber(ctx, JSObjectGetProperty(ctx, cmd, len_name, NULL), NULL);
+    char **argv = calloc((size_t)argc + 2, sizeof *argv);
+    argv[0] = strdup("ip");
+    for (int j = 0; j < argc; j++) argv[j + 1] = js_string(JSObjectGetPropertyAtIndex(ctx, cmd, (unsigned)j, NULL));
+    run_ip(argv);
+    for (int j = 0; j <= argc; j++) free(argv[j]);
+    free(argv);
+  }
+  JSStringRelease(len_name);
+}
+
+static void on_signal(int sig) {
+  (void)sig;
+  stop_requested = 1;
+}
+
+static JSValueRef call(JSObjectRef f, size_t argc, const JSValueRef argv[], const char *where) {
+  JSValueRef exc = NULL;
+  JSValueRef r = JSObjectCallAsFunction(ctx, f, burrow, argc, argv, &exc);
+  check(exc, where);
+  return r;
+}
+
+static void no_free(void *bytes, void *context) { (void)bytes; (void)context; }
+
+static JSObjectRef wrap(JSTypedArrayType type, void *bytes, size_t length) {
+  JSValueRef exc = NULL;
+  JSObjectRef o = JSObjectMakeTypedArrayWithBytesNoCopy(ctx, type, bytes, length, no_free, NULL, &exc);
+  check(exc, "typed array");
+  JSValueProtect(ctx, o);
+  return o;
+}
+
+int main(int argc, char **argv) {
+  const char *bundle = NULL, *config = NULL, *ifname = NULL, *endpoints = "", *aead = "noble";
+  int apply = 1;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--bundle") && i + 1 < argc) bundle = argv[++i];
+    else if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
+    else if (!strcmp(argv[i], "--ifname") && i + 1 < argc) ifname = argv[++i];
+    else if (!strcmp(argv[i], "--endpoints") && i + 1 < argc) endpoints = argv[++i];
+    else if (!strcmp(argv[i], "--aead") && i + 1 < argc) aead = argv[++i];
+    else if (!strcmp(argv[i], "--no-apply")) apply = 0;
+    else { fprintf(stderr, "usage: burrow-jsc-host --bundle FILE --config FILE --ifname NAME [--endpoints JSON] [--aead noble|openssl] [--no-apply]\n"); return 2; }
+  }
+  if (!bundle || !config || !ifname || (strcmp(aead, "noble") && strcmp(aead, "openssl"))) {
+    fprintf(stderr, "burrow-jsc-host: --bundle, --config and --ifname are required; --aead is noble or openssl\n");
+    return 2;
+  }
+
+  ctx = JSGlobalContextCreate(NULL);
+  char *source = read_file(bundle);
+  JSStringRef script = JSStringCreateWithUTF8CString(source);
+  JSValueRef exc = NULL;
+  JSEvaluateScript(ctx, script, NULL, NULL, 1, &exc);
+  check(exc, "evaluating the bundle");
+  JSStringRelease(script);
+  free(source);
+  burrow = get_function(JSContextGetGlobalObject(ctx), "Burrow");
+  JSObjectRef fn_start = get_function(burrow, "start");
+  JSObjectRef fn_commands = get_function(burrow, "linuxCommands");
+  fn_packets = get_function(burrow, "packets");
+  fn_datagrams = get_function(burrow, "datagrams");
+  fn_timer = get_function(burrow, "timer");
+  fn_status = get_function(burrow, "status");
+
+  JSObjectRef host = JSObjectMake(ctx, NULL, NULL);
+  JSValueProtect(ctx, host);
+  set_function(host, "random", cb_random);
+  set_function(host, "send", cb_send);
+  set_function(host, "write", cb_write);
+  set_function(host, "arm", cb_arm);
+  set_function(host, "log", cb_log);
+  struct timespec real;
+  clock_gettime(CLOCK_REALTIME, &real);
+  set_value(host, "wallClockAtZero", JSValueMakeNumber(ctx, (double)real.tv_sec * 1000.0 + (double)real.tv_nsec / 1e6 - now_ms()));
+  if (!strcmp(aead, "openssl")) {
+    evp = EVP_CIPHER_CTX_new();
+    JSObjectRef a = JSObjectMake(ctx, NULL, NULL);
+    JSStringRef name = JSStringCreateWithUTF8CString("openssl");
+    set_value(a, "name", JSValueMakeString(ctx, name));
+    JSStringRelease(name);
+    set_function(a, "seal", cb_seal);
+    set_function(a, "open", cb_open);
+    set_value(host, "aead", a);
+  }
+
+  char *config_text = read_file(config);
+  JSStringRef cfg = JSStringCreateWithUTF8CString(config_text);
+  JSStringRef eps = JSStringCreateWithUTF8CString(endpoints);
+  JSValueRef start_args[] = { JSValueMakeString(ctx, cfg), JSValueMakeString(ctx, eps), host };
+  JSValueRef started = call(fn_start, 3, start_args, "Burrow.start");
+  JSStringRelease(cfg);
+  JSStringRelease(eps);
+  memset(config_text, 0, strlen(config_text)); // the private key
+  free(config_text);
+  char *settings_json = js_string(started);
+  JSValueRef parsed = JSValueMakeFromJSONString(ctx, JSStringCreateWithUTF8CString(settings_json));
+  JSObjectRef parsed_obj = JSValueToObject(ctx, parsed, NULL);
+  JSStringRef k = JSStringCreateWithUTF8CString("listenPort");
+  int listen_port = (int)JSValueToNumber(ctx, JSObjectGetProperty(ctx, parsed_obj, k, NULL), NULL);
+  JSStringRelease(k);
+  k = JSStringCreateWithUTF8CString("fwmark");
+  int fwmark = (int)JSValueToNumber(ctx, JSObjectGetProperty(ctx, parsed_obj, k, NULL), NULL);
+  JSStringRelease(k);
+  k = JSStringCreateWithUTF8CString("slotSize");
+  size_t slot = (size_t)JSValueToNumber(ctx, JSObjectGetProperty(ctx, parsed_obj, k, NULL), NULL);
+  JSStringRelease(k);
+
+  tun_fd = open_tun(ifname);
+  udp_fd = open_udp(listen_port, fwmark);
+  if (apply) {
+    JSStringRef ifn = JSStringCreateWithUTF8CString(ifname);
+    JSValueRef cargs[] = { started, JSValueMakeString(ctx, ifn) };
+    apply_settings(call(fn_commands, 2, cargs, "Burrow.linuxCommands"));
+    JSStringRelease(ifn);
+  }
+  printf("%s\n", settings_json);
+  fflush(stdout);
+  free(settings_json);
+
+  // The batch arenas, wrapped once: the core sees them as typed arrays, no copies.
+  uint8_t *tun_arena = calloc(BATCH, slot);
+  int32_t *tun_lengths = calloc(BATCH, sizeof(int32_t));
+  uint8_t *udp_arena = calloc(BATCH, UDP_SLOT);
+  int32_t *udp_lengths = calloc(BATCH, sizeof(int32_t));
+  uint8_t *udp_addrs = calloc(BATCH, ADDR_STRIDE);
+  JSObjectRef js_tun_arena = wrap(kJSTypedArrayTypeUint8Array, tun_arena, BATCH * slot);
+  JSObjectRef js_tun_lengths = wrap(kJSTypedArrayTypeInt32Array, tun_lengths, BATCH * sizeof(int32_t));
+  JSObjectRef js_udp_arena = wrap(kJSTypedArrayTypeUint8Array, udp_arena, BATCH * UDP_SLOT);
+  JSObjectRef js_udp_lengths = wrap(kJSTypedArrayTypeInt32Array, udp_lengths, BATCH * sizeof(int32_t));
+  JSObjectRef js_udp_addrs = wrap(kJSTypedArrayTypeUint8Array, udp_addrs, BATCH * ADDR_STRIDE);
+
+  struct mmsghdr msgs[BATCH];
+  struct iovec iovs[BATCH];
+  struct sockaddr_in6 froms[BATCH];
+
+  struct sigaction sa = { .sa_handler = on_signal };
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+
+  JSValueRef first[] = { JSValueMakeNumber(ctx, now_ms()) };
+  call(fn_timer, 1, first, "Burrow.timer");
+
+  struct pollfd fds[3] = { { .fd = tun_fd, .events = POLLIN }, { .fd = udp_fd, .events = POLLIN }, { .fd = STDIN_FILENO, .events = POLLIN } };
+  while (!stop_requested) {
+    int timeout = -1;
+    if (armed_at >= 0) {
+      double d = armed_at - now_ms();
+      timeout = d <= 0 ? 0 : (int)d + 1;
+    }
+    int r = poll(fds, 3, timeout);
+    if (r < 0 && errno != EINTR) die("poll");
+    if (r > 0 && (fds[2].revents & (POLLIN | POLLHUP))) {
+      char line[256];
+      if (read(STDIN_FILENO, line, sizeof line) <= 0) {
+        fds[2].fd = -1; // stdin closed: no more status requests
+        continue;
+      }
+      JSValueRef sargs[] = { JSValueMakeNumber(ctx, now_ms()) };
+      char *s = js_string(call(fn_status, 1, sargs, "Burrow.status"));
+      printf("%s\n", s);
+      fflush(stdout);
+      free(s);
+    }
+    if (r > 0 && (fds[0].revents & POLLIN)) {
+      int n = 0;
+      while (n < BATCH) {
+        ssize_t got = read(tun_fd, tun_arena + (size_t)n * slot + HEADROOM, slot - HEADROOM - 32);
+        if (got <= 0) break;
+        tun_lengths[n++] = (int32_t)got;
+      }
+      if (n > 0) {
+        JSValueRef a[] = { js_tun_arena, js_tun_lengths, JSValueMakeNumber(ctx, n), JSValueMakeNumber(ctx, (double)slot), JSValueMakeNumber(ctx, now_ms()) };
+        call(fn_packets, 5, a, "Burrow.packets");
+      }
+    }
+    if (r > 0 && (fds[1].revents & POLLIN)) {
+      for (int i = 0; i < BATCH; i++) {
+        iovs[i] = (struct iovec){ udp_arena + (size_t)i * UDP_SLOT, UDP_SLOT };
+        msgs[i].msg_hdr = (struct msghdr){ .msg_name = &froms[i], .msg_namelen = sizeof froms[i], .msg_iov = &iovs[i], .msg_iovlen = 1 };
+      }
+      int n = recvmmsg(udp_fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+      if (n > 0) {
+        for (int i = 0; i < n; i++) {
+          uint8_t *a = udp_addrs + i * ADDR_STRIDE;
+          const uint8_t *ip = froms[i].sin6_addr.s6_addr;
+          udp_lengths[i] = (int32_t)msgs[i].msg_len;
+          uint16_t port = ntohs(froms[i].sin6_port);
+          a[1] = (uint8_t)(port >> 8); a[2] = (uint8_t)port;
+          if (IN6_IS_ADDR_V4MAPPED(&froms[i].sin6_addr)) { a[0] = 4; memcpy(a + 4, ip + 12, 4); }
+          else { a[0] = 6; memcpy(a + 4, ip, 16); }
+        }
+        JSValueRef a[] = { js_udp_arena, js_udp_lengths, js_udp_addrs, JSValueMakeNumber(ctx, n), JSValueMakeNumber(ctx, UDP_SLOT), JSValueMakeNumber(ctx, now_ms()) };
+        call(fn_datagrams, 6, a, "Burrow.datagrams");
+      }
+    }
+    if (armed_at >= 0 && now_ms() >= armed_at) {
+      armed_at = -1;
+      JSValueRef a[] = { JSValueMakeNumber(ctx, now_ms()) };
+      call(fn_timer, 1, a, "Burrow.timer");
+    }
+  }
+  JSObjectCallAsFunction(ctx, get_function(burrow, "stop"), burrow, 0, NULL, NULL);
+  close(udp_fd);
+  close(tun_fd);
+  JSGlobalContextRelease(ctx);
+  if (evp) EVP_CIPHER_CTX_free(evp);
+  return 0;
+}
