@@ -7,6 +7,7 @@ import { demo } from './demo.js';
 import { down } from './down.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE } from './errors.js';
 import { genkey, genpsk, pubkey, readStdin } from './keys.js';
+import { profileCommand } from './profile.js';
 import { formatInterface, readInterfaces } from './show.js';
 import { up } from './up.js';
 
@@ -77,6 +78,19 @@ program
   .description('print a new preshared key (as `wg genpsk`)')
   .action(() => {
     process.stdout.write(genpsk());
+  });
+
+program
+  .command('profile')
+  .description('write a configuration profile (.mobileconfig, mode 0600) that installs the tunnel on a managed Mac for the Burrow app')
+  .argument('<config>', 'the wg-quick configuration file')
+  .requiredOption('--format <format>', 'the profile format: mobileconfig')
+  .option('--bundle-id <id>', 'the Burrow app\'s bundle identifier (VPNSubType)')
+  .option('--per-app', 'a per-app VPN for Mail, Calendar and Contacts from MailDomains, CalendarDomains, ContactsDomains')
+  .option('--include-private-key', 'put the interface\'s private key in the profile')
+  .option('-o, --output <file>', 'where to write it (default NAME.mobileconfig)')
+  .action((config: string, opts: { format: string; bundleId?: string; perApp?: boolean; includePrivateKey?: boolean; output?: string }) => {
+    process.stdout.write(`${profileCommand(config, opts)}\n`);
   });
 
 program
