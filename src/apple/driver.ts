@@ -17,6 +17,7 @@
 // (JSObjectMakeTypedArrayWithBytesNoCopy); the driver only makes views on them.
 
 import type { Aead } from '../../crypto/aead.js';
+import { clamp, type Dh } from '../../crypto/x25519.js';
 import { encodeKey } from '../../crypto/keys.js';
 import { formatIpAddress, parseConfig } from '../config/index.js';
 import { tunnelSettings } from '../policy/index.js';
@@ -36,6 +37,11 @@ export interface Host {
   log?(line: string): void;
   /** A native ChaCha20-Poly1305 (OpenSSL, CryptoKit), through the engine's Aead seam. */
   aead?: Aead;
+  /**
+   * A native X25519 (CryptoKit's Curve25519 on Apple): writes X25519(scalar, point) into
+   * `out`; false when the platform refuses the point or the result is all zeros.
+   */
+  x25519?(scalar: Uint8Array, point: Uint8Array, out: Uint8Array): boolean;
   /** Wall-clock ms (Unix epoch) at the host's clock zero. */
   wallClockAtZero?: number;
 }
@@ -89,6 +95,26 @@ function rearm(now: number): void {
   host!.arm(next === Infinity ? -1 : Math.max(0, Math.ceil(next - now)));
 }
 
+const BASEPOINT = Uint8Array.of(9, ...new Array<number>(31).fill(0));
+
+/** The engine's Dh seam over the host's X25519. */
+export function hostDh(x25519: NonNullable<Host['x25519']>, random: (out: Uint8Array) => Uint8Array): Dh {
+  return {
+    name: 'host',
+    generatePrivateKey: (r = random) => clamp(r(new Uint8Array(32))),
+    publicKey(privateKey) {
+      const out = new Uint8Array(32);
+      if (!x25519(privateKey, BASEPOINT, out)) throw new Error('host x25519 refused the base point');
+      return out;
+    },
+    sharedSecret(privateKey, publicKey) {
+      const out = new Uint8Array(32);
+      if (!x25519(privateKey, publicKey, out)) return null;
+      return out.some((b) => b !== 0) ? out : null;
+    },
+  };
+}
+
 function need(): Device {
   if (device === undefined) throw new Error('Burrow.start has not been called');
   return device;
@@ -106,6 +132,7 @@ export function start(configText: string, resolvedEndpointsJson: string, h: Host
   device = new Device({
     privateKey: config.interface.privateKey, mtu, random,
     ...(h.aead === undefined ? {} : { aead: h.aead }),
+    ...(h.x25519 === undefined ? {} : { dh: hostDh(h.x25519.bind(h), random) }),
     ...(h.wallClockAtZero === undefined ? {} : { wallClockAtZero: h.wallClockAtZero }),
   }, {
     send: (data, to) => h.send(data, to.host, to.port),
@@ -129,6 +156,7 @@ export function start(configText: string, resolvedEndpointsJson: string, h: Host
     slotSize: sealedLength(mtu, mtu) + HEADROOM,
     publicKey: encodeKey(device.publicKey),
     aead: h.aead?.name ?? '@noble/ciphers',
+    dh: h.x25519 === undefined ? '@noble/curves' : 'host',
   }, (_k, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v));
 }
 
