@@ -2,18 +2,15 @@
 // tunnel extension runs it) as a client, against wireguard-go and against a Burrow server
 // (`burrow up`): a ping and a checksummed TCP transfer through the tunnel, with the core's
 // noble ChaCha20-Poly1305 and with OpenSSL's injected through the Aead seam.
-import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
 import { cliBuilt, configDir, tcpTransfer, up, writeConf } from '../support/burrow.js';
+import { BUNDLE, HOST, startHost } from '../support/jsc-host.js';
 import { type Netns, netnsSuite, stopChild, uniqueName } from '../support/netns.js';
 import { requireHost } from '../support/privileges.js';
 import { startWireguardGo } from '../support/wireguard-go.js';
 
-const HOST = join('native', 'jsc-host', 'build', 'burrow-jsc-host');
-const BUNDLE = join('dist', 'jsc', 'burrow.js');
 const SERVER = '10.123.0.1';
 const CLIENT = '10.123.0.2';
 
@@ -26,45 +23,6 @@ function keys(): Keys {
 async function pingCount(ns: Netns, target: string, count = 3): Promise<number> {
   const out = await ns.exec('ping', ['-n', '-c', String(count), '-i', '0.2', '-W', '2', target], { timeoutMs: 15_000 }).catch((e: Error) => e.message);
   return Number(/(\d+) received/.exec(out)?.[1] ?? 0);
-}
-
-interface Host {
-  child: ChildProcess;
-  settings: { aead: string; apple: { ipv4Settings: { addresses: string[] } } };
-  /** Asks the host for Burrow.status() over its stdin. */
-  status(): Promise<{ publicKey: string; allowedIPs: string[]; lastHandshake: number; rxBytes: number; txBytes: number }[]>;
-}
-
-/** Starts the C host in `ns` and waits for the settings line it prints once the TUN is up. */
-async function startHost(ns: Netns, conf: string, ifname: string, aead: 'noble' | 'openssl'): Promise<Host> {
-  const child = ns.spawn(HOST, ['--bundle', BUNDLE, '--config', conf, '--ifname', ifname, '--aead', aead], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let text = '';
-  const waiting: ((line: string) => void)[] = [];
-  const lines: string[] = [];
-  child.stdout!.on('data', (c: Buffer) => {
-    text += c.toString('utf8');
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n')) {
-      const line = text.slice(0, nl);
-      text = text.slice(nl + 1);
-      const w = waiting.shift();
-      if (w) w(line); else lines.push(line);
-    }
-  });
-  const nextLine = (what: string): Promise<string> => new Promise<string>((resolve, reject) => {
-    const queued = lines.shift();
-    if (queued !== undefined) return resolve(queued);
-    const timer = setTimeout(() => reject(new Error(`the C host printed no ${what}: ${ns.outputOf(child)}`)), 10_000);
-    waiting.push((line) => { clearTimeout(timer); resolve(line); });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the C host exited (${code}): ${ns.outputOf(child)}`)); });
-  });
-  const settings = JSON.parse(await nextLine('settings')) as Host['settings'];
-  return {
-    child, settings,
-    status: async () => {
-      child.stdin!.write('status\n');
-      return JSON.parse(await nextLine('status'));
-    },
-  };
 }
 
 function clientConf(dir: string, name: string, client: Keys, server: Keys, endpoint: string): string {
