@@ -6,11 +6,12 @@
 //   - a poll loop: a batch of TUN packets -> Burrow.packets, a batch of datagrams
 //     (recvmmsg) -> Burrow.datagrams, the one timer -> Burrow.timer;
 //   - gives the core getrandom(2), CLOCK_MONOTONIC, sendto/write, and optionally
-//     OpenSSL's ChaCha20-Poly1305 through the engine's Aead seam (CryptoKit on a Mac).
+//     OpenSSL's ChaCha20-Poly1305 and X25519 through the engine's Aead and Dh seams
+//     (CryptoKit on a Mac).
 // The batch arenas are the host's memory, wrapped once as typed arrays without copies.
 //
 // Usage: burrow-jsc-host --bundle FILE --config FILE --ifname NAME
-//                        [--endpoints JSON] [--aead noble|openssl] [--no-apply]
+//                        [--endpoints JSON] [--aead noble|openssl] [--dh noble|openssl] [--no-apply]
 // A line on stdin prints Burrow.status() as one JSON line; SIGTERM/SIGINT stop it.
 // Not SIGUSR1: WebKit's WTF suspends threads with it for the garbage collector, and a
 // handler of ours there deadlocks the next collection (seen: a hang in Heap::acquireAccess).
@@ -211,6 +212,33 @@ static JSValueRef cb_open(JSContextRef c, JSObjectRef f, JSObjectRef t, size_t a
   return JSValueMakeBoolean(ctx, argc >= 5 && openssl_aead(0, argv, &out, &n));
 }
 
+// X25519 from OpenSSL (CryptoKit's Curve25519 on a Mac): out = X25519(scalar, point).
+// The base point answers with the public key; OpenSSL refuses an all-zero result.
+static JSValueRef cb_x25519(JSContextRef c, JSObjectRef f, JSObjectRef t, size_t argc, const JSValueRef argv[], JSValueRef *exc) {
+  (void)c; (void)f; (void)t; (void)exc;
+  if (argc < 3) return JSValueMakeBoolean(ctx, false);
+  size_t kn, pn, on;
+  uint8_t *k = bytes_of(argv[0], &kn), *p = bytes_of(argv[1], &pn), *out = bytes_of(argv[2], &on);
+  if (kn != 32 || pn != 32 || on != 32) return JSValueMakeBoolean(ctx, false);
+  EVP_PKEY *priv = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, k, 32);
+  if (!priv) return JSValueMakeBoolean(ctx, false);
+  int base = p[0] == 9;
+  for (int i = 1; i < 32 && base; i++) base = p[i] == 0;
+  int ok = 0;
+  size_t len = 32;
+  if (base) {
+    ok = EVP_PKEY_get_raw_public_key(priv, out, &len) == 1;
+  } else {
+    EVP_PKEY *peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, p, 32);
+    EVP_PKEY_CTX *d = peer ? EVP_PKEY_CTX_new(priv, NULL) : NULL;
+    ok = d && EVP_PKEY_derive_init(d) == 1 && EVP_PKEY_derive_set_peer(d, peer) == 1 && EVP_PKEY_derive(d, out, &len) == 1 && len == 32;
+    EVP_PKEY_CTX_free(d);
+    EVP_PKEY_free(peer);
+  }
+  EVP_PKEY_free(priv);
+  return JSValueMakeBoolean(ctx, ok);
+}
+
 // --- setup -------------------------------------------------------------------------
 
 static char *read_file(const char *path) {
@@ -305,7 +333,7 @@ static JSObjectRef wrap(JSTypedArrayType type, void *bytes, size_t length) {
 }
 
 int main(int argc, char **argv) {
-  const char *bundle = NULL, *config = NULL, *ifname = NULL, *endpoints = "", *aead = "noble";
+  const char *bundle = NULL, *config = NULL, *ifname = NULL, *endpoints = "", *aead = "noble", *dh = "noble";
   int apply = 1;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--bundle") && i + 1 < argc) bundle = argv[++i];
@@ -313,11 +341,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--ifname") && i + 1 < argc) ifname = argv[++i];
     else if (!strcmp(argv[i], "--endpoints") && i + 1 < argc) endpoints = argv[++i];
     else if (!strcmp(argv[i], "--aead") && i + 1 < argc) aead = argv[++i];
+    else if (!strcmp(argv[i], "--dh") && i + 1 < argc) dh = argv[++i];
     else if (!strcmp(argv[i], "--no-apply")) apply = 0;
-    else { fprintf(stderr, "usage: burrow-jsc-host --bundle FILE --config FILE --ifname NAME [--endpoints JSON] [--aead noble|openssl] [--no-apply]\n"); return 2; }
+    else { fprintf(stderr, "usage: burrow-jsc-host --bundle FILE --config FILE --ifname NAME [--endpoints JSON] [--aead noble|openssl] [--dh noble|openssl] [--no-apply]\n"); return 2; }
   }
-  if (!bundle || !config || !ifname || (strcmp(aead, "noble") && strcmp(aead, "openssl"))) {
-    fprintf(stderr, "burrow-jsc-host: --bundle, --config and --ifname are required; --aead is noble or openssl\n");
+  if (!bundle || !config || !ifname || (strcmp(aead, "noble") && strcmp(aead, "openssl")) || (strcmp(dh, "noble") && strcmp(dh, "openssl"))) {
+    fprintf(stderr, "burrow-jsc-host: --bundle, --config and --ifname are required; --aead and --dh are noble or openssl\n");
     return 2;
   }
 
@@ -357,6 +386,8 @@ int main(int argc, char **argv) {
     set_function(a, "open", cb_open);
     set_value(host, "aead", a);
   }
+
+  if (!strcmp(dh, "openssl")) set_function(host, "x25519", cb_x25519);
 
   char *config_text = read_file(config);
   JSStringRef cfg = JSStringCreateWithUTF8CString(config_text);

@@ -1,7 +1,7 @@
 // The C host (native/jsc-host: the core in JavaScriptCore's C API, as the Mac's packet
 // tunnel extension runs it) as a client, against wireguard-go and against a Burrow server
 // (`burrow up`): a ping and a checksummed TCP transfer through the tunnel, with the core's
-// noble ChaCha20-Poly1305 and with OpenSSL's injected through the Aead seam.
+// noble ChaCha20-Poly1305 and X25519, and with OpenSSL's injected through the Aead and Dh seams.
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
@@ -38,7 +38,7 @@ describe.skipIf(requireHost(['ip', 'ping', 'wireguard-go']))('the C host on Java
   if (!existsSync(HOST) || !existsSync(BUNDLE)) throw new Error(`${HOST} or ${BUNDLE} is missing: run npm run setup`);
 
   for (const aead of ['noble', 'openssl'] as const) {
-    it(`C host client (${aead}), wireguard-go server: ping and a checksummed 4 MB transfer`, async () => {
+    it(`C host client (${aead} AEAD and X25519), wireguard-go server: ping and a checksummed 4 MB transfer`, async () => {
       const pair = await scope.pair({ prefix: 'jhw' });
       const dir = configDir(scope);
       const [s, c] = [keys(), keys()];
@@ -52,6 +52,7 @@ describe.skipIf(requireHost(['ip', 'ping', 'wireguard-go']))('the C host on Java
       scope.defer(() => stopChild(host.child));
       expect(host.settings.apple.ipv4Settings.addresses).toEqual([CLIENT]);
       expect(host.settings.aead).toBe(aead === 'openssl' ? 'openssl' : '@noble/ciphers');
+      expect(host.settings.dh).toBe(aead === 'openssl' ? 'host' : '@noble/curves');
       expect(await pingCount(pair.b, SERVER)).toBe(3);
       const t = await tcpTransfer(pair.a, pair.b, SERVER, 4 * 1024 * 1024);
       expect(t.bytes).toBe(4 * 1024 * 1024);
@@ -67,7 +68,7 @@ describe.skipIf(requireHost(['ip', 'ping', 'wireguard-go']))('the C host on Java
     }, 120_000);
   }
 
-  it('C host client (openssl), Burrow server over IPv6: ping and a checksummed 4 MB transfer', async () => {
+  it('C host client (OpenSSL AEAD and X25519), Burrow server over IPv6: ping and a checksummed 4 MB transfer', async () => {
     const pair = await scope.pair({ prefix: 'jhb' });
     const dir = configDir(scope);
     const [s, c] = [keys(), keys()];

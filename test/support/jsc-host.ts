@@ -9,14 +9,14 @@ export const BUNDLE = join('dist', 'jsc', 'burrow.js');
 
 export interface Host {
   child: ChildProcess;
-  settings: { aead: string; apple: { ipv4Settings: { addresses: string[] } } };
+  settings: { aead: string; dh: string; apple: { ipv4Settings: { addresses: string[] } } };
   /** Asks the host for Burrow.status() over its stdin. */
   status(): Promise<{ publicKey: string; allowedIPs: string[]; lastHandshake: number; rxBytes: number; txBytes: number }[]>;
 }
 
-/** Starts the C host in `ns` and waits for the settings line it prints once the TUN is up. */
-export async function startHost(ns: Netns, conf: string, ifname: string, aead: 'noble' | 'openssl'): Promise<Host> {
-  const child = ns.spawn(HOST, ['--bundle', BUNDLE, '--config', conf, '--ifname', ifname, '--aead', aead], { stdio: ['pipe', 'pipe', 'pipe'] });
+/** Starts the C host in `ns` (OpenSSL's X25519 with OpenSSL's AEAD unless `dh` says otherwise) and waits for the settings line it prints once the TUN is up. */
+export async function startHost(ns: Netns, conf: string, ifname: string, aead: 'noble' | 'openssl', dh: 'noble' | 'openssl' = aead): Promise<Host> {
+  const child = ns.spawn(HOST, ['--bundle', BUNDLE, '--config', conf, '--ifname', ifname, '--aead', aead, '--dh', dh], { stdio: ['pipe', 'pipe', 'pipe'] });
   let text = '';
   const waiting: ((line: string) => void)[] = [];
   const lines: string[] = [];

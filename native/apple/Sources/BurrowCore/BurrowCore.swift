@@ -9,7 +9,7 @@
 //   cb_write (write to the TUN)    onWrite closure -> packetFlow.writePackets
 //   cb_arm (poll timeout)          onArm closure -> a DispatchSourceTimer
 //   cb_seal/cb_open (OpenSSL)      CryptoKit ChaChaPoly
-//   (none yet)                     CryptoKit Curve25519 through host.x25519
+//   cb_x25519 (OpenSSL)            CryptoKit Curve25519 through host.x25519
 //   wrap() NoCopy typed arrays     JSObjectMakeTypedArrayWithBytesNoCopy, same call
 //   Burrow.packets/datagrams/timer/status, same arguments.
 // All calls happen on one serial queue: a JSContext is not for concurrent use.
