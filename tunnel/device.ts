@@ -32,8 +32,8 @@ import { tai64nFromMillis } from '../crypto/tai64n.js';
 import { type Dh, nobleDh } from '../crypto/x25519.js';
 import { AllowedIps } from './allowedips.js';
 import {
-  KEEPALIVE_TIMEOUT, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, REJECT_AFTER_MESSAGES,
-  REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT, TRANSPORT_HEADER_LENGTH,
+  DEFAULT_MTU, KEEPALIVE_TIMEOUT, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
+  REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT, TRANSPORT_HEADER_LENGTH,
 } from './constants.js';
 import { CookieChecker, verifyMac1 } from './cookie.js';
 import {
@@ -41,6 +41,7 @@ import {
   type Identity,
 } from './handshake.js';
 import { parseIpPacket } from './ip.js';
+import { type IndexEntry, IndexTable } from './indextable.js';
 import { Keypair } from './keypair.js';
 import {
   classify, type CookieReply, type DecodeRefusal, decodeMessage, INITIATION_MAC1_OFFSET, type Initiation, receiverIndexOf,
@@ -54,6 +55,8 @@ import { jitterFrom, type TimerName } from './timers.js';
 import { openTransport, sealedLength, sealTransport } from './transport.js';
 
 export type { Endpoint } from './peer.js';
+export type { IndexEntry } from './indextable.js';
+export { DEFAULT_MTU } from './constants.js';
 
 const textEncoder = new TextEncoder();
 
@@ -63,8 +66,6 @@ export const MAX_STAGED_PACKETS = 128;
 export const MAX_STAGED_BYTES = 16 * 1024 * 1024;
 /** Peers one device may have. */
 export const MAX_PEERS = 1 << 20;
-/** Default tunnel MTU, as wg-quick picks for an IPv4/IPv6 underlay of 1500. */
-export const DEFAULT_MTU = 1420;
 /** Handshake messages in one 1/8-second window that make the device count as under load. */
 export const UNDER_LOAD_HANDSHAKES = 32;
 const LOAD_WINDOW = 125;
@@ -140,12 +141,6 @@ export interface PeerStatus {
   keypairAge: number | undefined;
 }
 
-export interface IndexEntry {
-  readonly peer: Peer;
-  /** Undefined while the index names a pending handshake. */
-  readonly keypair: Keypair | undefined;
-}
-
 /** Read-only views of the engine's tables (see Device.inspect). */
 export interface DeviceInspection {
   readonly indexTable: ReadonlyMap<number, IndexEntry>;
@@ -166,7 +161,7 @@ export class Device {
   private ownName: string;
   private cookieChecker: CookieChecker;
   private readonly peersByKey = new Map<string, Peer>();
-  private readonly indexTable = new Map<number, IndexEntry>();
+  private readonly indexTable: IndexTable;
   readonly allowedIps = new AllowedIps<Peer>();
   private readonly heap = new DeadlineHeap<Peer>();
   private readonly rateLimiter = new RateLimiter();
@@ -182,6 +177,7 @@ export class Device {
   constructor(options: DeviceOptions, io: DeviceIo) {
     this.b = { dh: options.dh ?? nobleDh, aead: options.aead ?? nobleAead };
     this.random = options.random ?? systemRandom;
+    this.indexTable = new IndexTable(this.random);
     this.mtu = options.mtu ?? DEFAULT_MTU;
     if (!Number.isInteger(this.mtu) || this.mtu < 576 || this.mtu > 65535) throw new RangeError('mtu: expected 576 to 65535');
     this.io = io;
@@ -287,7 +283,7 @@ export class Device {
       rxBytes: p.rxBytes,
       txBytes: p.txBytes,
       persistentKeepalive: p.persistentKeepalive / 1000,
-      keypairAge: p.keypairs.current ? now - p.keypairs.current.created : undefined,
+      keypairAge: p.keypairs.current === undefined ? undefined : now - p.keypairs.current.created,
     }));
   }
 
@@ -296,7 +292,7 @@ export class Device {
    * not copies, valid until the next input. Never log them: keypairs hold keys.
    */
   inspect(): DeviceInspection {
-    return { indexTable: this.indexTable, peers: this.peersByKey, heapLength: this.heap.length, stagedBytes: this.stagedBytes };
+    return { indexTable: this.indexTable.entries, peers: this.peersByKey, heapLength: this.heap.length, stagedBytes: this.stagedBytes };
   }
 
   /** True while handshakes arrive faster than the device should answer them freely. */
@@ -334,7 +330,7 @@ export class Device {
   receiveDatagram(data: Uint8Array, from: Endpoint, now: number): void {
     const type = classify(data);
     if (typeof type !== 'number') return this.drop(type);
-    if (type === 4) return this.receiveTransport(data, from, now);
+    if (type === MESSAGE_TRANSPORT) return this.receiveTransport(data, from, now);
     const decoded = decodeMessage(data);
     if (!decoded.ok) return this.drop(decoded.reason);
     const m = decoded.message;
@@ -390,7 +386,8 @@ export class Device {
     // Authenticated from here on.
     this.roam(peer, from);
     peer.rxBytes += data.length;
-    if (kp === peer.keypairs.next) this.confirmNext(peer, now);
+    const retired = peer.keypairs.confirm(kp);
+    if (retired !== null) this.confirmed(peer, retired, now);
     this.keepKeyFreshReceiving(peer, now);
     peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
     peer.timers.anyAuthenticatedPacketReceived();
@@ -426,16 +423,14 @@ export class Device {
 
     // Answer with a response and keep the new keypair as `next` until the initiator uses it.
     this.clearHandshake(peer);
-    const localIndex = this.newIndex();
+    const localIndex = this.indexTable.reserve(peer);
     const resp = createResponse(this.b, consumed, localIndex, this.b.dh.generatePrivateKey(this.random), peer.cookies.current(now));
-    if (resp === null) return this.drop('bad-dh');
+    if (resp === null) {
+      this.indexTable.free(peer, localIndex);
+      return this.drop('bad-dh');
+    }
     peer.cookies.sent(resp.mac1);
-    const kp = new Keypair(resp.keys, now);
-    this.indexTable.set(localIndex, { peer, keypair: kp });
-    this.retire(peer, peer.keypairs.next);
-    this.retire(peer, peer.keypairs.previous);
-    peer.keypairs.previous = undefined;
-    peer.keypairs.next = kp;
+    this.install(peer, new Keypair(resp.keys, now));
     peer.timers.sessionDerived(now);
     this.sendTo(peer, resp.message, now);
     this.io.event?.({ type: 'handshake-complete', peer: peer.name, role: 'responder' });
@@ -455,18 +450,7 @@ export class Device {
     if (typeof keys === 'string') return this.drop(keys);
 
     peer.handshake = noHandshake();
-    const kp = new Keypair(keys, now);
-    this.indexTable.set(kp.localIndex, { peer, keypair: kp });
-    const { current, previous, next } = peer.keypairs;
-    if (next !== undefined) {
-      peer.keypairs.previous = next;
-      peer.keypairs.next = undefined;
-      this.retire(peer, current);
-    } else {
-      peer.keypairs.previous = current;
-    }
-    this.retire(peer, previous);
-    peer.keypairs.current = kp;
+    this.install(peer, new Keypair(keys, now));
 
     this.roam(peer, from);
     peer.rxBytes += m.bytes.length;
@@ -559,12 +543,14 @@ export class Device {
     if (secrets === null) return this.drop('bad-peer-key');
     peer.lastSentHandshake = now;
     this.clearHandshake(peer);
-    const localIndex = this.newIndex();
+    const localIndex = this.indexTable.reserve(peer);
     const init = createInitiation(this.b, this.identity, secrets, localIndex, this.b.dh.generatePrivateKey(this.random),
       tai64nFromMillis(this.wallClockAtZero + now), peer.cookies.current(now));
-    if (init === null) return this.drop('bad-peer-key');
+    if (init === null) {
+      this.indexTable.free(peer, localIndex);
+      return this.drop('bad-peer-key');
+    }
     peer.handshake = { kind: 'initiation-sent', localIndex, initiator: init.state, sentAt: now };
-    this.indexTable.set(localIndex, { peer, keypair: undefined });
     peer.cookies.sent(init.mac1);
     this.sendTo(peer, init.message, now);
     peer.timers.handshakeInitiated(now, this.jitter());
@@ -573,13 +559,15 @@ export class Device {
 
   // --- Keys ------------------------------------------------------------------------
 
-  /** The initiator's first packet arrived on our `next` keypair: it becomes current. */
-  private confirmNext(peer: Peer, now: number): void {
-    const { current, previous, next } = peer.keypairs;
-    this.retire(peer, previous);
-    peer.keypairs.previous = current;
-    peer.keypairs.current = next;
-    peer.keypairs.next = undefined;
+  /** A handshake made `kp`: it takes its slot (see KeypairSlots.install) and its index. */
+  private install(peer: Peer, kp: Keypair): void {
+    this.indexTable.attach(peer, kp);
+    for (const old of peer.keypairs.install(kp)) this.retire(peer, old);
+  }
+
+  /** The initiator's first packet arrived on our `next` keypair: it became current. */
+  private confirmed(peer: Peer, retired: readonly Keypair[], now: number): void {
+    for (const old of retired) this.retire(peer, old);
     peer.lastHandshakeWall = this.wallClockAtZero + now;
     peer.timers.handshakeComplete();
     if (peer.staged !== undefined) this.sendStaged(peer, now);
@@ -601,17 +589,16 @@ export class Device {
     }
   }
 
-  /** Wipes a keypair and frees its index. */
-  private retire(peer: Peer, kp: Keypair | undefined): void {
-    if (kp === undefined) return;
-    if (this.indexTable.get(kp.localIndex)?.peer === peer) this.indexTable.delete(kp.localIndex);
+  /** Wipes a keypair that left its slot and frees its index. */
+  private retire(peer: Peer, kp: Keypair): void {
+    this.indexTable.free(peer, kp.localIndex);
     kp.wipe();
   }
 
   private clearHandshake(peer: Peer): void {
     const hs = peer.handshake;
     if (hs.kind === 'initiation-sent') {
-      this.indexTable.delete(hs.localIndex);
+      this.indexTable.free(peer, hs.localIndex);
       hs.initiator.ephemeralPrivate.fill(0);
       hs.initiator.noise.chainingKey.fill(0);
     }
@@ -620,9 +607,7 @@ export class Device {
 
   /** Every keypair and the handshake state wiped (zeroKeyMaterial, key change, removal). */
   private zeroKeys(peer: Peer): void {
-    const { current, previous, next } = peer.keypairs;
-    for (const kp of [current, previous, next]) this.retire(peer, kp);
-    peer.keypairs.current = peer.keypairs.previous = peer.keypairs.next = undefined;
+    for (const kp of peer.keypairs.clear()) this.retire(peer, kp);
     this.clearHandshake(peer);
     this.dropStaged(peer);
     peer.timers.clearAll();
@@ -685,16 +670,6 @@ export class Device {
     if (sameEndpoint(peer.endpoint, from)) return;
     peer.endpoint = { host: from.host, port: from.port };
     this.io.event?.({ type: 'endpoint-changed', peer: peer.name, endpoint: peer.endpoint });
-  }
-
-  /** A random 32-bit index not in use on this device. */
-  private newIndex(): number {
-    const view = new DataView(this.scratch.buffer, this.scratch.byteOffset, 4);
-    for (;;) {
-      this.random(this.scratch);
-      const index = view.getUint32(0, true);
-      if (!this.indexTable.has(index)) return index;
-    }
   }
 
   private noteHandshake(now: number): void {

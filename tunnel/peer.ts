@@ -6,7 +6,7 @@
 import { decodeKey, encodeKey } from '../crypto/keys.js';
 import { CookieJar } from './cookie.js';
 import { createPeerSecrets, type Identity, type InitiationGuard, type InitiatorState, newInitiationGuard, type PeerSecrets } from './handshake.js';
-import type { Keypair, Keypairs } from './keypair.js';
+import { type Keypair, KeypairSlots } from './keypair.js';
 import type { Backends } from './noise.js';
 import { PeerTimers } from './timers.js';
 
@@ -33,7 +33,7 @@ export class Peer {
   /** PersistentKeepalive in ms; 0 = off. */
   persistentKeepalive = 0;
 
-  readonly keypairs: Keypairs = { current: undefined, previous: undefined, next: undefined };
+  readonly keypairs = new KeypairSlots();
   handshake: HandshakeState = NONE;
   readonly timers = new PeerTimers();
   /** Packets waiting for a usable keypair, each with header room in front. */
