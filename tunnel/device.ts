@@ -17,8 +17,12 @@
 //      starts a new handshake while the old keypair keeps working.
 // Receiving (wireguard-go receive.go):
 //   1. (type, length) decides the message; anything else is dropped with a reason;
-//   2. handshake messages: under load, mac1 then mac2 are checked first, an initiation
-//      without a valid mac2 gets a cookie reply and sources are rate-limited;
+//   2. handshake messages: a response must name a pending handshake of ours; then each
+//      takes one unit of the turn's handshake budget (past it: dropped as
+//      'handshake-budget', so a flood cannot hold the loop that carries the data); then
+//      mac1 is checked, and only a message with a valid mac1 counts toward load; under
+//      load, mac2 is checked next, an initiation without a valid one gets a cookie reply,
+//      and sources are rate-limited;
 //   3. transport data: index → keypair, keypair age, replay window check, AEAD open in
 //      place, then the replay window commits the counter; the sender's address becomes the
 //      peer's endpoint (roaming); an empty plaintext is a keepalive; otherwise the inner
@@ -66,8 +70,14 @@ export const MAX_STAGED_PACKETS = 128;
 export const MAX_STAGED_BYTES = 16 * 1024 * 1024;
 /** Peers one device may have. */
 export const MAX_PEERS = 1 << 20;
-/** Handshake messages in one 1/8-second window that make the device count as under load. */
+/** Handshake messages with a valid mac1 in one 1/8-second window that make the device count as under load. */
 export const UNDER_LOAD_HANDSHAKES = 32;
+/**
+ * Handshake messages one turn of the caller's event loop may spend work on (mac1 and
+ * beyond). A valid-mac1 initiation costs a few hundred µs of DH; 16 bound a turn's
+ * handshake work to a few ms while the turn's data packets are all processed.
+ */
+export const HANDSHAKES_PER_TURN = 16;
 const LOAD_WINDOW = 125;
 /** Once under load, the device stays so this long (as the references: 1 s). */
 export const UNDER_LOAD_AFTER_TIME = 1000;
@@ -76,7 +86,7 @@ export type DropReason =
   | DecodeRefusal | HandshakeRefusal
   | 'unknown-index' | 'expired-keypair' | 'counter-limit' | 'replay' | 'bad-tag' | 'bad-ip' | 'source-not-allowed'
   | 'no-peer' | 'no-endpoint' | 'staged-full' | 'rate-limited' | 'cookie-sent' | 'bad-cookie' | 'unexpected-response'
-  | 'bad-peer-key';
+  | 'bad-peer-key' | 'handshake-budget';
 
 export type DeviceEvent =
   | { type: 'handshake-initiated'; peer: string; attempt: number }
@@ -105,8 +115,13 @@ export interface DeviceOptions {
   random?: RandomSource;
   /** Wall-clock ms (Unix epoch) at engine time 0: TAI64N timestamps and `wg show` times. */
   wallClockAtZero?: number;
-  /** Handshake messages per 1/8 s that count as load (default UNDER_LOAD_HANDSHAKES). */
+  /**
+   * Load detection: handshake messages with a valid mac1 per 1/8 s that put the device
+   * under load (cookies demanded). Default UNDER_LOAD_HANDSHAKES; Infinity turns it off.
+   */
   underLoadHandshakes?: number;
+  /** Handshake messages processed per turn (see beginTurn); default HANDSHAKES_PER_TURN. */
+  handshakesPerTurn?: number;
 }
 
 export interface AllowedIpPrefix {
@@ -169,6 +184,11 @@ export class Device {
   private loadWindowStart = -Infinity;
   private loadWindowCount = 0;
   private underLoadUntil = -Infinity;
+  private readonly handshakesPerTurn: number;
+  /** True once the caller marks turns with beginTurn(); until then a turn is one `now`. */
+  private turnsMarked = false;
+  private turnNow = NaN;
+  private turnHandshakes = 0;
   private stagedBytes = 0;
   private readonly scratch = new Uint8Array(4);
   /** Packets dropped, by reason. */
@@ -183,6 +203,8 @@ export class Device {
     this.io = io;
     this.wallClockAtZero = options.wallClockAtZero ?? 0;
     this.underLoadHandshakes = options.underLoadHandshakes ?? UNDER_LOAD_HANDSHAKES;
+    this.handshakesPerTurn = options.handshakesPerTurn ?? HANDSHAKES_PER_TURN;
+    if (!(this.handshakesPerTurn >= 1)) throw new RangeError('handshakesPerTurn: expected at least 1');
     this.identity = createIdentity(this.b, options.privateKey.slice());
     this.ownName = encodeKey(this.identity.publicKey);
     this.cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
@@ -326,6 +348,16 @@ export class Device {
 
   // --- Input: a datagram from the network -----------------------------------------
 
+  /**
+   * A new turn of the caller's event loop begins: the handshake budget is full again.
+   * A runtime calls it once per batch of datagrams it reads. A caller that never calls
+   * it (a test with a fake clock) gets a fresh budget for each distinct `now` instead.
+   */
+  beginTurn(): void {
+    this.turnsMarked = true;
+    this.turnHandshakes = 0;
+  }
+
   /** A UDP datagram from `from`. Transport data is decrypted in place in `data`. */
   receiveDatagram(data: Uint8Array, from: Endpoint, now: number): void {
     const type = classify(data);
@@ -336,11 +368,15 @@ export class Device {
     const m = decoded.message;
     if (m.type === MESSAGE_COOKIE_REPLY) return this.receiveCookieReply(m.receiverIndex, m, now);
     if (m.type !== MESSAGE_INITIATION && m.type !== MESSAGE_RESPONSE) return;
-    // Handshake messages: load accounting, then the cookie defence when under load.
+    // Handshake messages, cheapest check first: a response must name our pending
+    // handshake; then the turn's budget, before any hashing; then mac1, and only a valid
+    // one counts toward load; under load, the cookie defence.
+    if (m.type === MESSAGE_RESPONSE && !this.awaitsResponse(m.receiverIndex)) return this.drop('unexpected-response');
+    if (!this.takeHandshakeBudget(now)) return this.drop('handshake-budget');
+    const macOffset = m.type === MESSAGE_INITIATION ? INITIATION_MAC1_OFFSET : RESPONSE_MAC1_OFFSET;
+    if (!verifyMac1(data, macOffset, this.identity.mac1Key)) return this.drop('bad-mac1');
     this.noteHandshake(now);
     if (this.isUnderLoad(now)) {
-      const macOffset = m.type === MESSAGE_INITIATION ? INITIATION_MAC1_OFFSET : RESPONSE_MAC1_OFFSET;
-      if (!verifyMac1(data, macOffset, this.identity.mac1Key)) return this.drop('bad-mac1');
       const source = this.sourceBytes(from);
       if (!this.cookieChecker.verifyMac2(data, macOffset, source, now)) {
         this.io.send(this.cookieChecker.createReply(data, macOffset, m.senderIndex, source, now), from);
@@ -672,6 +708,24 @@ export class Device {
     this.io.event?.({ type: 'endpoint-changed', peer: peer.name, endpoint: peer.endpoint });
   }
 
+  /** True when `index` names a handshake of ours still waiting for its response. */
+  private awaitsResponse(index: number): boolean {
+    const entry = this.indexTable.get(index);
+    return entry !== undefined && entry.keypair === undefined;
+  }
+
+  /** Takes one unit of this turn's handshake budget; false when it is spent. */
+  private takeHandshakeBudget(now: number): boolean {
+    if (!this.turnsMarked && now !== this.turnNow) {
+      this.turnNow = now;
+      this.turnHandshakes = 0;
+    }
+    if (this.turnHandshakes >= this.handshakesPerTurn) return false;
+    this.turnHandshakes++;
+    return true;
+  }
+
+  /** Counts a handshake message whose mac1 is valid toward load. */
   private noteHandshake(now: number): void {
     if (now - this.loadWindowStart >= LOAD_WINDOW) {
       this.loadWindowStart = now;

@@ -56,7 +56,7 @@ export class Tunnel {
     let udp: UdpTransport | undefined;
     try {
       let tunnel: Tunnel | undefined;
-      udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from));
+      udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from), () => tunnel?.device.beginTurn());
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
         { privateKey: o.privateKey, mtu: o.mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClockAtZero: performance.timeOrigin },

@@ -17,6 +17,8 @@ import type { Endpoint } from '../../tunnel/peer.js';
 import { loadAddon } from './tun.js';
 
 export type DatagramHandler = (data: Uint8Array, from: Endpoint) => void;
+/** Called once before the datagrams of one readable event (one turn of the loop) are handled. */
+export type TurnHandler = () => void;
 
 export class UdpError extends Error {
   override readonly name = 'UdpError';
@@ -254,17 +256,23 @@ export class UdpTransport {
     this.v6?.flush();
   };
 
-  private constructor(pair: [NativeUdpSocket, NativeUdpSocket | undefined], private readonly handler: DatagramHandler) {
+  private constructor(
+    pair: [NativeUdpSocket, NativeUdpSocket | undefined], private readonly handler: DatagramHandler, private readonly onTurn: TurnHandler | undefined,
+  ) {
     for (let i = 0; i < RECV_BATCH; i++) this.recvViews.push(this.recvArena.subarray(i * RECV_SLOT, (i + 1) * RECV_SLOT));
     this.listenPort = pair[0].port;
     this.attach(pair);
   }
 
-  /** Binds both families on `port` (0 = any free port, the same for both). */
-  static async open(port: number, handler: DatagramHandler): Promise<UdpTransport> {
+  /**
+   * Binds both families on `port` (0 = any free port, the same for both). `onTurn`, if
+   * given, is called before each readable event's datagrams (the engine's beginTurn).
+   */
+  static async open(port: number, handler: DatagramHandler, onTurn?: TurnHandler): Promise<UdpTransport> {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UdpError('ERR_UDP_PORT', `listen port must be 0 to 65535, got ${port}`);
     if (typeof handler !== 'function') throw new UdpError('ERR_UDP_HANDLER', 'the datagram handler must be a function');
-    return new UdpTransport(UdpTransport.bindPair(port), handler);
+    if (onTurn !== undefined && typeof onTurn !== 'function') throw new UdpError('ERR_UDP_HANDLER', 'the turn handler must be a function');
+    return new UdpTransport(UdpTransport.bindPair(port), handler, onTurn);
   }
 
   private static bindPair(port: number): [NativeUdpSocket, NativeUdpSocket | undefined] {
@@ -359,6 +367,7 @@ export class UdpTransport {
   /** Drains what a readable socket has queued, in batches, then flushes the replies. */
   private receive(sock: Socket): void {
     const { recvArena, recvLengths, recvAddrs, recvViews } = this;
+    this.onTurn?.();
     for (let round = 0; round < RECV_ROUNDS && !sock.closed; round++) {
       const n = sock.native.recvBatch(recvArena, RECV_SLOT, recvLengths, recvAddrs, RECV_BATCH);
       for (let i = 0; i < n && !sock.closed; i++) {

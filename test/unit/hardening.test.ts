@@ -1,0 +1,142 @@
+// The engine under an adversary (issue 10): each finding of the review as a test that
+// fails on the engine before its fix. Flood tests print their figures beside the same
+// run's no-flood figures and assert only loose bounds on time; the real numbers are in
+// bench/flood.ts.
+import { describe, expect, it } from 'vitest';
+import { INITIATION_LENGTH, MESSAGE_INITIATION } from '../../tunnel/constants.js';
+import { mac1KeyFor, writeMacs } from '../../tunnel/cookie.js';
+import { HANDSHAKES_PER_TURN, UNDER_LOAD_HANDSHAKES } from '../../tunnel/device.js';
+import { INITIATION_MAC1_OFFSET } from '../../tunnel/messages.js';
+import { MemNet, type Node } from '../support/memnet.js';
+import { readEcho } from '../support/packets.js';
+
+function pair() {
+  const net = new MemNet();
+  const a = net.add('a', '192.0.2.1');
+  const b = net.add('b', '192.0.2.2');
+  net.connect(a, b);
+  return { net, a, b };
+}
+
+/** A 148-byte type-1 datagram of noise; with `to`, its mac1 is valid for that device. */
+function junkInitiation(seed: number, to?: Uint8Array): Uint8Array {
+  const m = new Uint8Array(INITIATION_LENGTH);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 4; i < m.length; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    m[i] = x & 0xff;
+  }
+  m.set([MESSAGE_INITIATION, 0, 0, 0]);
+  if (to !== undefined) writeMacs(m, INITIATION_MAC1_OFFSET, mac1KeyFor(to));
+  return m;
+}
+
+const junkFrom = (i: number) => ({ host: `198.51.100.${i % 250}`, port: 1024 + i });
+const typesInFlight = (net: MemNet) => net.inFlight.map((w) => w.data[0]);
+const seqs = (n: Node) => n.delivered.map((p) => readEcho(p)!.seq);
+
+describe('finding 1: only handshakes with a valid mac1 count toward load', () => {
+  it('junk without a valid mac1 does not set off load: a legitimate initiation is answered, not sent a cookie', () => {
+    const { net, a, b } = pair();
+    // 200 junk initiations over 200 ms: 125 in one 1/8-s window, four times the threshold.
+    for (let i = 0; i < 200; i++) {
+      net.now = i;
+      b.device.receiveDatagram(junkInitiation(i), junkFrom(i), net.now);
+    }
+    expect(b.device.drops['bad-mac1']).toBe(200);
+    expect(b.device.isUnderLoad(net.now)).toBe(false);
+    net.ping(a, b, 1);
+    net.deliver(net.inFlight.shift()!);
+    expect(typesInFlight(net)).toEqual([2]); // a response, not a cookie reply (3)
+    net.deliverAll();
+    expect(seqs(b)).toEqual([1]);
+  });
+
+  it('handshakes with a valid mac1 still set it off', () => {
+    const { net, a, b } = pair();
+    for (let i = 0; i < UNDER_LOAD_HANDSHAKES; i++) {
+      net.now = i;
+      b.device.receiveDatagram(junkInitiation(i, b.device.publicKey), junkFrom(i), net.now);
+    }
+    expect(b.device.isUnderLoad(net.now)).toBe(true);
+    net.inFlight.length = 0;
+    net.ping(a, b, 1);
+    net.deliver(net.inFlight.shift()!);
+    expect(typesInFlight(net)).toEqual([3]);
+  });
+
+  it('load detection stays an option: Infinity turns it off', () => {
+    const net = new MemNet();
+    const b = net.add('b', '192.0.2.2', { underLoadHandshakes: Infinity });
+    for (let i = 0; i < 200; i++) b.device.receiveDatagram(junkInitiation(i, b.device.publicKey), junkFrom(i), (net.now = i));
+    expect(b.device.isUnderLoad(net.now)).toBe(false);
+  });
+});
+
+describe('finding 2: handshake work is bounded per turn, and data keeps flowing', () => {
+  it('past the budget, handshakes are dropped before mac1 with a named reason', () => {
+    const { net, b } = pair();
+    for (let i = 0; i < 100; i++) b.device.receiveDatagram(junkInitiation(i), junkFrom(i), 7);
+    expect(b.device.drops['bad-mac1']).toBe(HANDSHAKES_PER_TURN);
+    expect(b.device.drops['handshake-budget']).toBe(100 - HANDSHAKES_PER_TURN);
+    // A new turn (here: a new `now`, the fake clock's turn) has the whole budget again.
+    b.device.receiveDatagram(junkInitiation(100), junkFrom(100), 8);
+    expect(b.device.drops['bad-mac1']).toBe(HANDSHAKES_PER_TURN + 1);
+    void net;
+  });
+
+  it('a runtime marks its turns with beginTurn(); then the clock alone does not refill the budget', () => {
+    const { b } = pair();
+    b.device.beginTurn();
+    for (let i = 0; i < 40; i++) b.device.receiveDatagram(junkInitiation(i), junkFrom(i), 1000 + i); // a real clock moves per datagram
+    expect(b.device.drops['handshake-budget']).toBe(40 - HANDSHAKES_PER_TURN);
+    b.device.beginTurn();
+    b.device.receiveDatagram(junkInitiation(41), junkFrom(41), 2000);
+    expect(b.device.drops['bad-mac1']).toBe(HANDSHAKES_PER_TURN + 1);
+  });
+
+  it('a response must name a pending handshake before it costs anything', () => {
+    const { b } = pair();
+    const response = new Uint8Array(92);
+    response[0] = 2;
+    for (let i = 0; i < 50; i++) b.device.receiveDatagram(response.slice(), junkFrom(i), 5);
+    expect(b.device.drops['unexpected-response']).toBe(50);
+    expect(b.device.drops['handshake-budget']).toBeUndefined();
+  });
+
+  it('under a flood of valid-mac1 initiations every data packet of the turn is delivered', () => {
+    const JUNK_PER_TURN = 200;
+    const TURNS = 50;
+    const run = (flood: boolean) => {
+      const { net, a, b } = pair();
+      net.ping(a, b, 0);
+      net.deliverAll();
+      b.delivered.length = 0;
+      const junk = flood ? Array.from({ length: JUNK_PER_TURN }, (_, j) => junkInitiation(j, b.device.publicKey)) : [];
+      const t0 = performance.now();
+      for (let turn = 1; turn <= TURNS; turn++) {
+        net.now = turn;
+        b.device.beginTurn();
+        net.ping(a, b, turn);
+        const data = net.inFlight.splice(0);
+        for (let j = 0; flood && j < JUNK_PER_TURN; j++) {
+          b.device.receiveDatagram(junk[j]!.slice(), junkFrom(j), net.now);
+          if (j === JUNK_PER_TURN / 2) for (const w of data) net.deliver(w); // the data sits in the middle of the flood
+        }
+        if (!flood) for (const w of data) net.deliver(w);
+      }
+      const ms = performance.now() - t0;
+      return { ms, delivered: seqs(b).length, budgetDrops: b.device.drops['handshake-budget'] ?? 0 };
+    };
+    const quiet = run(false);
+    const flood = run(true);
+    console.log(`flood test: ${TURNS} turns, 1 data packet each; no flood ${quiet.ms.toFixed(1)} ms, `
+      + `with ${JUNK_PER_TURN} valid-mac1 initiations per turn ${flood.ms.toFixed(1)} ms `
+      + `(${(flood.ms / TURNS).toFixed(2)} ms per turn), ${flood.budgetDrops} dropped past the budget`);
+    expect(quiet.delivered).toBe(TURNS);
+    expect(flood.delivered).toBe(TURNS);
+    expect(flood.budgetDrops).toBe(TURNS * (JUNK_PER_TURN - HANDSHAKES_PER_TURN));
+    // Loose: a turn's handshake work is HANDSHAKES_PER_TURN messages, not JUNK_PER_TURN.
+    expect(flood.ms / TURNS).toBeLessThan(250);
+  });
+});
