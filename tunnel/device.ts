@@ -79,6 +79,8 @@ export const UNDER_LOAD_HANDSHAKES = 32;
  */
 export const HANDSHAKES_PER_TURN = 16;
 const LOAD_WINDOW = 125;
+/** Ms between two timestamps that stay distinct after TAI64N whitening (2^24 ns ≈ 16.8 ms). */
+const TIMESTAMP_STEP = 17;
 /** Once under load, the device stays so this long (as the references: 1 s). */
 export const UNDER_LOAD_AFTER_TIME = 1000;
 
@@ -113,7 +115,16 @@ export interface DeviceOptions {
   dh?: Dh;
   aead?: Aead;
   random?: RandomSource;
-  /** Wall-clock ms (Unix epoch) at engine time 0: TAI64N timestamps and `wg show` times. */
+  /**
+   * The wall clock, ms since the Unix epoch (Date.now). Read when an initiation is made
+   * (its TAI64N timestamp) and when a handshake completes (`wg show`), so that a clock
+   * corrected by NTP or a suspend that stops the monotonic clock is followed at once.
+   */
+  wallClock?: () => number;
+  /**
+   * The older form, used only without `wallClock`: the wall clock at engine time 0, to
+   * which `now` is added (deterministic, for simulations with a fake clock).
+   */
   wallClockAtZero?: number;
   /**
    * Load detection: handshake messages with a valid mac1 per 1/8 s that put the device
@@ -171,6 +182,7 @@ export class Device {
   private readonly b: Backends;
   private readonly random: RandomSource;
   private readonly io: DeviceIo;
+  private readonly wallClock: (() => number) | undefined;
   private readonly wallClockAtZero: number;
   private identity: Identity;
   private ownName: string;
@@ -201,6 +213,8 @@ export class Device {
     this.mtu = options.mtu ?? DEFAULT_MTU;
     if (!Number.isInteger(this.mtu) || this.mtu < 576 || this.mtu > 65535) throw new RangeError('mtu: expected 576 to 65535');
     this.io = io;
+    this.wallClock = options.wallClock;
+    if (this.wallClock !== undefined && typeof this.wallClock !== 'function') throw new TypeError('wallClock: expected a function');
     this.wallClockAtZero = options.wallClockAtZero ?? 0;
     this.underLoadHandshakes = options.underLoadHandshakes ?? UNDER_LOAD_HANDSHAKES;
     this.handshakesPerTurn = options.handshakesPerTurn ?? HANDSHAKES_PER_TURN;
@@ -490,7 +504,7 @@ export class Device {
 
     this.roam(peer, from);
     peer.rxBytes += m.bytes.length;
-    peer.lastHandshakeWall = this.wallClockAtZero + now;
+    peer.lastHandshakeWall = this.wallAt(now);
     peer.timers.sessionDerived(now);
     peer.timers.handshakeComplete();
     peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
@@ -580,8 +594,12 @@ export class Device {
     peer.lastSentHandshake = now;
     this.clearHandshake(peer);
     const localIndex = this.indexTable.reserve(peer);
+    // Never older than the last timestamp sent to this peer, or the peer refuses it as a
+    // replay: a wall clock stepped back (NTP) must not lock the peer out until it catches up.
+    const wall = Math.max(this.wallAt(now), peer.lastInitiationWall + TIMESTAMP_STEP);
+    peer.lastInitiationWall = wall;
     const init = createInitiation(this.b, this.identity, secrets, localIndex, this.b.dh.generatePrivateKey(this.random),
-      tai64nFromMillis(this.wallClockAtZero + now), peer.cookies.current(now));
+      tai64nFromMillis(wall), peer.cookies.current(now));
     if (init === null) {
       this.indexTable.free(peer, localIndex);
       return this.drop('bad-peer-key');
@@ -604,7 +622,7 @@ export class Device {
   /** The initiator's first packet arrived on our `next` keypair: it became current. */
   private confirmed(peer: Peer, retired: readonly Keypair[], now: number): void {
     for (const old of retired) this.retire(peer, old);
-    peer.lastHandshakeWall = this.wallClockAtZero + now;
+    peer.lastHandshakeWall = this.wallAt(now);
     peer.timers.handshakeComplete();
     if (peer.staged !== undefined) this.sendStaged(peer, now);
   }
@@ -701,6 +719,12 @@ export class Device {
   }
 
   // --- Helpers ---------------------------------------------------------------------
+
+  /** Wall-clock ms now: the injected clock, or the older fixed origin plus `now`. */
+  private wallAt(now: number): number {
+    const wall = this.wallClock === undefined ? this.wallClockAtZero + now : this.wallClock();
+    return Number.isFinite(wall) && wall > 0 ? wall : 0;
+  }
 
   private roam(peer: Peer, from: Endpoint): void {
     if (sameEndpoint(peer.endpoint, from)) return;

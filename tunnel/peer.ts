@@ -40,6 +40,8 @@ export class Peer {
   staged: { buf: Uint8Array; length: number }[] | undefined;
   /** Engine-clock time of the last initiation sent (REKEY_TIMEOUT rate limit). */
   lastSentHandshake = -Infinity;
+  /** Wall-clock ms of the TAI64N timestamp in our last initiation (kept monotonic). */
+  lastInitiationWall = -Infinity;
   /** Wall-clock ms of the last completed handshake; 0 = never. */
   lastHandshakeWall = 0;
   rxBytes = 0;

@@ -3,7 +3,8 @@
 // run's no-flood figures and assert only loose bounds on time; the real numbers are in
 // bench/flood.ts.
 import { describe, expect, it } from 'vitest';
-import { INITIATION_LENGTH, MESSAGE_INITIATION } from '../../tunnel/constants.js';
+import { nobleDh } from '../../crypto/x25519.js';
+import { INITIATION_LENGTH, MESSAGE_INITIATION, REKEY_AFTER_TIME } from '../../tunnel/constants.js';
 import { mac1KeyFor, writeMacs } from '../../tunnel/cookie.js';
 import { HANDSHAKES_PER_TURN, UNDER_LOAD_HANDSHAKES } from '../../tunnel/device.js';
 import { INITIATION_MAC1_OFFSET } from '../../tunnel/messages.js';
@@ -138,5 +139,62 @@ describe('finding 2: handshake work is bounded per turn, and data keeps flowing'
     expect(flood.budgetDrops).toBe(TURNS * (JUNK_PER_TURN - HANDSHAKES_PER_TURN));
     // Loose: a turn's handshake work is HANDSHAKES_PER_TURN messages, not JUNK_PER_TURN.
     expect(flood.ms / TURNS).toBeLessThan(250);
+  });
+});
+
+describe('finding 3: TAI64N timestamps come from the wall clock when the initiation is made', () => {
+  const T = 1_800_000_000_000;
+
+  it('a device whose wall clock is corrected forward after start sends a timestamp the peer accepts', () => {
+    const net = new MemNet();
+    const key = nobleDh.generatePrivateKey();
+    const b = net.add('b', '192.0.2.2');
+    // The device's earlier run, with a right clock: b remembers a timestamp from T.
+    const before = net.add('a-before', '192.0.2.1', { privateKey: key, wallClockAtZero: T });
+    net.connect(before, b);
+    net.ping(before, b, 1);
+    net.deliverAll();
+    expect(seqs(b)).toEqual([1]);
+    // It restarts with a clock that booted a few years behind; NTP then corrects it.
+    let clock = 1_700_000_000_000;
+    const a = net.add('a', '192.0.2.1', { privateKey: key, wallClock: () => clock });
+    net.connect(a, b);
+    net.now = 1000;
+    clock = T + 60_000;
+    net.ping(a, b, 2);
+    net.deliverAll();
+    expect(b.device.drops['stale-timestamp']).toBeUndefined();
+    expect(seqs(b)).toEqual([1, 2]);
+  });
+
+  it('stays monotonic per peer when the wall clock steps back', () => {
+    let clock = T;
+    const net = new MemNet();
+    const a = net.add('a', '192.0.2.1', { wallClock: () => clock });
+    const b = net.add('b', '192.0.2.2');
+    net.connect(a, b);
+    net.ping(a, b, 1);
+    net.deliverAll();
+    clock = T - 3_600_000; // NTP steps the clock back an hour
+    net.advanceTo(REKEY_AFTER_TIME + 1);
+    net.ping(a, b, 2); // the initiator rekeys
+    net.deliverAll();
+    expect(a.events.filter((e) => e.type === 'handshake-complete')).toHaveLength(2);
+    expect(b.device.drops['stale-timestamp']).toBeUndefined();
+    expect(seqs(b)).toEqual([1, 2]);
+  });
+
+  it('`wg show` handshake times are the wall clock, also after a suspend stopped the monotonic clock', () => {
+    let clock = T;
+    const net = new MemNet();
+    const a = net.add('a', '192.0.2.1', { wallClock: () => clock });
+    const b = net.add('b', '192.0.2.2', { wallClock: () => clock });
+    net.connect(a, b);
+    net.now = 500;
+    clock = T + 10 * 3_600_000 + 500; // ten hours asleep: the engine's clock moved 500 ms
+    net.ping(a, b, 1);
+    net.deliverAll();
+    expect(a.device.peerStatus(net.now)[0]!.lastHandshake).toBe(clock);
+    expect(b.device.peerStatus(net.now)[0]!.lastHandshake).toBe(clock);
   });
 });
