@@ -38,6 +38,7 @@ import { AllowedIps } from './allowedips.js';
 import {
   DEFAULT_MTU, KEEPALIVE_TIMEOUT, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
   REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT, TRANSPORT_HEADER_LENGTH,
+  TRANSPORT_MIN_LENGTH,
 } from './constants.js';
 import { CookieChecker, verifyMac1 } from './cookie.js';
 import {
@@ -55,19 +56,17 @@ import type { Backends } from './noise.js';
 import { type Endpoint, noHandshake, Peer, sameEndpoint } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
 import { DeadlineHeap } from './deadlines.js';
+import { StagingQueues } from './staging.js';
 import { jitterFrom, type TimerName } from './timers.js';
 import { openTransport, sealedLength, sealTransport } from './transport.js';
 
 export type { Endpoint } from './peer.js';
 export type { IndexEntry } from './indextable.js';
 export { DEFAULT_MTU } from './constants.js';
+export { MAX_STAGED_BYTES, MAX_STAGED_PACKETS } from './staging.js';
 
 const textEncoder = new TextEncoder();
 
-/** Packets staged per peer while it has no keypair (as the kernel and wireguard-go: 128). */
-export const MAX_STAGED_PACKETS = 128;
-/** Bytes staged across all peers; past it, new packets are dropped. */
-export const MAX_STAGED_BYTES = 16 * 1024 * 1024;
 /** Peers one device may have. */
 export const MAX_PEERS = 1 << 20;
 /** Handshake messages with a valid mac1 in one 1/8-second window that make the device count as under load. */
@@ -201,8 +200,10 @@ export class Device {
   private turnsMarked = false;
   private turnNow = NaN;
   private turnHandshakes = 0;
-  private stagedBytes = 0;
+  private readonly staging = new StagingQueues<Peer>();
   private readonly scratch = new Uint8Array(4);
+  /** An empty packet's header and tag, sealed in place for each keepalive. */
+  private readonly keepaliveBuf = new Uint8Array(TRANSPORT_MIN_LENGTH);
   /** Packets dropped, by reason. */
   readonly drops: Partial<Record<DropReason, number>> = {};
 
@@ -328,7 +329,7 @@ export class Device {
    * not copies, valid until the next input. Never log them: keypairs hold keys.
    */
   inspect(): DeviceInspection {
-    return { indexTable: this.indexTable.entries, peers: this.peersByKey, heapLength: this.heap.length, stagedBytes: this.stagedBytes };
+    return { indexTable: this.indexTable.entries, peers: this.peersByKey, heapLength: this.heap.length, stagedBytes: this.staging.bytes };
   }
 
   /** True while handshakes arrive faster than the device should answer them freely. */
@@ -544,19 +545,10 @@ export class Device {
     peer.txBytes += message.length;
   }
 
+  /** Stages a copy (see staging.ts); what it pushes out is counted as 'staged-full'. */
   private stage(peer: Peer, buf: Uint8Array, length: number): void {
-    const staged = (peer.staged ??= []);
-    const size = sealedLength(length, this.mtu);
-    if (this.stagedBytes + size > MAX_STAGED_BYTES) return this.drop('staged-full');
-    if (staged.length >= MAX_STAGED_PACKETS) {
-      const oldest = staged.shift()!;
-      this.stagedBytes -= oldest.buf.length;
-      this.drop('staged-full');
-    }
-    const copy = new Uint8Array(size);
-    copy.set(buf.subarray(TRANSPORT_HEADER_LENGTH, TRANSPORT_HEADER_LENGTH + length), TRANSPORT_HEADER_LENGTH);
-    staged.push({ buf: copy, length });
-    this.stagedBytes += size;
+    const dropped = this.staging.push(peer, buf, length, sealedLength(length, this.mtu));
+    for (let i = dropped < 0 ? 1 : dropped; i > 0; i--) this.drop('staged-full');
   }
 
   private sendStaged(peer: Peer, now: number): void {
@@ -565,23 +557,21 @@ export class Device {
       this.initiateHandshake(peer, now, false);
       return;
     }
-    const staged = peer.staged;
-    peer.staged = undefined;
-    for (const s of staged ?? []) {
-      this.stagedBytes -= s.buf.length;
-      this.sealAndSend(peer, kp, s.buf, s.length, now);
-    }
+    for (const s of this.staging.take(peer) ?? []) this.sealAndSend(peer, kp, s.buf, s.length, now);
   }
 
   private dropStaged(peer: Peer): number {
-    const n = peer.staged?.length ?? 0;
-    for (const s of peer.staged ?? []) this.stagedBytes -= s.buf.length;
-    peer.staged = undefined;
-    return n;
+    return this.staging.clear(peer);
   }
 
-  /** An empty packet, through the staging path so that it starts a handshake if needed. */
+  /**
+   * An empty packet. With a usable keypair it goes out at once, never staged (staged data,
+   * if any, goes instead: it proves the keypair as well); without one it is staged so that
+   * the handshake it starts carries it.
+   */
   private sendKeepalive(peer: Peer, now: number): void {
+    const kp = peer.sendingKeypair(now, REJECT_AFTER_TIME, REJECT_AFTER_MESSAGES);
+    if (kp !== undefined && peer.staged === undefined) return this.sealAndSend(peer, kp, this.keepaliveBuf, 0, now);
     if (peer.staged === undefined) this.stage(peer, this.scratch, 0);
     this.sendStaged(peer, now);
   }

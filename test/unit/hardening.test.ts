@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { nobleDh } from '../../crypto/x25519.js';
 import { INITIATION_LENGTH, MESSAGE_INITIATION, REKEY_AFTER_TIME } from '../../tunnel/constants.js';
 import { mac1KeyFor, writeMacs } from '../../tunnel/cookie.js';
-import { HANDSHAKES_PER_TURN, UNDER_LOAD_HANDSHAKES } from '../../tunnel/device.js';
+import { HANDSHAKES_PER_TURN, MAX_STAGED_BYTES, MAX_STAGED_PACKETS, UNDER_LOAD_HANDSHAKES } from '../../tunnel/device.js';
+import { type StagedPacket, StagingQueues } from '../../tunnel/staging.js';
 import { INITIATION_MAC1_OFFSET } from '../../tunnel/messages.js';
 import { MemNet, type Node } from '../support/memnet.js';
 import { readEcho } from '../support/packets.js';
@@ -196,5 +197,111 @@ describe('finding 3: TAI64N timestamps come from the wall clock when the initiat
     net.deliverAll();
     expect(a.device.peerStatus(net.now)[0]!.lastHandshake).toBe(clock);
     expect(b.device.peerStatus(net.now)[0]!.lastHandshake).toBe(clock);
+  });
+});
+
+describe('finding 4: one peer\'s queue cannot starve the others', () => {
+  /** `a` with 100 offline peers whose queues fill the device-wide budget, and `c`, online. */
+  function crowded(net = new MemNet()) {
+    const a = net.nodes.get('a') ?? net.add('a', '192.0.2.1');
+    const c = net.nodes.get('c') ?? net.add('c', '192.0.2.3');
+    if (a.device.peerCount === 0) net.connect(a, c);
+    const udpTo = (i: number, length: number) => {
+      const packet = new Uint8Array(length);
+      packet.set([0x45, 0, length >> 8, length & 0xff, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 10, 0, 0, i]);
+      return packet;
+    };
+    const offline = (i: number) => a.device.setPeer(nobleDh.generatePrivateKey(), {
+      endpoint: { host: `offline-${i}`, port: 51820 }, allowedIPs: [{ address: Uint8Array.of(10, 0, 0, i), cidr: 32 }],
+    });
+    // 1408-byte packets take 1440 bytes staged: 100 x 128 of them are more than the budget.
+    for (let i = 0; i < 100; i++) {
+      offline(i);
+      for (let j = 0; j < MAX_STAGED_PACKETS; j++) net.sendPacket(a, udpTo(i, 1408));
+    }
+    // And the last bytes, by one more offline peer: the budget is full to the byte.
+    offline(100);
+    net.sendPacket(a, udpTo(100, MAX_STAGED_BYTES - a.device.inspect().stagedBytes - 32));
+    net.inFlight.length = 0; // initiations to nowhere
+    expect(a.device.inspect().stagedBytes).toBe(MAX_STAGED_BYTES);
+    return { net, a, c };
+  }
+
+  it('with 100 offline peers holding the whole budget, a connecting peer\'s packet still goes through', () => {
+    const { net, a, c } = crowded();
+    const fullBefore = a.device.drops['staged-full'] ?? 0;
+    net.ping(a, c, 1);
+    net.deliverAll();
+    expect(seqs(c)).toEqual([1]);
+    // The room came from the longest queue, not from the newcomer.
+    expect(a.device.drops['staged-full']).toBeGreaterThan(fullBefore);
+    expect(a.device.inspect().stagedBytes).toBeLessThanOrEqual(MAX_STAGED_BYTES);
+  });
+
+  it('the keepalive that proves a new keypair is never staged', () => {
+    // a and c have a session; when it is due for a rekey, 100 offline peers fill the budget.
+    const net = new MemNet();
+    const a = net.add('a', '192.0.2.1');
+    const c = net.add('c', '192.0.2.3');
+    net.connect(a, c);
+    net.ping(a, c, 1);
+    net.deliverAll();
+    net.advanceTo(REKEY_AFTER_TIME + 1);
+    crowded(net);
+    const fullBefore = a.device.drops['staged-full'] ?? 0;
+    // This packet goes out on the old keypair and starts the rekey; nothing is staged. The
+    // response comes back and a proves the new keypair with a keepalive.
+    net.ping(a, c, 2);
+    net.deliverAll();
+    expect(a.events.filter((e) => e.type === 'handshake-complete')).toHaveLength(2);
+    const atC = [...c.device.inspect().peers.values()][0]!;
+    expect(atC.keypairs.next).toBeUndefined(); // confirmed: the keepalive arrived
+    expect(atC.keypairs.current?.isInitiator).toBe(false);
+    expect(a.device.drops['staged-full'] ?? 0).toBe(fullBefore); // and it took no one's room
+    expect(a.device.inspect().stagedBytes).toBe(MAX_STAGED_BYTES);
+  });
+});
+
+describe('StagingQueues', () => {
+  const packet = (n: number) => {
+    const buf = new Uint8Array(16 + 8);
+    buf[16] = n;
+    return buf;
+  };
+  const peers = () => Array.from({ length: 3 }, () => ({ staged: undefined as StagedPacket[] | undefined }));
+
+  it('a full device budget gives up the oldest packet of the longest queue', () => {
+    const q = new StagingQueues<{ staged: StagedPacket[] | undefined }>(10, 300); // 10 packets of 30 bytes
+    const [p, r, s] = peers();
+    for (let i = 0; i < 6; i++) expect(q.push(p!, packet(i), 8, 30)).toBe(0);
+    for (let i = 0; i < 4; i++) expect(q.push(r!, packet(i), 8, 30)).toBe(0);
+    expect(q.bytes).toBe(300);
+    expect(q.push(s!, packet(9), 8, 30)).toBe(1);
+    expect(p!.staged!.map((x) => x.buf[16])).toEqual([1, 2, 3, 4, 5]);
+    expect(r!.staged).toHaveLength(4);
+    expect(q.push(s!, packet(10), 8, 30)).toBe(1); // p and r now tie at 5 and 4: p again
+    expect(p!.staged).toHaveLength(4);
+    expect(q.push(s!, packet(11), 8, 30)).toBe(1); // all at 4 except s at 3 -> p or r
+    expect(p!.staged!.length + r!.staged!.length).toBe(7);
+    expect(s!.staged!.map((x) => x.buf[16])).toEqual([9, 10, 11]);
+    expect(q.bytes).toBe(300);
+  });
+
+  it('a queue emptied by eviction is undefined; take and clear account the bytes', () => {
+    const q = new StagingQueues<{ staged: StagedPacket[] | undefined }>(10, 60);
+    const [p, r] = peers();
+    q.push(p!, packet(1), 8, 30);
+    q.push(r!, packet(2), 8, 30);
+    expect(q.push(r!, packet(3), 8, 30)).toBe(1); // p and r tie at one: the first filed, p, gives way
+    expect(p!.staged).toBeUndefined();
+    expect(r!.staged!.map((x) => x.buf[16])).toEqual([2, 3]);
+    expect(q.push(r!, packet(4), 8, 30)).toBe(1); // r is the longest: its own oldest goes
+    expect(r!.staged!.map((x) => x.buf[16])).toEqual([3, 4]);
+    expect(q.bytes).toBe(60);
+    expect(q.take(r!)).toHaveLength(2);
+    expect(q.clear(p!)).toBe(0);
+    expect(q.bytes).toBe(0);
+    expect(q.push(p!, packet(5), 8, 61)).toBe(-1); // larger than the whole budget
+    expect(p!.staged).toBeUndefined();
   });
 });
