@@ -298,6 +298,7 @@ export class Device {
     this.allowedIps.removePeer(peer);
     this.heap.forget(peer);
     peer.presharedKey?.fill(0);
+    peer.resetSecrets();
     this.peersByKey.delete(peer.name);
     return true;
   }

@@ -5,7 +5,9 @@
 
 import { decodeKey, encodeKey } from '../crypto/keys.js';
 import { CookieJar } from './cookie.js';
-import { createPeerSecrets, type Identity, type InitiationGuard, type InitiatorState, newInitiationGuard, type PeerSecrets } from './handshake.js';
+import {
+  createPeerSecrets, type Identity, type InitiationGuard, type InitiatorState, newInitiationGuard, type PeerSecrets, wipePeerSecrets,
+} from './handshake.js';
 import { type Keypair, KeypairSlots } from './keypair.js';
 import type { Backends } from './noise.js';
 import { PeerTimers } from './timers.js';
@@ -68,8 +70,14 @@ export class Peer {
     return this.#secrets;
   }
 
-  /** Forgets derived secrets (the private or preshared key changed). */
+  /** The derived secrets as they are, without deriving them (for Device.inspect()). */
+  get derivedSecrets(): PeerSecrets | null | undefined {
+    return this.#secrets;
+  }
+
+  /** Wipes and forgets the derived secrets (the private or preshared key changed, or the peer is removed). */
   resetSecrets(): void {
+    if (this.#secrets) wipePeerSecrets(this.#secrets);
     this.#secrets = undefined;
   }
 

@@ -305,3 +305,52 @@ describe('StagingQueues', () => {
     expect(p!.staged).toBeUndefined();
   });
 });
+
+describe('finding 6: secrets are wiped when they are done with', () => {
+  const isZero = (b: Uint8Array) => b.every((x) => x === 0);
+  const psk = new Uint8Array(32).fill(7);
+
+  function session() {
+    const net = new MemNet();
+    const a = net.add('a', '192.0.2.1');
+    const b = net.add('b', '192.0.2.2');
+    net.connect(a, b, { psk });
+    net.ping(a, b, 1);
+    return { net, a, b, peerAtA: [...a.device.inspect().peers.values()][0]! };
+  }
+
+  it('removePeer wipes the peer\'s static-static secret and its PSK copy', () => {
+    const { a, b, peerAtA } = session();
+    const secrets = peerAtA.derivedSecrets!;
+    expect(isZero(secrets.staticStatic)).toBe(false);
+    expect(isZero(secrets.presharedKey)).toBe(false);
+    a.device.removePeer(b.device.publicKey);
+    expect(isZero(secrets.staticStatic)).toBe(true);
+    expect(isZero(secrets.presharedKey)).toBe(true);
+  });
+
+  it('a new PSK or private key wipes the secrets derived from the old one', () => {
+    const { net, a, b, peerAtA } = session();
+    const before = peerAtA.derivedSecrets!;
+    a.device.setPeer(b.device.publicKey, { presharedKey: new Uint8Array(32).fill(8) });
+    expect(isZero(before.staticStatic) && isZero(before.presharedKey)).toBe(true);
+    net.now = 6000; // past REKEY_TIMEOUT: the next packet starts a handshake with the new PSK
+    net.ping(a, b, 2);
+    const again = peerAtA.derivedSecrets!;
+    expect(isZero(again.presharedKey)).toBe(false);
+    a.device.setPrivateKey(nobleDh.generatePrivateKey());
+    expect(isZero(again.staticStatic) && isZero(again.presharedKey)).toBe(true);
+  });
+
+  it('the initiator\'s chaining key is wiped once the response is consumed', () => {
+    const { net, b, peerAtA } = session();
+    const hs = peerAtA.handshake;
+    if (hs.kind !== 'initiation-sent') throw new Error('expected a pending initiation');
+    const chainingKey = hs.initiator.noise.chainingKey;
+    expect(isZero(chainingKey)).toBe(false);
+    net.deliverAll();
+    expect(seqs(b)).toEqual([1]);
+    expect(isZero(chainingKey)).toBe(true);
+    expect(isZero(hs.initiator.ephemeralPrivate)).toBe(true);
+  });
+});
