@@ -14,7 +14,7 @@
 //     a datagram that finds the queue full is dropped and counted.
 
 import type { Endpoint } from '../../tunnel/peer.js';
-import { loadAddon } from './tun.js';
+import { AddonError, loadAddon, type NativeAddon, type NativeUdpSocket } from './addon.js';
 
 export type DatagramHandler = (data: Uint8Array, from: Endpoint) => void;
 /** Called once before the datagrams of one readable event (one turn of the loop) are handled. */
@@ -46,26 +46,14 @@ const ADDR = 24;
 const UV_READABLE = 1;
 const UV_WRITABLE = 2;
 
-interface NativeUdpSocket {
-  readonly fd: number;
-  readonly port: number;
-  recvBatch(arena: Uint8Array, slotSize: number, lengths: Uint32Array, addrs: Uint8Array, max: number): number;
-  sendBatch(arena: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, start: number, count: number): number;
-  watch(callback: (events: number, code?: string) => void, events: number): void;
-  close(): void;
-  stats(): { truncatedReceives: number; failedSends: number; lastSendError: string | undefined };
-}
-
-interface UdpAddon {
-  UdpSocket: new (family: 4 | 6, port: number, bufferBytes: number) => NativeUdpSocket;
-  formatAddress(bytes: Uint8Array): string;
-  parseAddress(text: string, out: Uint8Array): 0 | 4 | 6;
-  ifNameToIndex(name: string): number;
-  setSocketMark(fd: number, mark: number): void;
-}
-
-function addon(): UdpAddon {
-  return loadAddon() as unknown as UdpAddon;
+/** The addon, or a UdpError that says how to build it. */
+function addon(): NativeAddon {
+  try {
+    return loadAddon();
+  } catch (cause) {
+    if (cause instanceof AddonError) throw new UdpError('ERR_UDP_NO_ADDON', cause.message);
+    throw cause;
+  }
 }
 
 export interface UdpStats {
