@@ -17,12 +17,13 @@
 //      starts a new handshake while the old keypair keeps working.
 // Receiving (wireguard-go receive.go):
 //   1. (type, length) decides the message; anything else is dropped with a reason;
-//   2. handshake messages: a response must name a pending handshake of ours; then each
-//      takes one unit of the turn's handshake budget (past it: dropped as
-//      'handshake-budget', so a flood cannot hold the loop that carries the data); then
-//      mac1 is checked, and only a message with a valid mac1 counts toward load; under
-//      load, mac2 is checked next, an initiation without a valid one gets a cookie reply,
-//      and sources are rate-limited;
+//   2. handshake messages: a response must name a pending handshake of ours; then the
+//      turn's handshake work budget must not be spent (else: dropped as
+//      'handshake-budget', before any decoding or hashing, so a flood cannot hold the
+//      loop that carries the data); then mac1 is checked, and only a message with a
+//      valid mac1 counts toward load; under load, mac2 is checked next, an initiation
+//      without a valid one gets a cookie reply, and sources are rate-limited. Each step
+//      charges the budget what it costs;
 //   3. transport data: index → keypair, keypair age, replay window check, AEAD open in
 //      place, then the replay window commits the counter; the sender's address becomes the
 //      peer's endpoint (roaming); an empty plaintext is a keepalive; otherwise the inner
@@ -50,6 +51,7 @@ import { type IndexEntry, IndexTable } from './indextable.js';
 import { Keypair } from './keypair.js';
 import {
   classify, type CookieReply, type DecodeRefusal, decodeMessage, INITIATION_MAC1_OFFSET, type Initiation, receiverIndexOf,
+  responseReceiverIndexOf,
   type Response, RESPONSE_MAC1_OFFSET, transportCounterOf,
 } from './messages.js';
 import type { Backends } from './noise.js';
@@ -72,11 +74,18 @@ export const MAX_PEERS = 1 << 20;
 /** Handshake messages with a valid mac1 in one 1/8-second window that make the device count as under load. */
 export const UNDER_LOAD_HANDSHAKES = 32;
 /**
- * Handshake messages one turn of the caller's event loop may spend work on (mac1 and
- * beyond). A valid-mac1 initiation costs a few hundred µs of DH; 16 bound a turn's
- * handshake work to a few ms while the turn's data packets are all processed.
+ * Work one turn of the caller's event loop may spend on handshake messages, in units of
+ * one mac1 check (about 10 µs). Each message is charged what it cost: a mac1 check, a
+ * cookie reply, a handshake's DH. So junk that fails mac1 is cheap and a turn can refuse
+ * 256 of them, while it answers about 15 with cookie replies or completes 8 handshakes:
+ * a few ms of handshake work a turn at most, and every data packet of the turn is
+ * processed. (Costs measured with node crypto and the noble XChaCha cookie seal; see
+ * bench/flood.ts.)
  */
-export const HANDSHAKES_PER_TURN = 16;
+export const HANDSHAKE_WORK_PER_TURN = 256;
+export const WORK_MAC1 = 1;
+export const WORK_COOKIE_REPLY = 16;
+export const WORK_HANDSHAKE = 32;
 const LOAD_WINDOW = 125;
 /** Ms between two timestamps that stay distinct after TAI64N whitening (2^24 ns ≈ 16.8 ms). */
 const TIMESTAMP_STEP = 17;
@@ -130,8 +139,8 @@ export interface DeviceOptions {
    * under load (cookies demanded). Default UNDER_LOAD_HANDSHAKES; Infinity turns it off.
    */
   underLoadHandshakes?: number;
-  /** Handshake messages processed per turn (see beginTurn); default HANDSHAKES_PER_TURN. */
-  handshakesPerTurn?: number;
+  /** Handshake work per turn (see beginTurn), in units of WORK_MAC1; default HANDSHAKE_WORK_PER_TURN. */
+  handshakeWorkPerTurn?: number;
 }
 
 export interface AllowedIpPrefix {
@@ -195,11 +204,11 @@ export class Device {
   private loadWindowStart = -Infinity;
   private loadWindowCount = 0;
   private underLoadUntil = -Infinity;
-  private readonly handshakesPerTurn: number;
+  private readonly handshakeWorkPerTurn: number;
   /** True once the caller marks turns with beginTurn(); until then a turn is one `now`. */
   private turnsMarked = false;
   private turnNow = NaN;
-  private turnHandshakes = 0;
+  private turnWork = 0;
   private readonly staging = new StagingQueues<Peer>();
   private readonly scratch = new Uint8Array(4);
   /** An empty packet's header and tag, sealed in place for each keepalive. */
@@ -218,8 +227,8 @@ export class Device {
     if (this.wallClock !== undefined && typeof this.wallClock !== 'function') throw new TypeError('wallClock: expected a function');
     this.wallClockAtZero = options.wallClockAtZero ?? 0;
     this.underLoadHandshakes = options.underLoadHandshakes ?? UNDER_LOAD_HANDSHAKES;
-    this.handshakesPerTurn = options.handshakesPerTurn ?? HANDSHAKES_PER_TURN;
-    if (!(this.handshakesPerTurn >= 1)) throw new RangeError('handshakesPerTurn: expected at least 1');
+    this.handshakeWorkPerTurn = options.handshakeWorkPerTurn ?? HANDSHAKE_WORK_PER_TURN;
+    if (!(this.handshakeWorkPerTurn >= WORK_MAC1)) throw new RangeError('handshakeWorkPerTurn: expected at least 1');
     this.identity = createIdentity(this.b, options.privateKey.slice());
     this.ownName = encodeKey(this.identity.publicKey);
     this.cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
@@ -371,7 +380,7 @@ export class Device {
    */
   beginTurn(): void {
     this.turnsMarked = true;
-    this.turnHandshakes = 0;
+    this.turnWork = 0;
   }
 
   /** A UDP datagram from `from`. Transport data is decrypted in place in `data`. */
@@ -379,27 +388,30 @@ export class Device {
     const type = classify(data);
     if (typeof type !== 'number') return this.drop(type);
     if (type === MESSAGE_TRANSPORT) return this.receiveTransport(data, from, now);
+    // Handshake messages, cheapest check first: a response must name our pending
+    // handshake; then the turn's budget, before any decoding or hashing; then mac1, and
+    // only a valid one counts toward load; under load, the cookie defence.
+    if (type === MESSAGE_RESPONSE && !this.awaitsResponse(responseReceiverIndexOf(data))) return this.drop('unexpected-response');
+    if (type !== MESSAGE_COOKIE_REPLY && !this.hasHandshakeBudget(now)) return this.drop('handshake-budget');
     const decoded = decodeMessage(data);
     if (!decoded.ok) return this.drop(decoded.reason);
     const m = decoded.message;
     if (m.type === MESSAGE_COOKIE_REPLY) return this.receiveCookieReply(m.receiverIndex, m, now);
     if (m.type !== MESSAGE_INITIATION && m.type !== MESSAGE_RESPONSE) return;
-    // Handshake messages, cheapest check first: a response must name our pending
-    // handshake; then the turn's budget, before any hashing; then mac1, and only a valid
-    // one counts toward load; under load, the cookie defence.
-    if (m.type === MESSAGE_RESPONSE && !this.awaitsResponse(m.receiverIndex)) return this.drop('unexpected-response');
-    if (!this.takeHandshakeBudget(now)) return this.drop('handshake-budget');
     const macOffset = m.type === MESSAGE_INITIATION ? INITIATION_MAC1_OFFSET : RESPONSE_MAC1_OFFSET;
+    this.turnWork += WORK_MAC1;
     if (!verifyMac1(data, macOffset, this.identity.mac1Key)) return this.drop('bad-mac1');
     this.noteHandshake(now);
     if (this.isUnderLoad(now)) {
       const source = this.sourceBytes(from);
       if (!this.cookieChecker.verifyMac2(data, macOffset, source, now)) {
         this.io.send(this.cookieChecker.createReply(data, macOffset, m.senderIndex, source, now), from);
+        this.turnWork += WORK_COOKIE_REPLY;
         return this.drop('cookie-sent');
       }
       if (!this.rateLimiter.allow(from.host, now)) return this.drop('rate-limited');
     }
+    this.turnWork += WORK_HANDSHAKE;
     if (m.type === MESSAGE_INITIATION) this.receiveInitiation(m, from, now);
     else if (m.type === MESSAGE_RESPONSE) this.receiveResponse(m, from, now);
   }
@@ -729,15 +741,13 @@ export class Device {
     return entry !== undefined && entry.keypair === undefined;
   }
 
-  /** Takes one unit of this turn's handshake budget; false when it is spent. */
-  private takeHandshakeBudget(now: number): boolean {
+  /** True while this turn's handshake work budget is not spent. */
+  private hasHandshakeBudget(now: number): boolean {
     if (!this.turnsMarked && now !== this.turnNow) {
       this.turnNow = now;
-      this.turnHandshakes = 0;
+      this.turnWork = 0;
     }
-    if (this.turnHandshakes >= this.handshakesPerTurn) return false;
-    this.turnHandshakes++;
-    return true;
+    return this.turnWork < this.handshakeWorkPerTurn;
   }
 
   /** Counts a handshake message whose mac1 is valid toward load. */
