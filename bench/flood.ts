@@ -19,6 +19,7 @@ import { mac1KeyFor, writeMacs } from '../tunnel/cookie.js';
 import { Device, type DeviceEvent, type Endpoint, packetBufferSize } from '../tunnel/device.js';
 import { INITIATION_MAC1_OFFSET } from '../tunnel/messages.js';
 import { nodeAead, nodeDh } from '../src/runtime/node-crypto.js';
+import { loadavg } from 'node:os';
 import { median } from './lib.js';
 
 const FLOOD_PER_SECOND = 20_000;
@@ -201,12 +202,16 @@ const fmt = (xs: number[], digits = 0) => xs.map((x) => x.toFixed(digits)).join(
 
 export function runFloodBench(): void {
   console.log(`\nHandshake flood: ${FLOOD_PER_SECOND.toLocaleString('en-US')} junk initiations/s, turns of ${TURN_MS} ms `
-    + `(${JUNK_PER_TURN} junk + ${DATA_PER_TURN} data packets a turn), one core, node crypto, ${RUNS} runs each`);
+    + `(${JUNK_PER_TURN} junk + ${DATA_PER_TURN} data packets a turn), one core, node crypto, ${RUNS} runs each, `
+    + `interleaved; load average ${loadavg()[0]!.toFixed(1)} at start`);
   throughputRun('none', 1); // warm-up
   console.log('\n  legitimate data a->b, 1420-byte packets, Mbit/s per CPU second');
+  // Run r of every kind, then run r + 1: a machine whose load drifts affects each kind alike.
+  const all = new Map<Flood, Throughput[]>(FLOODS.map((k) => [k, []]));
+  for (let r = 0; r < RUNS; r++) for (const kind of FLOODS) all.get(kind)!.push(throughputRun(kind, 100 + r));
   let base = 0;
   for (const kind of FLOODS) {
-    const runs = Array.from({ length: RUNS }, (_, r) => throughputRun(kind, 100 + r));
+    const runs = all.get(kind)!;
     const m = median(runs.map((r) => r.mbps));
     if (kind === 'none') base = m;
     const lost = runs.reduce((s, r) => s + (DATA_PER_TURN * THROUGHPUT_TURNS - r.delivered), 0);
