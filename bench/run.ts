@@ -2,11 +2,13 @@
 // the same run. Pass names to run a subset: `npm run bench -- crypto`.
 import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
+import { runFloodBench } from './flood.js';
 import { runThroughputBench } from './throughput.js';
 
 const benches: Record<string, () => void | Promise<void>> = {
   crypto: runCryptoBench,
   engine: () => runEngineBench(),
+  flood: runFloodBench,
   throughput: () => runThroughputBench(),
 };
 

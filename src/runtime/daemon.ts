@@ -23,7 +23,7 @@ import type { Config } from '../config/index.js';
 import { daemonTitle, RUN_DIR } from './journal.js';
 import type { Logger } from './log.js';
 import { type ResolvedEndpoint, Session, type StopMode } from './session.js';
-import { loadAddon } from './tun.js';
+import { loadAddon } from './addon.js';
 
 export type ChildReport = { ready: true; message: string } | { ready: false; message: string; exitCode: number };
 

@@ -75,10 +75,10 @@ export class Tunnel {
     let udp: UdpTransport | undefined;
     try {
       let tunnel: Tunnel | undefined;
-      udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from));
+      udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from), () => tunnel?.device.beginTurn());
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
-        { privateKey: o.privateKey ?? getRandomValues(new Uint8Array(32)), mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClockAtZero: performance.timeOrigin },
+        { privateKey: o.privateKey ?? getRandomValues(new Uint8Array(32)), mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClock: Date.now },
         {
           send: (data, to) => udp!.send(data, to),
           write: (packet) => tunnel?.writePacket(packet),
