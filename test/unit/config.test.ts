@@ -283,6 +283,15 @@ describe('parseConfig details', () => {
   });
 });
 
+describe('trimming', () => {
+  it('trims exactly POSIX [[:space:]] at both ends, as wg-quick: not a no-break space, and never inside', () => {
+    const config = parseConfig(base(' \t\v\fPostUp\r\t = \v echo  a \f\r\n'), 't');
+    expect(config.interface.postUp).toEqual(['echo  a']);
+    expect(() => parseConfig(base('MTU = 1420\u00a0'), 't')).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_BAD_MTU' }));
+    expect(parseConfig(base(`MTU = 1420${' '.repeat(100_000)}`), 't').interface.mtu).toBe(1420);
+  });
+});
+
 describe('formatConfig', () => {
   const config = parseFixture('server.conf');
 
