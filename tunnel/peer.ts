@@ -7,16 +7,11 @@ import { decodeKey, encodeKey } from '../crypto/keys.js';
 import { CookieJar } from './cookie.js';
 import { createPeerSecrets, type Identity, type InitiationGuard, type InitiatorState, newInitiationGuard, type PeerSecrets } from './handshake.js';
 import type { Keypair, Keypairs } from './keypair.js';
+import type { Endpoint } from './endpoint.js';
 import type { Backends } from './noise.js';
 import { PeerTimers } from './timers.js';
 
-/** Where a peer is: an address (IPv4 or IPv6 text) and a UDP port. */
-export interface Endpoint {
-  readonly host: string;
-  readonly port: number;
-}
-
-export const sameEndpoint = (a: Endpoint | undefined, b: Endpoint): boolean => a !== undefined && a.port === b.port && a.host === b.host;
+export { type Endpoint, sameEndpoint } from './endpoint.js';
 
 export type HandshakeState =
   | { readonly kind: 'none' }

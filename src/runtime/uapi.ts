@@ -42,8 +42,11 @@ import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { encodeKey, publicKeyOf } from '../../crypto/keys.js';
-import { type AllowedIpPrefix, type Device, type Endpoint, MAX_PEERS } from '../../tunnel/device.js';
-import { formatIpv4, formatIpv6, IpFormatError, parseIpv4, parseIpv6, parsePrefix } from '../config/ip.js';
+import { type AllowedIpPrefix, type Device, MAX_PEERS } from '../../tunnel/device.js';
+import { type Endpoint, formatEndpoint } from '../../tunnel/endpoint.js';
+import { parseEndpoint, parseHost } from '../config/endpoint.js';
+import { formatIpv4, formatIpv6, IpFormatError, parsePrefix } from '../config/ip.js';
+import { ValueError } from '../config/values.js';
 
 // ---------------------------------------------------------------------------------
 // What the server needs from the runtime
@@ -190,36 +193,14 @@ function shown(value: string): string {
 /** A key name as an error may quote it: only names made of letters and "_", like the real ones. */
 const shownKey = (key: string): string => (/^[a-z_]{1,40}$/.test(key) ? JSON.stringify(key) : '(not shown)');
 
-/** IPv4 `a.b.c.d:port` or IPv6 `[addr]:port`; port 1..65535; IP literals only. */
+/** IPv4 `a.b.c.d:port` or IPv6 `[addr]:port`; port 1..65535; IP literals only (wg resolves names). */
 export function parseUapiEndpoint(value: string): Endpoint {
-  const form = `endpoint: expected a.b.c.d:port or [ipv6]:port, got ${shown(value)}`;
-  let hostText: string;
-  let portText: string;
-  if (value.startsWith('[')) {
-    const close = value.indexOf(']');
-    if (close < 0 || value[close + 1] !== ':') throw invalid(form);
-    hostText = value.slice(1, close);
-    portText = value.slice(close + 2);
-    if (!hostText.includes(':')) throw invalid(form);
-  } else {
-    const colon = value.lastIndexOf(':');
-    if (colon < 0) throw invalid(form);
-    hostText = value.slice(0, colon);
-    portText = value.slice(colon + 1);
-    if (hostText.includes(':')) throw invalid(form);
-  }
-  if (hostText.includes('%')) throw invalid(`endpoint: IPv6 zone indices are not supported, got ${shown(value)}`);
-  let host: string;
   try {
-    host = hostText.includes(':') ? formatIpv6(parseIpv6(hostText)) : formatIpv4(parseIpv4(hostText));
+    return parseEndpoint(value, { names: false });
   } catch (error) {
-    if (error instanceof IpFormatError) throw invalid(`endpoint: ${error.message}, got ${shown(value)}`);
+    if (error instanceof ValueError) throw invalid(`endpoint: ${error.message}`);
     throw error;
   }
-  // Port 0 is refused: nothing can be sent to it, and Node's dgram throws on it.
-  const port = DECIMAL.test(portText) ? Number(portText) : NaN;
-  if (!(port >= 1 && port <= 65535)) throw invalid(`endpoint: the port is a decimal number 1..65535, got ${shown(value)}`);
-  return { host, port };
 }
 
 /** ADDRESS/LENGTH, the length required (as netip.ParsePrefix); host bits are cleared. */
@@ -456,22 +437,20 @@ function hexKey(key: Uint8Array): string {
 
 const ZERO_KEY_HEX = '0'.repeat(64);
 
-/** `host:port` or `[host]:port` for an IP literal; undefined for anything else. */
+/** `host:port` or `[host]:port` for an IP literal; undefined for anything else (wg(8) would try to resolve it). */
 function formatUapiEndpoint(endpoint: Endpoint): string | undefined {
-  const { host, port } = endpoint;
+  const { port } = endpoint;
   if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  // A link-local IPv6 address learnt from a packet may carry its zone ("fe80::1%2").
+  const zone = endpoint.host.indexOf('%');
+  const address = zone < 0 ? endpoint.host : endpoint.host.slice(0, zone);
+  if (zone >= 0 && !address.includes(':')) return undefined;
   try {
-    if (host.includes(':')) {
-      const zone = host.indexOf('%');
-      parseIpv6(zone < 0 ? host : host.slice(0, zone));
-      return `[${host}]:${port}`;
-    }
-    parseIpv4(host);
-    return `${host}:${port}`;
+    parseHost(address, { names: false });
   } catch {
-    // Not an IP literal: wg(8) would try to resolve it; leave it out.
     return undefined;
   }
+  return formatEndpoint(endpoint);
 }
 
 function formatPrefix(p: AllowedIpPrefix): string {
