@@ -149,6 +149,20 @@ const PLACES = [
 const UNITS = [' ', '\t', '\r', '\v\f', ' \t', ', ', ',', ':', '::', '1:', '[', ']', '=', '#', 'a-', 'a.', '1.', '0', '/', 'A', '+/', '\r\n', '\n', '\u00a0'];
 const END = ['', 'x', '=', ']', ',', ' ', '#', '\u0000'];
 
+/**
+ * The fastest of up to three runs, stopping at the first within `budgetMs`: a run slowed
+ * by a busy machine is tried again, a quadratic step is slow every time.
+ */
+function fastestMs(run: () => void, budgetMs: number): number {
+  let best = Infinity;
+  for (let i = 0; i < 3 && best > budgetMs; i++) {
+    const started = performance.now();
+    run();
+    best = Math.min(best, performance.now() - started);
+  }
+  return best;
+}
+
 describe('parseConfig time on pathological lines', () => {
   it(`a line of ${LONG_LINE.min}..${LONG_LINE.max} characters made of one repeated unit parses within ${LONG_LINE_BUDGET_MS} ms`, () => {
     const slow: string[] = [];
@@ -161,13 +175,13 @@ describe('parseConfig time on pathological lines', () => {
         (place, unit, length, end) => {
           const run = unit.repeat(Math.ceil(length / unit.length)) + end;
           const text = place.replace('%', () => run);
-          const started = performance.now();
-          try {
-            parseConfig(text, 'long.conf');
-          } catch (error) {
-            if (!(error instanceof ConfigError)) throw error;
-          }
-          const ms = performance.now() - started;
+          const ms = fastestMs(() => {
+            try {
+              parseConfig(text, 'long.conf');
+            } catch (error) {
+              if (!(error instanceof ConfigError)) throw error;
+            }
+          }, LONG_LINE_BUDGET_MS);
           if (ms > LONG_LINE_BUDGET_MS) slow.push(`${Math.round(ms)} ms: ${JSON.stringify(unit)} x ${length} + ${JSON.stringify(end)} in ${JSON.stringify(place.slice(-30))}`);
           expect(ms, slow.at(-1)).toBeLessThanOrEqual(LONG_LINE_BUDGET_MS);
         },
@@ -180,10 +194,9 @@ describe('parseConfig time on pathological lines', () => {
   it('a file of 200,000 lines (blank, comments, repeated list keys) parses within a second', () => {
     const lines = ['[Interface]', OWN_KEY];
     for (let i = 0; i < 200_000; i++) lines.push(i % 3 === 0 ? '' : i % 3 === 1 ? '  # a comment  ' : 'DNS = ');
-    const started = performance.now();
-    const config = parseConfig(lines.join('\n'), 'many.conf');
-    expect(config.interface.dns.servers).toEqual([]);
-    expect(performance.now() - started).toBeLessThan(1000);
+    const text = lines.join('\n');
+    expect(parseConfig(text, 'many.conf').interface.dns.servers).toEqual([]);
+    expect(fastestMs(() => parseConfig(text, 'many.conf'), 1000)).toBeLessThan(1000);
   });
 });
 
