@@ -24,6 +24,7 @@
 //
 // Private and preshared keys never appear in an error message.
 
+import { decodeKey } from '../../../crypto/keys.js';
 import type { AllowedIpPrefix, PeerStatus } from '../../../tunnel/device.js';
 import { type Endpoint, formatEndpoint } from '../../../tunnel/endpoint.js';
 import { parseEndpoint, parseHost } from '../../config/endpoint.js';
@@ -495,7 +496,7 @@ export function formatUapiGetReply(state: UapiDeviceState): string {
   if (state.listenPort !== 0) lines.push(`listen_port=${uint(state.listenPort)}`);
   if (state.fwmark !== 0) lines.push(`fwmark=${uint(state.fwmark)}`);
   for (const peer of state.peers) {
-    const publicKey = Buffer.from(peer.publicKey, 'base64');
+    const publicKey = decodeKey(peer.publicKey);
     lines.push(`public_key=${hexKey(publicKey)}`);
     if (peer.presharedKey) {
       lines.push(`preshared_key=${hexKey(peer.presharedKey)}`);
