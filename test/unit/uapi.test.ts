@@ -906,6 +906,17 @@ describe('UapiServer', () => {
     await expect(UapiServer.listen(path, new FakeBackend())).rejects.toMatchObject({ code: 'ERR_UAPI_PATH_TAKEN' });
   });
 
+  it('logs a listen_port that could not be put back, with both errors', async () => {
+    const lines: string[] = [];
+    const b = new FakeBackend();
+    b.port = 51820;
+    b.markFails = 'EPERM';
+    b.busyPorts.add(51820);
+    await start(b, { log: (l: string) => lines.push(l) });
+    expect(await talk(path, set('listen_port=51821', 'fwmark=7'))).toBe(`errno=-${UAPI_ERRNO.ENOTRECOVERABLE}\n\n`);
+    expect(lines).toEqual([expect.stringMatching(/^uapi: refused: fwmark 7: cannot mark; undoing the change: listen_port back to 51820 failed too/)]);
+  });
+
   it('logs refusals without keys', async () => {
     const lines: string[] = [];
     await start(new FakeBackend(), { log: (l: string) => lines.push(l) });
