@@ -308,6 +308,30 @@ describe('control socket: handleUapi and the framer on outside bytes', () => {
     }), fcParams(500));
   });
 
+  it('whatever the stream, the server holds at most one line of text and a plan within its bounds', () => {
+    const limits = { maxRequestBytes: 2048, maxPeersPerRequest: 3, maxAllowedIpsPerRequest: 5 };
+    const chunk = fc.oneof(
+      fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
+      fc.oneof(requestLike, setArb.map(render), fc.constant('get=1\n\n'), fc.constant('allowed_ip=10.0.0.0/8\n'), fc.constant(`public_key=${KEY_POOL[0]}\n`))
+        .map((t) => Buffer.from(t, 'latin1')),
+    );
+    fc.assert(fc.property(fc.array(chunk, { maxLength: 30 }), (chunks) => {
+      const f = new UapiLineFramer();
+      const reader = new UapiReader(limits);
+      const inner = reader as unknown as { parser?: { request: { peers: unknown[]; allowedIPs: { length: number } } } };
+      for (const c of chunks) {
+        f.push(c);
+        while (nextRequest(f, reader) !== undefined);
+        if (!reader.failed) expect(f.pending).toBeLessThan(reader.lineLimit());
+        const plan = inner.parser?.request;
+        if (plan !== undefined) {
+          expect(plan.peers.length).toBeLessThanOrEqual(limits.maxPeersPerRequest);
+          expect(plan.allowedIPs.length).toBeLessThanOrEqual(limits.maxAllowedIpsPerRequest);
+        }
+      }
+    }), fcParams(500));
+  });
+
   it('a request read from a stream is parsed as the same request read whole', () => {
     const whole = fc.oneof(requestLike, setArb.map(render), fc.constant('get=1\n\n'));
     fc.assert(fc.property(whole, fc.integer({ min: 1, max: 64 }), (text, step) => {
