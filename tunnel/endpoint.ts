@@ -17,6 +17,3 @@ export const sameEndpoint = (a: Endpoint | undefined, b: Endpoint): boolean => a
 
 /** "host:port", or "[host]:port" for IPv6, as wg(8) and wg-quick write it. */
 export const formatEndpoint = (e: Endpoint): string => (e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`);
-
-/** 6 when the host is IPv6 text, 4 otherwise (an IPv4 address, or a name not yet resolved). */
-export const endpointFamily = (e: Endpoint): 4 | 6 => (e.host.includes(':') ? 6 : 4);
