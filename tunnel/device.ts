@@ -320,6 +320,11 @@ export class Device {
     return this.peersByKey.size;
   }
 
+  /** Whether a peer with this public key is configured (the control socket's update_only). */
+  hasPeer(publicKey: Uint8Array): boolean {
+    return publicKey instanceof Uint8Array && publicKey.length === 32 && this.peersByKey.has(encodeKey(publicKey));
+  }
+
   peerStatus(now: number): PeerStatus[] {
     return [...this.peersByKey.values()].map((p) => ({
       publicKey: p.name,

@@ -9,16 +9,11 @@ import {
   createPeerSecrets, type Identity, type InitiationGuard, type InitiatorState, newInitiationGuard, type PeerSecrets, wipePeerSecrets,
 } from './handshake.js';
 import { type Keypair, KeypairSlots } from './keypair.js';
+import type { Endpoint } from './endpoint.js';
 import type { Backends } from './noise.js';
 import { PeerTimers } from './timers.js';
 
-/** Where a peer is: an address (IPv4 or IPv6 text) and a UDP port. */
-export interface Endpoint {
-  readonly host: string;
-  readonly port: number;
-}
-
-export const sameEndpoint = (a: Endpoint | undefined, b: Endpoint): boolean => a !== undefined && a.port === b.port && a.host === b.host;
+export { type Endpoint, sameEndpoint } from './endpoint.js';
 
 export type HandshakeState =
   | { readonly kind: 'none' }

@@ -13,7 +13,7 @@
 //     would block, the rest stays queued and is flushed when libuv says it is writable;
 //     a datagram that finds the queue full is dropped and counted.
 
-import type { Endpoint } from '../../tunnel/peer.js';
+import type { Endpoint } from '../../tunnel/endpoint.js';
 import { AddonError, loadAddon, type NativeAddon, type NativeUdpSocket } from './addon.js';
 
 export type DatagramHandler = (data: Uint8Array, from: Endpoint) => void;
@@ -67,10 +67,8 @@ export interface UdpStats {
   truncatedReceives: number;
 }
 
-/** A parsed destination: the socket family and the address record for the addon. */
-interface Destination {
-  readonly host: string;
-  readonly port: number;
+/** A parsed destination: the endpoint it was parsed from, the socket family and the address record for the addon. */
+interface Destination extends Endpoint {
   readonly family: 4 | 6;
   readonly record: Uint8Array;
 }
