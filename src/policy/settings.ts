@@ -26,12 +26,13 @@
 //                   full tunnel is routed with Table = auto, wg-quick's default 51820 (the
 //                   platform takes the first free table from there and uses the same number).
 
+import { DEFAULT_MTU } from '../../tunnel/constants.js';
 import { type Config, type Endpoint, formatIpAddress, type IpFamily, type IpPrefix, makePrefix, parseIpAddress, type RoutingTable } from '../config/index.js';
 
 /** WireGuard's per-packet overhead that wg-quick subtracts: IPv6 40 + UDP 8 + data header 32. */
 export const TUNNEL_OVERHEAD_BYTES = 80;
-/** The MTU wg-quick arrives at on a 1500-byte link: 1500 - 80. */
-export const DEFAULT_MTU = 1420;
+/** The MTU wg-quick arrives at on a 1500-byte link: 1500 - 80 (defined once, by the engine). */
+export { DEFAULT_MTU };
 /** wg-quick's first candidate for the full-tunnel table and fwmark (0xca6c). */
 export const DEFAULT_FWMARK = 51820;
 
