@@ -34,7 +34,7 @@ import { type Aead, nobleAead } from '../crypto/aead.js';
 import { encodeKey } from '../crypto/keys.js';
 import { type RandomSource, systemRandom } from '../crypto/random.js';
 import { tai64nFromMillis } from '../crypto/tai64n.js';
-import { type Dh, nobleDh } from '../crypto/x25519.js';
+import { clamp, type Dh, nobleDh } from '../crypto/x25519.js';
 import { AllowedIps } from './allowedips.js';
 import {
   DEFAULT_MTU, KEEPALIVE_TIMEOUT, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
@@ -185,6 +185,11 @@ export interface DeviceInspection {
   readonly stagedBytes: number;
 }
 
+/** Clamps a key in place, but leaves all zeros alone: that is "no key" to the control socket, as to wireguard-go. */
+function clampUnlessZero(key: Uint8Array): Uint8Array {
+  return key.some((x) => x !== 0) ? clamp(key) : key;
+}
+
 export class Device {
   readonly mtu: number;
   private readonly b: Backends;
@@ -229,7 +234,7 @@ export class Device {
     this.underLoadHandshakes = options.underLoadHandshakes ?? UNDER_LOAD_HANDSHAKES;
     this.handshakeWorkPerTurn = options.handshakeWorkPerTurn ?? HANDSHAKE_WORK_PER_TURN;
     if (!(this.handshakeWorkPerTurn >= WORK_MAC1)) throw new RangeError('handshakeWorkPerTurn: expected at least 1');
-    this.identity = createIdentity(this.b, options.privateKey.slice());
+    this.identity = createIdentity(this.b, clampUnlessZero(options.privateKey.slice()));
     this.ownName = encodeKey(this.identity.publicKey);
     this.cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
   }
@@ -238,15 +243,19 @@ export class Device {
     return this.identity.publicKey;
   }
 
-  /** A copy of the private key (for the control socket's `get`); never logged. */
+  /** A copy of the private key, clamped (for the control socket's `get`); never logged. */
   get privateKey(): Uint8Array {
     return this.identity.privateKey.slice();
   }
 
-  /** Changes the device's private key: every session ends, as with `wg set private-key`. */
+  /**
+   * Changes the device's private key: every session ends, as with `wg set private-key`.
+   * The key is kept clamped (RFC 7748 §5), as the kernel and wireguard-go keep it, so
+   * `wg show private-key` reads back the clamped form.
+   */
   setPrivateKey(privateKey: Uint8Array): void {
     this.identity.privateKey.fill(0);
-    this.identity = createIdentity(this.b, privateKey.slice());
+    this.identity = createIdentity(this.b, clampUnlessZero(privateKey.slice()));
     this.ownName = encodeKey(this.identity.publicKey);
     this.cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
     // As the kernel: a peer whose key is now our own is removed.

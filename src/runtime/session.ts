@@ -17,6 +17,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { encodeKey } from '../../crypto/keys.js';
+import { clamp } from '../../crypto/x25519.js';
 import type { DeviceEvent } from '../../tunnel/device.js';
 import { type Config, type IpPrefix, makePrefix } from '../config/index.js';
 import { type AppliedLinux, applyLinux, createExec, type Exec, runHooks } from '../platform/linux/index.js';
@@ -255,10 +256,16 @@ export class Session {
     const device = this.tunnel.device;
     const changes: string[] = [];
     try {
-      if (!sameBytes(device.privateKey, config.interface.privateKey)) {
+      // The device keeps its key clamped; compare like with like, or every SIGHUP would
+      // "change" an unclamped key and end every session.
+      const keyNow = device.privateKey;
+      const keyWanted = clamp(config.interface.privateKey.slice());
+      if (!sameBytes(keyNow, keyWanted)) {
         device.setPrivateKey(config.interface.privateKey);
         changes.push('private key');
       }
+      keyNow.fill(0);
+      keyWanted.fill(0);
       const port = config.interface.listenPort ?? 0;
       if (port !== 0 && port !== this.tunnel.udp.port) {
         await this.tunnel.udp.rebind(port);
