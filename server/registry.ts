@@ -283,6 +283,10 @@ function peerLines(r: PeerRecord): string[] {
 
 /** The registry as its file's text. Throws (nothing is written) when the data would not read back. */
 export function formatRegistry(data: RegistryData, path = '(registry)'): string {
+  for (const r of data.peers) {
+    const bad = checkPeerName(r.name);
+    if (bad !== undefined) throw new RegistryError('ERR_REGISTRY_INPUT', `name: ${bad}`);
+  }
   const head = formatConfig({ interface: data.config.interface, peers: [] }).trimEnd().split('\n');
   const settings = settingsLine(data.settings);
   const out = [head[0]!, ...(settings === undefined ? [] : [settings]), ...head.slice(1)];
