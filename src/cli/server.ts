@@ -14,7 +14,7 @@ import { Command, Option } from 'commander';
 import QRCode from 'qrcode';
 import { serverCompanion } from '../../server/companion.js';
 import { detectUplink, initServer } from '../../server/init.js';
-import { addPeer, applyPeer, changePeer, clientConfig, formatPeerStatus, type PeerChange, peerStatus, readSnapshot, running } from '../../server/peers.js';
+import { addPeer, applyPeer, changePeer, clientConfig, formatPeerStatus, type PeerChange, peerStatus, readSnapshot, removeSnapshot, running } from '../../server/peers.js';
 import { findPeer, type RegistryData, RegistryError, sessionConfig, tunnelSubnets } from '../../server/registry.js';
 import { FileRegistry } from '../../server/store.js';
 import { createExec, LinuxPlatformError } from '../platform/linux/index.js';
@@ -207,7 +207,11 @@ export function serverCommand(): Command {
     .description("bring the server down: transfer totals saved, forwarding and NAT undone; after a crash, undo what its journal records")
     .addOption(configOption())
     .action(async (o: { config: string }) => {
-      process.stdout.write(`${await down(registryAt(o.config).ifname)}\n`);
+      const { ifname } = registryAt(o.config);
+      const message = await down(ifname);
+      // A daemon that was killed left its counter snapshot: the next up starts afresh anyway.
+      removeSnapshot(ifname);
+      process.stdout.write(`${message}\n`);
     });
 
   server
