@@ -16,6 +16,19 @@ import type { FileRegistry } from './store.js';
 
 export const EXPIRY_CHECK_MS = 1_000;
 
+/** The earliest `expires=` on an enabled peer's `# burrow:` line (disabled ones are behind "#~"). */
+export function earliestExpiry(text: string): number {
+  let earliest = Infinity;
+  for (const m of text.matchAll(/^#\s*burrow:([^\n]*)$/gm)) {
+    const fields = m[1]!;
+    const expires = /(?:^|\s)expires=(\S+)/.exec(fields)?.[1];
+    if (expires === undefined || /(?:^|\s)enabled=false(?:\s|$)/.test(fields)) continue;
+    const t = Date.parse(expires);
+    if (t < earliest) earliest = t;
+  }
+  return earliest;
+}
+
 export interface ServerCompanionOptions {
   readonly registry: FileRegistry;
   readonly saveIntervalMs?: number;
@@ -29,8 +42,8 @@ export function serverCompanion(session: Session, o: ServerCompanionOptions): Co
   const log = session.log;
   const device = session.tunnel.device;
   let version = '';
-  /** Enabled peers with an expiry: public key (base64) -> ms. */
-  let expiries = new Map<string, { name: string; at: number }>();
+  /** The earliest expiry of an enabled peer (ms), or Infinity. */
+  let nextExpiry = Infinity;
   let busy: Promise<void> = Promise.resolve();
   let stopped = false;
 
@@ -41,6 +54,14 @@ export function serverCompanion(session: Session, o: ServerCompanionOptions): Co
 
   const save = async (): Promise<void> => {
     const counts = live();
+    // An idle server rewrites nothing: the registry is read (and the event loop held) only
+    // when some peer's counters moved since the last save.
+    const before = readSnapshot(ifname);
+    const moved = [...counts].some(([key, c]) => {
+      const d = since(c, before[key]);
+      return d.rx !== 0 || d.tx !== 0;
+    });
+    if (!moved) return;
     const saved = await registry.update((data) => {
       const snapshot: CounterSnapshot = readSnapshot(ifname);
       const next: CounterSnapshot = {};
@@ -61,19 +82,24 @@ export function serverCompanion(session: Session, o: ServerCompanionOptions): Co
   const expire = async (): Promise<void> => {
     const v = registry.version();
     if (v !== version) {
-      const data = await registry.read();
-      expiries = new Map(data.peers.filter((r) => r.enabled && r.expires !== undefined).map((r) => [encodeKey(r.peer.publicKey), { name: r.name, at: Date.parse(r.expires!) }]));
+      // A scan of the enabled peers' comment lines, not a full parse: this runs after
+      // every change to the registry, on the daemon's one thread.
+      nextExpiry = earliestExpiry(registry.text());
       version = v;
     }
     const t = now();
-    const due = [...expiries].filter(([, e]) => e.at <= t);
-    if (due.length === 0) return;
+    if (nextExpiry > t) return;
     const counts = live();
+    const expiries: number[] = [];
     await registry.update((data) => {
       const snapshot = readSnapshot(ifname);
       const peers = data.peers.map((r): PeerRecord => {
         const key = encodeKey(r.peer.publicKey);
-        if (!r.enabled || r.expires === undefined || Date.parse(r.expires) > t) return r;
+        if (!r.enabled || r.expires === undefined) return r;
+        if (Date.parse(r.expires) > t) {
+          expiries.push(Date.parse(r.expires));
+          return r;
+        }
         const c = counts.get(key);
         const d = c === undefined ? { rx: 0, tx: 0 } : since(c, snapshot[key]);
         delete snapshot[key];
@@ -84,6 +110,7 @@ export function serverCompanion(session: Session, o: ServerCompanionOptions): Co
       writeSnapshot(ifname, snapshot);
       return { data: { ...data, peers }, result: undefined };
     });
+    nextExpiry = Math.min(Infinity, ...expiries);
     session.tunnel.rearm();
     session.follow();
   };

@@ -43,6 +43,11 @@ export class FileRegistry implements PeerRegistry {
     return parseRegistry(this.readText(), this.location);
   }
 
+  /** The file as it is (for a scan that needs no full parse). */
+  text(): string {
+    return this.readText();
+  }
+
   /** Identifies the file's current version cheaply (for the daemon's re-reads). */
   version(): string {
     const st = statSync(this.location);

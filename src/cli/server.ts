@@ -14,7 +14,7 @@ import { Command, Option } from 'commander';
 import QRCode from 'qrcode';
 import { serverCompanion } from '../../server/companion.js';
 import { detectUplink, initServer } from '../../server/init.js';
-import { addPeer, applyPeer, changePeer, clientConfig, formatPeerStatus, type PeerChange, peerStatus, readSnapshot, removeSnapshot, running } from '../../server/peers.js';
+import { addPeer, applyIfRunning, changePeer, clientConfig, formatPeerStatus, type PeerChange, peerStatus, readSnapshot, removeSnapshot, running } from '../../server/peers.js';
 import { findPeer, type RegistryData, RegistryError, sessionConfig, tunnelSubnets } from '../../server/registry.js';
 import { FileRegistry } from '../../server/store.js';
 import { createExec, LinuxPlatformError } from '../platform/linux/index.js';
@@ -225,11 +225,12 @@ export function serverCommand(): Command {
     .option('--png <file>', 'also write the QR code to this PNG file (0600)')
     .action(async (name: string, o: { config: string; publicKey?: string; expires?: string; qr?: boolean; png?: string }) => {
       const { registry, ifname } = registryAt(o.config);
-      const record = await guarded(() => addPeer(registry, { name, ...(o.publicKey === undefined ? {} : { publicKey: o.publicKey }), ...(o.expires === undefined ? {} : { expires: o.expires }) }));
-      const live = await running(ifname);
-      if (live !== undefined && (record.expires === undefined || Date.parse(record.expires) > Date.now())) await applyPeer(ifname, record.peer);
-      say(`added '${name}': ${record.peer.allowedIPs.map((a) => a.text).join(', ')}${live === undefined ? ' (the server is not running: it takes effect at its next up)' : ''}`);
-      const text = await guarded(async () => clientConfig(await registry.read(), record));
+      const { record, data } = await guarded(() => addPeer(registry, { name, ...(o.publicKey === undefined ? {} : { publicKey: o.publicKey }), ...(o.expires === undefined ? {} : { expires: o.expires }) }));
+      const expired = record.expires !== undefined && Date.parse(record.expires) <= Date.now();
+      const applied = !expired && (await applyIfRunning(ifname, record.peer));
+      const note = expired ? ' (its expiry has passed: the server disables it)' : applied ? '' : ' (the server is not running: it takes effect at its next up)';
+      say(`added '${name}': ${record.peer.allowedIPs.map((a) => a.text).join(', ')}${note}`);
+      const text = await guarded(async () => clientConfig(data, record));
       process.stdout.write(text + (await qrOutput(text, o)));
     });
 

@@ -44,7 +44,7 @@ describe('the registry under SIGKILL', () => {
 
   it('is always the old file or the new one, never a broken one', async () => {
     const path = join(dir, 'wgk0.conf');
-    const lines = ['[Interface]', '# burrow-server: client-to-client=false', `PrivateKey = ${encodeKey(generatePrivateKey())}`, 'Address = 10.20.0.1/16, fd20::1/64'];
+    const lines = ['[Interface]', '# burrow-server: endpoint=192.0.2.1:51820 client-to-client=false', `PrivateKey = ${encodeKey(generatePrivateKey())}`, 'Address = 10.20.0.1/16, fd20::1/64'];
     for (let i = 0; i < 3000; i++) {
       lines.push('', '[Peer]', `# burrow: name=seed${i} created=2026-12-01T00:00:00.000Z enabled=true rx=0 tx=0`, `PublicKey = ${encodeKey(publicKeyOf(generatePrivateKey()))}`, `AllowedIPs = 10.20.${(i + 2) >> 8}.${(i + 2) & 255}/32`);
     }

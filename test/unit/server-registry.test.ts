@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
 import { parseConfig, parsePrefix } from '../../src/config/index.js';
 import { allocateAddresses } from '../../server/allocate.js';
+import { earliestExpiry } from '../../server/companion.js';
 import { addPeer, changePeer, clientConfig, peerStatus, since } from '../../server/peers.js';
 import { formatRegistry, parseRegistry, type RegistryData, RegistryError, sessionConfig } from '../../server/registry.js';
 import { FileRegistry } from '../../server/store.js';
@@ -146,7 +147,7 @@ describe('the file store and the commands on it (server not running)', () => {
 
   it('add-peer: fresh keys, next addresses, 0600; duplicates refused and nothing written', async () => {
     const r = store();
-    const a = await addPeer(r, { name: 'alice', expires: '2030-01-31' });
+    const { record: a } = await addPeer(r, { name: 'alice', expires: '2030-01-31' });
     expect(a.peer.allowedIPs.map((p) => p.text)).toEqual(['10.8.0.2/32', 'fd00:8::2/128']);
     expect(a.expires).toBe('2030-01-31T00:00:00.000Z');
     expect(encodeKey(publicKeyOf(Buffer.from(a.clientKey!, 'base64')))).toBe(encodeKey(a.peer.publicKey));
@@ -157,7 +158,7 @@ describe('the file store and the commands on it (server not running)', () => {
     await expect(addPeer(r, { name: 'bob', expires: 'soon' })).rejects.toThrow('--expires "soon": expected a date');
     await expect(addPeer(r, { name: 'bad name' })).rejects.toThrow('a peer name is');
     expect(readFileSync(r.location, 'utf8')).toBe(before);
-    const b = await addPeer(r, { name: 'bob', publicKey: key() });
+    const { record: b } = await addPeer(r, { name: 'bob', publicKey: key() });
     expect(b.clientKey).toBeUndefined();
     expect(b.peer.allowedIPs[0]!.text).toBe('10.8.0.3/32');
   });
@@ -177,6 +178,13 @@ describe('the file store and the commands on it (server not running)', () => {
     expect((await r.read()).peers).toEqual([]);
   });
 
+  it('add-peer on a server with no endpoint for clients is refused before anything is written', async () => {
+    const r = store(file([]).replace('endpoint=vpn.example.net:51820 ', ''));
+    const before = readFileSync(r.location, 'utf8');
+    await expect(addPeer(r, { name: 'alice' })).rejects.toThrow('the server has no endpoint for its clients');
+    expect(readFileSync(r.location, 'utf8')).toBe(before);
+  });
+
   it('a damaged registry is refused before any change', async () => {
     const r = store(file([alice]).replace('rx=1200', 'rx=x'));
     const before = readFileSync(r.location, 'utf8');
@@ -194,6 +202,17 @@ describe('the file store and the commands on it (server not running)', () => {
     await addPeer(r, { name: 'bob' });
     expect(Date.now() - t).toBeGreaterThanOrEqual(150);
     expect((await r.read()).peers.map((p) => p.name)).toEqual(['alice', 'bob']);
+  });
+});
+
+describe("the daemon's expiry scan", () => {
+  it('finds the earliest expiry of an enabled peer, in any field order, never a disabled one', () => {
+    const late = ['[Peer]', '# burrow: expires=2031-01-01T00:00:00Z name=late enabled=true', `PublicKey = ${key()}`];
+    const soon = ['[Peer]', '# burrow: name=soon expires=2030-06-01T00:00:00Z', `PublicKey = ${key()}`];
+    expect(earliestExpiry(file([alice, bob, late, soon]))).toBe(Date.parse('2030-06-01T00:00:00Z'));
+    // bob's (disabled, behind "#~") expiry is earlier still, and ignored; none at all: never.
+    expect(earliestExpiry(file([alice, bob]))).toBe(Infinity);
+    expect(earliestExpiry(file([alice, late.map((l) => l.replace('enabled=true', 'enabled=false'))]))).toBe(Infinity);
   });
 });
 
