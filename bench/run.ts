@@ -2,12 +2,14 @@
 // the same run. Pass names to run a subset: `npm run bench -- crypto`.
 import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
+import { runServerBench } from './server.js';
 import { runThroughputBench } from './throughput.js';
 
 const benches: Record<string, () => void | Promise<void>> = {
   crypto: runCryptoBench,
   engine: () => runEngineBench(),
   throughput: () => runThroughputBench(),
+  server: () => runServerBench(),
 };
 
 const wanted = process.argv.slice(2);
