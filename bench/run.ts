@@ -3,6 +3,7 @@
 import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
 import { runFloodBench } from './flood.js';
+import { runServerBench } from './server.js';
 import { runThroughputBench } from './throughput.js';
 
 const benches: Record<string, () => void | Promise<void>> = {
@@ -10,6 +11,7 @@ const benches: Record<string, () => void | Promise<void>> = {
   engine: () => runEngineBench(),
   flood: runFloodBench,
   throughput: () => runThroughputBench(),
+  server: () => runServerBench(),
 };
 
 const wanted = process.argv.slice(2);

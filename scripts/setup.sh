@@ -2,7 +2,8 @@
 # Installs everything Burrow's demo, tests and benchmarks need, and builds it.
 # Idempotent: on a machine where all is present it only checks, in about a second.
 #   - Debian packages (as root): iproute2, nftables, wireguard-go, wireguard-tools,
-#     iperf3, iputils-ping, tcpdump. `apt-get update` runs once, only if one is missing.
+#     iperf3, iputils-ping, tcpdump, zbar-tools (zbarimg: the server's QR codes in tests).
+#     `apt-get update` runs once, only if one is missing.
 #   - npm packages from the committed lockfile (`npm ci`), when node_modules is stale.
 #   - the TypeScript build into dist/, when a source is newer than the last build.
 #   - reference peers for the interop matrix: the latest wireguard-go from its Go module
@@ -18,6 +19,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 declare -A need=(
   [ip]=iproute2 [nft]=nftables [wireguard-go]=wireguard-go [wg]=wireguard-tools
   [iperf3]=iperf3 [ping]=iputils-ping [tcpdump]=tcpdump [sha256sum]=coreutils
+  [zbarimg]=zbar-tools
 )
 missing=()
 for cmd in "${!need[@]}"; do

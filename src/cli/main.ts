@@ -7,6 +7,7 @@ import { demo } from './demo.js';
 import { down } from './down.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE } from './errors.js';
 import { genkey, genpsk, pubkey, readStdin } from './keys.js';
+import { serverCommand } from './server.js';
 import { formatInterface, readInterfaces } from './show.js';
 import { up } from './up.js';
 
@@ -85,6 +86,8 @@ program
   .action(async () => {
     await demo(process.argv[1]!);
   });
+
+program.addCommand(serverCommand());
 
 try {
   await program.parseAsync(process.argv);
