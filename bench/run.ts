@@ -2,12 +2,16 @@
 // the same run. Pass names to run a subset: `npm run bench -- crypto`.
 import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
+import { runFloodBench } from './flood.js';
+import { runServerBench } from './server.js';
 import { runThroughputBench } from './throughput.js';
 
 const benches: Record<string, () => void | Promise<void>> = {
   crypto: runCryptoBench,
   engine: () => runEngineBench(),
+  flood: runFloodBench,
   throughput: () => runThroughputBench(),
+  server: () => runServerBench(),
 };
 
 const wanted = process.argv.slice(2);

@@ -5,6 +5,9 @@
 //     line inside the file (or none), never another exception;
 //   - a Config it returns survives formatConfig -> parseConfig unchanged (so what was
 //     accepted has a faithful written form), and formatting is idempotent.
+// And on pathological text (a line of tens of thousands of spaces, tabs, commas, colons,
+// brackets or hyphens, in any place a line can hold it) it takes time linear in the text:
+// a backtracking regular expression there took seconds.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -117,6 +120,85 @@ function applyEdit(text: string, e: Edit): string {
   }
   return lines.join('\n');
 }
+
+/** Characters per pathological line, and the time any one may take to parse (measured: ~10 ms). */
+const LONG_LINE = { min: 20_000, max: 60_000 } as const;
+const LONG_LINE_BUDGET_MS = 400;
+
+const OWN_KEY = 'PrivateKey = 4ERPoG7Kjg7ELywVxOqiEHfsdzejlbEa4VTju7FYI30=';
+const PEER_KEY = 'PublicKey = gouft/YdVKcWmobDbm/UUqK2Qxe8RC2IqjWOptWQ6Aw=';
+/** Where a long run can sit: `%` is replaced by it. */
+const PLACES = [
+  `[Interface]\n${OWN_KEY}\nAddress = 10.0.0.1/24%`,
+  `[Interface]\n${OWN_KEY}\nAddress = %`,
+  `[Interface]\n${OWN_KEY}\nAddress%= 10.0.0.1/24`,
+  `[Interface]\n${OWN_KEY}\n%`,
+  `[Interface]\n${OWN_KEY}\nDNS = 1.1.1.1%`,
+  `[Interface]\n${OWN_KEY}\nPostUp = echo%`,
+  `[Interface]\n${OWN_KEY}\nMailDomains = example.com,%`,
+  `[Interface]\n${OWN_KEY}\nMTU = 1420%`,
+  `[Interface]\n${OWN_KEY}\n[Peer%]`,
+  `[%`,
+  `[Interface]\n${OWN_KEY}\n[Peer]\n${PEER_KEY}\nAllowedIPs = 10.0.0.0/8%`,
+  `[Interface]\n${OWN_KEY}\n[Peer]\n${PEER_KEY}\nEndpoint = [%]:51820`,
+  `[Interface]\n${OWN_KEY}\n[Peer]\n${PEER_KEY}\nEndpoint = %:51820`,
+  `[Interface]\n${OWN_KEY}\n[Peer]\n${PEER_KEY}\nPersistentKeepalive = %`,
+  `[Interface]\n${OWN_KEY}\n[Peer]\n${PEER_KEY}\nPresharedKey = %`,
+];
+/** Units a run is made of; each is repeated, then ended by one of END. */
+const UNITS = [' ', '\t', '\r', '\v\f', ' \t', ', ', ',', ':', '::', '1:', '[', ']', '=', '#', 'a-', 'a.', '1.', '0', '/', 'A', '+/', '\r\n', '\n', '\u00a0'];
+const END = ['', 'x', '=', ']', ',', ' ', '#', '\u0000'];
+
+/**
+ * The fastest of up to three runs, stopping at the first within `budgetMs`: a run slowed
+ * by a busy machine is tried again, a quadratic step is slow every time.
+ */
+function fastestMs(run: () => void, budgetMs: number): number {
+  let best = Infinity;
+  for (let i = 0; i < 3 && best > budgetMs; i++) {
+    const started = performance.now();
+    run();
+    best = Math.min(best, performance.now() - started);
+  }
+  return best;
+}
+
+describe('parseConfig time on pathological lines', () => {
+  it(`a line of ${LONG_LINE.min}..${LONG_LINE.max} characters made of one repeated unit parses within ${LONG_LINE_BUDGET_MS} ms`, () => {
+    const slow: string[] = [];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...PLACES),
+        fc.constantFrom(...UNITS),
+        fc.integer(LONG_LINE),
+        fc.constantFrom(...END),
+        (place, unit, length, end) => {
+          const run = unit.repeat(Math.ceil(length / unit.length)) + end;
+          const text = place.replace('%', () => run);
+          const ms = fastestMs(() => {
+            try {
+              parseConfig(text, 'long.conf');
+            } catch (error) {
+              if (!(error instanceof ConfigError)) throw error;
+            }
+          }, LONG_LINE_BUDGET_MS);
+          if (ms > LONG_LINE_BUDGET_MS) slow.push(`${Math.round(ms)} ms: ${JSON.stringify(unit)} x ${length} + ${JSON.stringify(end)} in ${JSON.stringify(place.slice(-30))}`);
+          expect(ms, slow.at(-1)).toBeLessThanOrEqual(LONG_LINE_BUDGET_MS);
+        },
+      ),
+      // A slow case is slow every time: no shrinking through more of them.
+      { ...fcParams(150), endOnFailure: true },
+    );
+  });
+
+  it('a file of 200,000 lines (blank, comments, repeated list keys) parses within a second', () => {
+    const lines = ['[Interface]', OWN_KEY];
+    for (let i = 0; i < 200_000; i++) lines.push(i % 3 === 0 ? '' : i % 3 === 1 ? '  # a comment  ' : 'DNS = ');
+    const text = lines.join('\n');
+    expect(parseConfig(text, 'many.conf').interface.dns.servers).toEqual([]);
+    expect(fastestMs(() => parseConfig(text, 'many.conf'), 1000)).toBeLessThan(1000);
+  });
+});
 
 describe('parseConfig on mutated real files', () => {
   it('every fixture, good or bad, gives a Config or a ConfigError; Configs round-trip', () => {

@@ -1,4 +1,4 @@
-// The control-socket parser (src/runtime/uapi.ts): handleUapi and UapiFramer fed outside
+// The control-socket parser (src/runtime/uapi/): handleUapi and the stream reader fed outside
 // bytes. Whatever arrives:
 //   - handleUapi never rejects; its reply is a `get` body ending in errno=0, or
 //     errno=-N with N one of the documented errnos, never ENOANO (the "unexpected" one);
@@ -7,18 +7,21 @@
 //     collide, leave the device as a reference model of wireguard-go's rules says
 //     (replace_peers, remove, update_only, replace_allowed_ips, prefixes moving between
 //     peers, the all-zero preshared key, a peer with the device's own key);
-//   - the framer cuts the same requests out of a stream however it is split.
+//   - the line framer and the reader cut the same requests out of a stream however it is
+//     split, and parse them as a whole request read at once is parsed.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { publicKeyOf } from '../crypto/keys.js';
-import { type UapiBackend, UAPI_ERRNO, UapiFramer, handleUapi } from '../src/runtime/uapi.js';
+import {
+  handleUapi, nextRequest, readUapiRequest, type UapiBackend, UAPI_ERRNO, type UapiFatal, UapiLineFramer, UapiReader, type UapiRequest,
+} from '../src/runtime/uapi.js';
 import { Device } from '../tunnel/device.js';
 import { fcParams } from './budget.js';
 import { hex } from './sim/packets.js';
 import { Prng } from './sim/prng.js';
 
-const DOCUMENTED = new Set([UAPI_ERRNO.EINVAL, UAPI_ERRNO.EPROTO, UAPI_ERRNO.EMSGSIZE, UAPI_ERRNO.EADDRINUSE]);
+const DOCUMENTED = new Set([UAPI_ERRNO.EINVAL, UAPI_ERRNO.EPROTO, UAPI_ERRNO.EMSGSIZE, UAPI_ERRNO.EADDRINUSE, UAPI_ERRNO.ENOTRECOVERABLE]);
 
 function key(seed: number): Uint8Array {
   const k = new Prng(seed, 99).bytes(32);
@@ -75,6 +78,20 @@ function errnoOf(reply: string): number {
 }
 
 const get = (b: UapiBackend): Promise<string> => handleUapi('get=1\n\n', b);
+
+/** A request as plain data, to compare two parses of it. */
+function describeRequest(r: UapiRequest | UapiFatal): string {
+  if (r.op === 'get') return 'get';
+  if (r.op !== 'set') return `${r.op} ${r.error.code}`;
+  const q = r.request;
+  return JSON.stringify({
+    privateKey: q.privateKey && hex(q.privateKey), listenPort: q.listenPort, fwmark: q.fwmark, replacePeers: q.replacePeers,
+    peers: q.peers.map((p) => ({
+      ...p, publicKey: hex(p.publicKey), presharedKey: p.presharedKey && hex(p.presharedKey),
+      allowedIPs: q.allowedIPs.slice(p.allowedFrom, p.allowedTo).map((a) => `${hex(a.address)}/${a.cidr}`),
+    })),
+  });
+}
 
 // --- The reference model --------------------------------------------------------------
 
@@ -271,11 +288,12 @@ describe('control socket: handleUapi and the framer on outside bytes', () => {
       .map((parts) => Buffer.from(parts.join(''), 'latin1'));
     fc.assert(fc.property(stream, fc.array(fc.nat(), { maxLength: 12 }), (bytes, cuts) => {
       const frames = (chunks: Uint8Array[]): string[] => {
-        const f = new UapiFramer(4096);
+        const f = new UapiLineFramer();
+        const reader = new UapiReader({ maxRequestBytes: 4096, maxPeersPerRequest: 8, maxAllowedIpsPerRequest: 16 });
         const out: string[] = [];
         for (const c of chunks) {
           f.push(c);
-          for (let fr = f.next(); fr !== undefined; fr = f.next()) out.push(fr.kind === 'request' ? `request ${fr.text}` : `error ${fr.error.code}`);
+          for (let r = nextRequest(f, reader); r !== undefined; r = nextRequest(f, reader)) out.push(describeRequest(r));
         }
         return out;
       };
@@ -287,6 +305,51 @@ describe('control socket: handleUapi and the framer on outside bytes', () => {
         from = p;
       }
       expect(frames(chunks)).toEqual(frames([Uint8Array.from(bytes)]));
+    }), fcParams(500));
+  });
+
+  it('whatever the stream, the server holds at most one line of text and a plan within its bounds', () => {
+    const limits = { maxRequestBytes: 2048, maxPeersPerRequest: 3, maxAllowedIpsPerRequest: 5 };
+    const chunk = fc.oneof(
+      fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
+      fc.oneof(requestLike, setArb.map(render), fc.constant('get=1\n\n'), fc.constant('allowed_ip=10.0.0.0/8\n'), fc.constant(`public_key=${KEY_POOL[0]}\n`))
+        .map((t) => Buffer.from(t, 'latin1')),
+    );
+    fc.assert(fc.property(fc.array(chunk, { maxLength: 30 }), (chunks) => {
+      const f = new UapiLineFramer();
+      const reader = new UapiReader(limits);
+      const inner = reader as unknown as { parser?: { request: { peers: unknown[]; allowedIPs: { length: number } } } };
+      for (const c of chunks) {
+        f.push(c);
+        while (nextRequest(f, reader) !== undefined);
+        if (!reader.failed) expect(f.pending).toBeLessThan(reader.lineLimit());
+        const plan = inner.parser?.request;
+        if (plan !== undefined) {
+          expect(plan.peers.length).toBeLessThanOrEqual(limits.maxPeersPerRequest);
+          expect(plan.allowedIPs.length).toBeLessThanOrEqual(limits.maxAllowedIpsPerRequest);
+        }
+      }
+    }), fcParams(500));
+  });
+
+  it('a request read from a stream is parsed as the same request read whole', () => {
+    const whole = fc.oneof(requestLike, setArb.map(render), fc.constant('get=1\n\n'));
+    fc.assert(fc.property(whole, fc.integer({ min: 1, max: 64 }), (text, step) => {
+      let expected: string;
+      try {
+        expected = describeRequest(readUapiRequest(text));
+      } catch {
+        return; // not one whole request: the stream test above covers it
+      }
+      const bytes = Buffer.from(text, 'latin1');
+      const f = new UapiLineFramer();
+      const reader = new UapiReader();
+      const got: string[] = [];
+      for (let at = 0; at < bytes.length; at += step) {
+        f.push(bytes.subarray(at, at + step));
+        for (let r = nextRequest(f, reader); r !== undefined; r = nextRequest(f, reader)) got.push(describeRequest(r));
+      }
+      expect(got).toEqual([expected]);
     }), fcParams(500));
   });
 });

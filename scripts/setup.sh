@@ -2,8 +2,9 @@
 # Installs everything Burrow's demo, tests and benchmarks need, and builds it.
 # Idempotent: on a machine where all is present it only checks, in about a second.
 #   - Debian packages (as root): iproute2, nftables, wireguard-go, wireguard-tools,
-#     iperf3, iputils-ping, tcpdump, JavaScriptCore (`jsc`, and the C API with OpenSSL and
-#     a C compiler for native/jsc-host). `apt-get update` runs once, only if one is missing.
+#     iperf3, iputils-ping, tcpdump, zbar-tools (zbarimg: the server's QR codes in tests),
+#     JavaScriptCore (`jsc`, and the C API with OpenSSL and a C compiler for
+#     native/jsc-host). `apt-get update` runs once, only if one is missing.
 #   - npm packages from the committed lockfile (`npm ci`), when node_modules is stale.
 #   - the TypeScript build into dist/, when a source is newer than the last build.
 #   - reference peers for the interop matrix: the latest wireguard-go from its Go module
@@ -19,7 +20,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 declare -A need=(
   [ip]=iproute2 [nft]=nftables [wireguard-go]=wireguard-go [wg]=wireguard-tools
   [iperf3]=iperf3 [ping]=iputils-ping [tcpdump]=tcpdump [sha256sum]=coreutils
-  [jsc]=libjavascriptcoregtk-4.0-bin [cc]=gcc [pkg-config]=pkg-config
+  [jsc]=libjavascriptcoregtk-4.0-bin [cc]=gcc [pkg-config]=pkg-config [zbarimg]=zbar-tools
 )
 # pkg-config module -> package that provides it (the C host's headers)
 declare -A need_lib=([javascriptcoregtk-4.1]=libjavascriptcoregtk-4.1-dev [openssl]=libssl-dev)

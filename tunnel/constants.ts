@@ -58,7 +58,7 @@ export const PADDING_MULTIPLE = 16;
 
 /** At most this many initiations per second are consumed from one peer (flood guard). */
 export const INITIATIONS_PER_SECOND = 50;
-/** Packets held per peer while a handshake is under way; older ones are dropped first. */
-export const MAX_QUEUED_PACKETS = 1024;
+/** Default tunnel MTU, as wg-quick picks for an IPv4/IPv6 underlay of 1500. */
+export const DEFAULT_MTU = 1420;
 /** Handshake attempts before giving up: REKEY_ATTEMPT_TIME / REKEY_TIMEOUT. */
 export const MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME / REKEY_TIMEOUT;

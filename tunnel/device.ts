@@ -17,8 +17,13 @@
 //      starts a new handshake while the old keypair keeps working.
 // Receiving (wireguard-go receive.go):
 //   1. (type, length) decides the message; anything else is dropped with a reason;
-//   2. handshake messages: under load, mac1 then mac2 are checked first, an initiation
-//      without a valid mac2 gets a cookie reply and sources are rate-limited;
+//   2. handshake messages: a response must name a pending handshake of ours; then the
+//      turn's handshake work budget must not be spent (else: dropped as
+//      'handshake-budget', before any decoding or hashing, so a flood cannot hold the
+//      loop that carries the data); then mac1 is checked, and only a message with a
+//      valid mac1 counts toward load; under load, mac2 is checked next, an initiation
+//      without a valid one gets a cookie reply, and sources are rate-limited. Each step
+//      charges the budget what it costs;
 //   3. transport data: index → keypair, keypair age, replay window check, AEAD open in
 //      place, then the replay window commits the counter; the sender's address becomes the
 //      peer's endpoint (roaming); an empty plaintext is a keepalive; otherwise the inner
@@ -30,11 +35,12 @@ import { encodeKey } from '../crypto/keys.js';
 import { type RandomSource, systemRandom } from '../crypto/random.js';
 import { tai64nFromMillis } from '../crypto/tai64n.js';
 import { utf8Encode } from '../crypto/utf8.js';
-import { type Dh, nobleDh } from '../crypto/x25519.js';
+import { clamp, type Dh, nobleDh } from '../crypto/x25519.js';
 import { AllowedIps } from './allowedips.js';
 import {
-  KEEPALIVE_TIMEOUT, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, REJECT_AFTER_MESSAGES,
-  REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT, TRANSPORT_HEADER_LENGTH,
+  DEFAULT_MTU, KEEPALIVE_TIMEOUT, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
+  REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT, TRANSPORT_HEADER_LENGTH,
+  TRANSPORT_MIN_LENGTH,
 } from './constants.js';
 import { CookieChecker, verifyMac1 } from './cookie.js';
 import {
@@ -42,31 +48,46 @@ import {
   type Identity,
 } from './handshake.js';
 import { parseIpPacket } from './ip.js';
+import { type IndexEntry, IndexTable } from './indextable.js';
 import { Keypair } from './keypair.js';
 import {
   classify, type CookieReply, type DecodeRefusal, decodeMessage, INITIATION_MAC1_OFFSET, type Initiation, receiverIndexOf,
+  responseReceiverIndexOf,
   type Response, RESPONSE_MAC1_OFFSET, transportCounterOf,
 } from './messages.js';
 import type { Backends } from './noise.js';
 import { type Endpoint, noHandshake, Peer, sameEndpoint } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
 import { DeadlineHeap } from './deadlines.js';
+import { StagingQueues } from './staging.js';
 import { jitterFrom, type TimerName } from './timers.js';
 import { openTransport, sealedLength, sealTransport } from './transport.js';
 
 export type { Endpoint } from './peer.js';
+export type { IndexEntry } from './indextable.js';
+export { DEFAULT_MTU } from './constants.js';
+export { MAX_STAGED_BYTES, MAX_STAGED_PACKETS } from './staging.js';
 
-/** Packets staged per peer while it has no keypair (as the kernel and wireguard-go: 128). */
-export const MAX_STAGED_PACKETS = 128;
-/** Bytes staged across all peers; past it, new packets are dropped. */
-export const MAX_STAGED_BYTES = 16 * 1024 * 1024;
 /** Peers one device may have. */
 export const MAX_PEERS = 1 << 20;
-/** Default tunnel MTU, as wg-quick picks for an IPv4/IPv6 underlay of 1500. */
-export const DEFAULT_MTU = 1420;
-/** Handshake messages in one 1/8-second window that make the device count as under load. */
+/** Handshake messages with a valid mac1 in one 1/8-second window that make the device count as under load. */
 export const UNDER_LOAD_HANDSHAKES = 32;
+/**
+ * Work one turn of the caller's event loop may spend on handshake messages, in units of
+ * one mac1 check (about 10 µs). Each message is charged what it cost: a mac1 check, a
+ * cookie reply, a handshake's DH. So junk that fails mac1 is cheap and a turn can refuse
+ * 256 of them, while it answers about 15 with cookie replies or completes 8 handshakes:
+ * a few ms of handshake work a turn at most, and every data packet of the turn is
+ * processed. (Costs measured with node crypto and the noble XChaCha cookie seal; see
+ * bench/flood.ts.)
+ */
+export const HANDSHAKE_WORK_PER_TURN = 256;
+export const WORK_MAC1 = 1;
+export const WORK_COOKIE_REPLY = 16;
+export const WORK_HANDSHAKE = 32;
 const LOAD_WINDOW = 125;
+/** Ms between two timestamps that stay distinct after TAI64N whitening (2^24 ns ≈ 16.8 ms). */
+const TIMESTAMP_STEP = 17;
 /** Once under load, the device stays so this long (as the references: 1 s). */
 export const UNDER_LOAD_AFTER_TIME = 1000;
 
@@ -74,7 +95,7 @@ export type DropReason =
   | DecodeRefusal | HandshakeRefusal
   | 'unknown-index' | 'expired-keypair' | 'counter-limit' | 'replay' | 'bad-tag' | 'bad-ip' | 'source-not-allowed'
   | 'no-peer' | 'no-endpoint' | 'staged-full' | 'rate-limited' | 'cookie-sent' | 'bad-cookie' | 'unexpected-response'
-  | 'bad-peer-key';
+  | 'bad-peer-key' | 'handshake-budget';
 
 export type DeviceEvent =
   | { type: 'handshake-initiated'; peer: string; attempt: number }
@@ -101,10 +122,24 @@ export interface DeviceOptions {
   dh?: Dh;
   aead?: Aead;
   random?: RandomSource;
-  /** Wall-clock ms (Unix epoch) at engine time 0: TAI64N timestamps and `wg show` times. */
+  /**
+   * The wall clock, ms since the Unix epoch (Date.now). Read when an initiation is made
+   * (its TAI64N timestamp) and when a handshake completes (`wg show`), so that a clock
+   * corrected by NTP or a suspend that stops the monotonic clock is followed at once.
+   */
+  wallClock?: () => number;
+  /**
+   * The older form, used only without `wallClock`: the wall clock at engine time 0, to
+   * which `now` is added (deterministic, for simulations with a fake clock).
+   */
   wallClockAtZero?: number;
-  /** Handshake messages per 1/8 s that count as load (default UNDER_LOAD_HANDSHAKES). */
+  /**
+   * Load detection: handshake messages with a valid mac1 per 1/8 s that put the device
+   * under load (cookies demanded). Default UNDER_LOAD_HANDSHAKES; Infinity turns it off.
+   */
   underLoadHandshakes?: number;
+  /** Handshake work per turn (see beginTurn), in units of WORK_MAC1; default HANDSHAKE_WORK_PER_TURN. */
+  handshakeWorkPerTurn?: number;
 }
 
 export interface AllowedIpPrefix {
@@ -139,12 +174,6 @@ export interface PeerStatus {
   keypairAge: number | undefined;
 }
 
-export interface IndexEntry {
-  readonly peer: Peer;
-  /** Undefined while the index names a pending handshake. */
-  readonly keypair: Keypair | undefined;
-}
-
 /** Read-only views of the engine's tables (see Device.inspect). */
 export interface DeviceInspection {
   readonly indexTable: ReadonlyMap<number, IndexEntry>;
@@ -155,17 +184,23 @@ export interface DeviceInspection {
   readonly stagedBytes: number;
 }
 
+/** Clamps a key in place, but leaves all zeros alone: that is "no key" to the control socket, as to wireguard-go. */
+function clampUnlessZero(key: Uint8Array): Uint8Array {
+  return key.some((x) => x !== 0) ? clamp(key) : key;
+}
+
 export class Device {
   readonly mtu: number;
   private readonly b: Backends;
   private readonly random: RandomSource;
   private readonly io: DeviceIo;
+  private readonly wallClock: (() => number) | undefined;
   private readonly wallClockAtZero: number;
   private identity: Identity;
   private ownName: string;
   private cookieChecker: CookieChecker;
   private readonly peersByKey = new Map<string, Peer>();
-  private readonly indexTable = new Map<number, IndexEntry>();
+  private readonly indexTable: IndexTable;
   readonly allowedIps = new AllowedIps<Peer>();
   private readonly heap = new DeadlineHeap<Peer>();
   private readonly rateLimiter = new RateLimiter();
@@ -173,20 +208,32 @@ export class Device {
   private loadWindowStart = -Infinity;
   private loadWindowCount = 0;
   private underLoadUntil = -Infinity;
-  private stagedBytes = 0;
+  private readonly handshakeWorkPerTurn: number;
+  /** True once the caller marks turns with beginTurn(); until then a turn is one `now`. */
+  private turnsMarked = false;
+  private turnNow = NaN;
+  private turnWork = 0;
+  private readonly staging = new StagingQueues<Peer>();
   private readonly scratch = new Uint8Array(4);
+  /** An empty packet's header and tag, sealed in place for each keepalive. */
+  private readonly keepaliveBuf = new Uint8Array(TRANSPORT_MIN_LENGTH);
   /** Packets dropped, by reason. */
   readonly drops: Partial<Record<DropReason, number>> = {};
 
   constructor(options: DeviceOptions, io: DeviceIo) {
     this.b = { dh: options.dh ?? nobleDh, aead: options.aead ?? nobleAead };
     this.random = options.random ?? systemRandom;
+    this.indexTable = new IndexTable(this.random);
     this.mtu = options.mtu ?? DEFAULT_MTU;
     if (!Number.isInteger(this.mtu) || this.mtu < 576 || this.mtu > 65535) throw new RangeError('mtu: expected 576 to 65535');
     this.io = io;
+    this.wallClock = options.wallClock;
+    if (this.wallClock !== undefined && typeof this.wallClock !== 'function') throw new TypeError('wallClock: expected a function');
     this.wallClockAtZero = options.wallClockAtZero ?? 0;
     this.underLoadHandshakes = options.underLoadHandshakes ?? UNDER_LOAD_HANDSHAKES;
-    this.identity = createIdentity(this.b, options.privateKey.slice());
+    this.handshakeWorkPerTurn = options.handshakeWorkPerTurn ?? HANDSHAKE_WORK_PER_TURN;
+    if (!(this.handshakeWorkPerTurn >= WORK_MAC1)) throw new RangeError('handshakeWorkPerTurn: expected at least 1');
+    this.identity = createIdentity(this.b, clampUnlessZero(options.privateKey.slice()));
     this.ownName = encodeKey(this.identity.publicKey);
     this.cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
   }
@@ -195,15 +242,19 @@ export class Device {
     return this.identity.publicKey;
   }
 
-  /** A copy of the private key (for the control socket's `get`); never logged. */
+  /** A copy of the private key, clamped (for the control socket's `get`); never logged. */
   get privateKey(): Uint8Array {
     return this.identity.privateKey.slice();
   }
 
-  /** Changes the device's private key: every session ends, as with `wg set private-key`. */
+  /**
+   * Changes the device's private key: every session ends, as with `wg set private-key`.
+   * The key is kept clamped (RFC 7748 §5), as the kernel and wireguard-go keep it, so
+   * `wg show private-key` reads back the clamped form.
+   */
   setPrivateKey(privateKey: Uint8Array): void {
     this.identity.privateKey.fill(0);
-    this.identity = createIdentity(this.b, privateKey.slice());
+    this.identity = createIdentity(this.b, clampUnlessZero(privateKey.slice()));
     this.ownName = encodeKey(this.identity.publicKey);
     this.cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
     // As the kernel: a peer whose key is now our own is removed.
@@ -264,6 +315,7 @@ export class Device {
     this.allowedIps.removePeer(peer);
     this.heap.forget(peer);
     peer.presharedKey?.fill(0);
+    peer.resetSecrets();
     this.peersByKey.delete(peer.name);
     return true;
   }
@@ -276,6 +328,11 @@ export class Device {
     return this.peersByKey.size;
   }
 
+  /** Whether a peer with this public key is configured (the control socket's update_only). */
+  hasPeer(publicKey: Uint8Array): boolean {
+    return publicKey instanceof Uint8Array && publicKey.length === 32 && this.peersByKey.has(encodeKey(publicKey));
+  }
+
   peerStatus(now: number): PeerStatus[] {
     return [...this.peersByKey.values()].map((p) => ({
       publicKey: p.name,
@@ -286,7 +343,7 @@ export class Device {
       rxBytes: p.rxBytes,
       txBytes: p.txBytes,
       persistentKeepalive: p.persistentKeepalive / 1000,
-      keypairAge: p.keypairs.current ? now - p.keypairs.current.created : undefined,
+      keypairAge: p.keypairs.current === undefined ? undefined : now - p.keypairs.current.created,
     }));
   }
 
@@ -295,7 +352,7 @@ export class Device {
    * not copies, valid until the next input. Never log them: keypairs hold keys.
    */
   inspect(): DeviceInspection {
-    return { indexTable: this.indexTable, peers: this.peersByKey, heapLength: this.heap.length, stagedBytes: this.stagedBytes };
+    return { indexTable: this.indexTable.entries, peers: this.peersByKey, heapLength: this.heap.length, stagedBytes: this.staging.bytes };
   }
 
   /** True while handshakes arrive faster than the device should answer them freely. */
@@ -329,28 +386,45 @@ export class Device {
 
   // --- Input: a datagram from the network -----------------------------------------
 
+  /**
+   * A new turn of the caller's event loop begins: the handshake budget is full again.
+   * A runtime calls it once per batch of datagrams it reads. A caller that never calls
+   * it (a test with a fake clock) gets a fresh budget for each distinct `now` instead.
+   */
+  beginTurn(): void {
+    this.turnsMarked = true;
+    this.turnWork = 0;
+  }
+
   /** A UDP datagram from `from`. Transport data is decrypted in place in `data`. */
   receiveDatagram(data: Uint8Array, from: Endpoint, now: number): void {
     const type = classify(data);
     if (typeof type !== 'number') return this.drop(type);
-    if (type === 4) return this.receiveTransport(data, from, now);
+    if (type === MESSAGE_TRANSPORT) return this.receiveTransport(data, from, now);
+    // Handshake messages, cheapest check first: a response must name our pending
+    // handshake; then the turn's budget, before any decoding or hashing; then mac1, and
+    // only a valid one counts toward load; under load, the cookie defence.
+    if (type === MESSAGE_RESPONSE && !this.awaitsResponse(responseReceiverIndexOf(data))) return this.drop('unexpected-response');
+    if (type !== MESSAGE_COOKIE_REPLY && !this.hasHandshakeBudget(now)) return this.drop('handshake-budget');
     const decoded = decodeMessage(data);
     if (!decoded.ok) return this.drop(decoded.reason);
     const m = decoded.message;
     if (m.type === MESSAGE_COOKIE_REPLY) return this.receiveCookieReply(m.receiverIndex, m, now);
     if (m.type !== MESSAGE_INITIATION && m.type !== MESSAGE_RESPONSE) return;
-    // Handshake messages: load accounting, then the cookie defence when under load.
+    const macOffset = m.type === MESSAGE_INITIATION ? INITIATION_MAC1_OFFSET : RESPONSE_MAC1_OFFSET;
+    this.turnWork += WORK_MAC1;
+    if (!verifyMac1(data, macOffset, this.identity.mac1Key)) return this.drop('bad-mac1');
     this.noteHandshake(now);
     if (this.isUnderLoad(now)) {
-      const macOffset = m.type === MESSAGE_INITIATION ? INITIATION_MAC1_OFFSET : RESPONSE_MAC1_OFFSET;
-      if (!verifyMac1(data, macOffset, this.identity.mac1Key)) return this.drop('bad-mac1');
       const source = this.sourceBytes(from);
       if (!this.cookieChecker.verifyMac2(data, macOffset, source, now)) {
         this.io.send(this.cookieChecker.createReply(data, macOffset, m.senderIndex, source, now), from);
+        this.turnWork += WORK_COOKIE_REPLY;
         return this.drop('cookie-sent');
       }
       if (!this.rateLimiter.allow(from.host, now)) return this.drop('rate-limited');
     }
+    this.turnWork += WORK_HANDSHAKE;
     if (m.type === MESSAGE_INITIATION) this.receiveInitiation(m, from, now);
     else if (m.type === MESSAGE_RESPONSE) this.receiveResponse(m, from, now);
   }
@@ -389,7 +463,8 @@ export class Device {
     // Authenticated from here on.
     this.roam(peer, from);
     peer.rxBytes += data.length;
-    if (kp === peer.keypairs.next) this.confirmNext(peer, now);
+    const retired = peer.keypairs.confirm(kp);
+    if (retired !== null) this.confirmed(peer, retired, now);
     this.keepKeyFreshReceiving(peer, now);
     peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
     peer.timers.anyAuthenticatedPacketReceived();
@@ -425,16 +500,14 @@ export class Device {
 
     // Answer with a response and keep the new keypair as `next` until the initiator uses it.
     this.clearHandshake(peer);
-    const localIndex = this.newIndex();
+    const localIndex = this.indexTable.reserve(peer);
     const resp = createResponse(this.b, consumed, localIndex, this.b.dh.generatePrivateKey(this.random), peer.cookies.current(now));
-    if (resp === null) return this.drop('bad-dh');
+    if (resp === null) {
+      this.indexTable.free(peer, localIndex);
+      return this.drop('bad-dh');
+    }
     peer.cookies.sent(resp.mac1);
-    const kp = new Keypair(resp.keys, now);
-    this.indexTable.set(localIndex, { peer, keypair: kp });
-    this.retire(peer, peer.keypairs.next);
-    this.retire(peer, peer.keypairs.previous);
-    peer.keypairs.previous = undefined;
-    peer.keypairs.next = kp;
+    this.install(peer, new Keypair(resp.keys, now));
     peer.timers.sessionDerived(now);
     this.sendTo(peer, resp.message, now);
     this.io.event?.({ type: 'handshake-complete', peer: peer.name, role: 'responder' });
@@ -454,22 +527,11 @@ export class Device {
     if (typeof keys === 'string') return this.drop(keys);
 
     peer.handshake = noHandshake();
-    const kp = new Keypair(keys, now);
-    this.indexTable.set(kp.localIndex, { peer, keypair: kp });
-    const { current, previous, next } = peer.keypairs;
-    if (next !== undefined) {
-      peer.keypairs.previous = next;
-      peer.keypairs.next = undefined;
-      this.retire(peer, current);
-    } else {
-      peer.keypairs.previous = current;
-    }
-    this.retire(peer, previous);
-    peer.keypairs.current = kp;
+    this.install(peer, new Keypair(keys, now));
 
     this.roam(peer, from);
     peer.rxBytes += m.bytes.length;
-    peer.lastHandshakeWall = this.wallClockAtZero + now;
+    peer.lastHandshakeWall = this.wallAt(now);
     peer.timers.sessionDerived(now);
     peer.timers.handshakeComplete();
     peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
@@ -509,19 +571,10 @@ export class Device {
     peer.txBytes += message.length;
   }
 
+  /** Stages a copy (see staging.ts); what it pushes out is counted as 'staged-full'. */
   private stage(peer: Peer, buf: Uint8Array, length: number): void {
-    const staged = (peer.staged ??= []);
-    const size = sealedLength(length, this.mtu);
-    if (this.stagedBytes + size > MAX_STAGED_BYTES) return this.drop('staged-full');
-    if (staged.length >= MAX_STAGED_PACKETS) {
-      const oldest = staged.shift()!;
-      this.stagedBytes -= oldest.buf.length;
-      this.drop('staged-full');
-    }
-    const copy = new Uint8Array(size);
-    copy.set(buf.subarray(TRANSPORT_HEADER_LENGTH, TRANSPORT_HEADER_LENGTH + length), TRANSPORT_HEADER_LENGTH);
-    staged.push({ buf: copy, length });
-    this.stagedBytes += size;
+    const dropped = this.staging.push(peer, buf, length, sealedLength(length, this.mtu));
+    for (let i = dropped < 0 ? 1 : dropped; i > 0; i--) this.drop('staged-full');
   }
 
   private sendStaged(peer: Peer, now: number): void {
@@ -530,23 +583,21 @@ export class Device {
       this.initiateHandshake(peer, now, false);
       return;
     }
-    const staged = peer.staged;
-    peer.staged = undefined;
-    for (const s of staged ?? []) {
-      this.stagedBytes -= s.buf.length;
-      this.sealAndSend(peer, kp, s.buf, s.length, now);
-    }
+    for (const s of this.staging.take(peer) ?? []) this.sealAndSend(peer, kp, s.buf, s.length, now);
   }
 
   private dropStaged(peer: Peer): number {
-    const n = peer.staged?.length ?? 0;
-    for (const s of peer.staged ?? []) this.stagedBytes -= s.buf.length;
-    peer.staged = undefined;
-    return n;
+    return this.staging.clear(peer);
   }
 
-  /** An empty packet, through the staging path so that it starts a handshake if needed. */
+  /**
+   * An empty packet. With a usable keypair it goes out at once, never staged (staged data,
+   * if any, goes instead: it proves the keypair as well); without one it is staged so that
+   * the handshake it starts carries it.
+   */
   private sendKeepalive(peer: Peer, now: number): void {
+    const kp = peer.sendingKeypair(now, REJECT_AFTER_TIME, REJECT_AFTER_MESSAGES);
+    if (kp !== undefined && peer.staged === undefined) return this.sealAndSend(peer, kp, this.keepaliveBuf, 0, now);
     if (peer.staged === undefined) this.stage(peer, this.scratch, 0);
     this.sendStaged(peer, now);
   }
@@ -558,12 +609,18 @@ export class Device {
     if (secrets === null) return this.drop('bad-peer-key');
     peer.lastSentHandshake = now;
     this.clearHandshake(peer);
-    const localIndex = this.newIndex();
+    const localIndex = this.indexTable.reserve(peer);
+    // Never older than the last timestamp sent to this peer, or the peer refuses it as a
+    // replay: a wall clock stepped back (NTP) must not lock the peer out until it catches up.
+    const wall = Math.max(this.wallAt(now), peer.lastInitiationWall + TIMESTAMP_STEP);
+    peer.lastInitiationWall = wall;
     const init = createInitiation(this.b, this.identity, secrets, localIndex, this.b.dh.generatePrivateKey(this.random),
-      tai64nFromMillis(this.wallClockAtZero + now), peer.cookies.current(now));
-    if (init === null) return this.drop('bad-peer-key');
+      tai64nFromMillis(wall), peer.cookies.current(now));
+    if (init === null) {
+      this.indexTable.free(peer, localIndex);
+      return this.drop('bad-peer-key');
+    }
     peer.handshake = { kind: 'initiation-sent', localIndex, initiator: init.state, sentAt: now };
-    this.indexTable.set(localIndex, { peer, keypair: undefined });
     peer.cookies.sent(init.mac1);
     this.sendTo(peer, init.message, now);
     peer.timers.handshakeInitiated(now, this.jitter());
@@ -572,14 +629,16 @@ export class Device {
 
   // --- Keys ------------------------------------------------------------------------
 
-  /** The initiator's first packet arrived on our `next` keypair: it becomes current. */
-  private confirmNext(peer: Peer, now: number): void {
-    const { current, previous, next } = peer.keypairs;
-    this.retire(peer, previous);
-    peer.keypairs.previous = current;
-    peer.keypairs.current = next;
-    peer.keypairs.next = undefined;
-    peer.lastHandshakeWall = this.wallClockAtZero + now;
+  /** A handshake made `kp`: it takes its slot (see KeypairSlots.install) and its index. */
+  private install(peer: Peer, kp: Keypair): void {
+    this.indexTable.attach(peer, kp);
+    for (const old of peer.keypairs.install(kp)) this.retire(peer, old);
+  }
+
+  /** The initiator's first packet arrived on our `next` keypair: it became current. */
+  private confirmed(peer: Peer, retired: readonly Keypair[], now: number): void {
+    for (const old of retired) this.retire(peer, old);
+    peer.lastHandshakeWall = this.wallAt(now);
     peer.timers.handshakeComplete();
     if (peer.staged !== undefined) this.sendStaged(peer, now);
   }
@@ -600,17 +659,16 @@ export class Device {
     }
   }
 
-  /** Wipes a keypair and frees its index. */
-  private retire(peer: Peer, kp: Keypair | undefined): void {
-    if (kp === undefined) return;
-    if (this.indexTable.get(kp.localIndex)?.peer === peer) this.indexTable.delete(kp.localIndex);
+  /** Wipes a keypair that left its slot and frees its index. */
+  private retire(peer: Peer, kp: Keypair): void {
+    this.indexTable.free(peer, kp.localIndex);
     kp.wipe();
   }
 
   private clearHandshake(peer: Peer): void {
     const hs = peer.handshake;
     if (hs.kind === 'initiation-sent') {
-      this.indexTable.delete(hs.localIndex);
+      this.indexTable.free(peer, hs.localIndex);
       hs.initiator.ephemeralPrivate.fill(0);
       hs.initiator.noise.chainingKey.fill(0);
     }
@@ -619,9 +677,7 @@ export class Device {
 
   /** Every keypair and the handshake state wiped (zeroKeyMaterial, key change, removal). */
   private zeroKeys(peer: Peer): void {
-    const { current, previous, next } = peer.keypairs;
-    for (const kp of [current, previous, next]) this.retire(peer, kp);
-    peer.keypairs.current = peer.keypairs.previous = peer.keypairs.next = undefined;
+    for (const kp of peer.keypairs.clear()) this.retire(peer, kp);
     this.clearHandshake(peer);
     this.dropStaged(peer);
     peer.timers.clearAll();
@@ -680,22 +736,34 @@ export class Device {
 
   // --- Helpers ---------------------------------------------------------------------
 
+  /** Wall-clock ms now: the injected clock, or the older fixed origin plus `now`. */
+  private wallAt(now: number): number {
+    const wall = this.wallClock === undefined ? this.wallClockAtZero + now : this.wallClock();
+    return Number.isFinite(wall) && wall > 0 ? wall : 0;
+  }
+
   private roam(peer: Peer, from: Endpoint): void {
     if (sameEndpoint(peer.endpoint, from)) return;
     peer.endpoint = { host: from.host, port: from.port };
     this.io.event?.({ type: 'endpoint-changed', peer: peer.name, endpoint: peer.endpoint });
   }
 
-  /** A random 32-bit index not in use on this device. */
-  private newIndex(): number {
-    const view = new DataView(this.scratch.buffer, this.scratch.byteOffset, 4);
-    for (;;) {
-      this.random(this.scratch);
-      const index = view.getUint32(0, true);
-      if (!this.indexTable.has(index)) return index;
-    }
+  /** True when `index` names a handshake of ours still waiting for its response. */
+  private awaitsResponse(index: number): boolean {
+    const entry = this.indexTable.get(index);
+    return entry !== undefined && entry.keypair === undefined;
   }
 
+  /** True while this turn's handshake work budget is not spent. */
+  private hasHandshakeBudget(now: number): boolean {
+    if (!this.turnsMarked && now !== this.turnNow) {
+      this.turnNow = now;
+      this.turnWork = 0;
+    }
+    return this.turnWork < this.handshakeWorkPerTurn;
+  }
+
+  /** Counts a handshake message whose mac1 is valid toward load. */
   private noteHandshake(now: number): void {
     if (now - this.loadWindowStart >= LOAD_WINDOW) {
       this.loadWindowStart = now;

@@ -64,6 +64,12 @@ export function createPeerSecrets(b: Backends, id: Identity, remoteStatic: Uint8
   };
 }
 
+/** Wipes the secrets of a PeerSecrets that will not be used again (removal, key change). */
+export function wipePeerSecrets(s: PeerSecrets): void {
+  s.staticStatic.fill(0);
+  if (s.presharedKey !== NO_PSK) s.presharedKey.fill(0);
+}
+
 /** Per-peer memory that guards against replayed and flooded initiations. */
 export interface InitiationGuard {
   lastTimestamp: Uint8Array;
@@ -121,7 +127,9 @@ export function consumeResponse(b: Backends, id: Identity, peer: PeerSecrets, st
   });
   if (typeof done === 'string') return done;
   const [sendKey, receiveKey] = split(done.state);
+  // The handshake is over: what it kept to read the response is wiped (split wiped its copy).
   state.ephemeralPrivate.fill(0);
+  state.noise.chainingKey.fill(0);
   return { sendKey, receiveKey, localIndex: state.localIndex, remoteIndex: msg.senderIndex, isInitiator: true };
 }
 
@@ -169,6 +177,7 @@ export function createResponse<P extends { readonly secrets: PeerSecrets }>(
   const peer = consumed.peer.secrets;
   const out = writeResponse(b, consumed.noise, peer.remoteStatic, consumed.remoteEphemeral, ephemeralPrivate, peer.presharedKey, EMPTY);
   ephemeralPrivate.fill(0);
+  consumed.noise.chainingKey.fill(0); // writeResponse worked on a copy; this one is done with
   if (out === null) return null;
   const message = encodeResponse({
     senderIndex: localIndex, receiverIndex: consumed.remoteIndex, ephemeral: out.ephemeral, encryptedNothing: out.encryptedPayload,

@@ -122,6 +122,11 @@ export function decodeMessage(bytes: Uint8Array): Decoded {
 
 // --- Hot-path accessors for transport messages (no object per packet) -------------
 
+/** The receiver index of a handshake response (classified as one). */
+export function responseReceiverIndexOf(bytes: Uint8Array): number {
+  return u32(bytes, 8);
+}
+
 export function receiverIndexOf(bytes: Uint8Array): number {
   return u32(bytes, 4);
 }

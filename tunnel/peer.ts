@@ -5,18 +5,15 @@
 
 import { decodeKey, encodeKey } from '../crypto/keys.js';
 import { CookieJar } from './cookie.js';
-import { createPeerSecrets, type Identity, type InitiationGuard, type InitiatorState, newInitiationGuard, type PeerSecrets } from './handshake.js';
-import type { Keypair, Keypairs } from './keypair.js';
+import {
+  createPeerSecrets, type Identity, type InitiationGuard, type InitiatorState, newInitiationGuard, type PeerSecrets, wipePeerSecrets,
+} from './handshake.js';
+import { type Keypair, KeypairSlots } from './keypair.js';
+import type { Endpoint } from './endpoint.js';
 import type { Backends } from './noise.js';
 import { PeerTimers } from './timers.js';
 
-/** Where a peer is: an address (IPv4 or IPv6 text) and a UDP port. */
-export interface Endpoint {
-  readonly host: string;
-  readonly port: number;
-}
-
-export const sameEndpoint = (a: Endpoint | undefined, b: Endpoint): boolean => a !== undefined && a.port === b.port && a.host === b.host;
+export { type Endpoint, sameEndpoint } from './endpoint.js';
 
 export type HandshakeState =
   | { readonly kind: 'none' }
@@ -33,13 +30,15 @@ export class Peer {
   /** PersistentKeepalive in ms; 0 = off. */
   persistentKeepalive = 0;
 
-  readonly keypairs: Keypairs = { current: undefined, previous: undefined, next: undefined };
+  readonly keypairs = new KeypairSlots();
   handshake: HandshakeState = NONE;
   readonly timers = new PeerTimers();
   /** Packets waiting for a usable keypair, each with header room in front. */
   staged: { buf: Uint8Array; length: number }[] | undefined;
   /** Engine-clock time of the last initiation sent (REKEY_TIMEOUT rate limit). */
   lastSentHandshake = -Infinity;
+  /** Wall-clock ms of the TAI64N timestamp in our last initiation (kept monotonic). */
+  lastInitiationWall = -Infinity;
   /** Wall-clock ms of the last completed handshake; 0 = never. */
   lastHandshakeWall = 0;
   rxBytes = 0;
@@ -66,8 +65,14 @@ export class Peer {
     return this.#secrets;
   }
 
-  /** Forgets derived secrets (the private or preshared key changed). */
+  /** The derived secrets as they are, without deriving them (for Device.inspect()). */
+  get derivedSecrets(): PeerSecrets | null | undefined {
+    return this.#secrets;
+  }
+
+  /** Wipes and forgets the derived secrets (the private or preshared key changed, or the peer is removed). */
   resetSecrets(): void {
+    if (this.#secrets) wipePeerSecrets(this.#secrets);
     this.#secrets = undefined;
   }
 

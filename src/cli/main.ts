@@ -8,6 +8,7 @@ import { down } from './down.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE } from './errors.js';
 import { genkey, genpsk, pubkey, readStdin } from './keys.js';
 import { profileCommand } from './profile.js';
+import { serverCommand } from './server.js';
 import { formatInterface, readInterfaces } from './show.js';
 import { up } from './up.js';
 
@@ -99,6 +100,8 @@ program
   .action(async () => {
     await demo(process.argv[1]!);
   });
+
+program.addCommand(serverCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -19,4 +19,4 @@ export {
   parsePrefix,
   type ParsePrefixOptions,
 } from './ip.js';
-export { formatEndpoint } from './values.js';
+export { formatEndpoint, parseEndpoint, type ParseEndpointOptions, parseHost } from './endpoint.js';

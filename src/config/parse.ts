@@ -15,6 +15,7 @@
 
 import { ConfigError, type ConfigErrorCode, quote } from './errors.js';
 import type { IpPrefix } from './ip.js';
+import { parseEndpoint } from './endpoint.js';
 import type { Config, Endpoint, InterfaceConfig, PeerConfig, RoutingTable } from './types.js';
 import {
   checkHook,
@@ -22,7 +23,6 @@ import {
   parseBoolean,
   parseDns,
   parseDomainList,
-  parseEndpoint,
   parseFwMark,
   parseKeepalive,
   parseKey,
@@ -303,7 +303,7 @@ function setPeerKey(draft: PeerDraft, key: string, value: string, line: number):
       for (const prefix of parsePrefixList(value, true, false)) draft.allowedIPs.push({ prefix, line });
       return;
     case 'Endpoint':
-      draft.endpoint = parseEndpoint(required(value));
+      draft.endpoint = parseEndpoint(required(value), { names: true });
       return;
     case 'PersistentKeepalive':
       draft.persistentKeepalive = parseKeepalive(required(value));

@@ -6,17 +6,15 @@
 // bits cleared (as `wg show` prints them), domains and endpoint names are lower case.
 
 export type { IpAddress, IpFamily, IpPrefix } from './ip.js';
+import type { Endpoint } from '../../tunnel/endpoint.js';
 import type { IpPrefix } from './ip.js';
 
-export interface Endpoint {
-  /**
-   * An IPv4 address, an IPv6 address (canonical, without brackets) or a DNS name kept
-   * as a name: it is resolved when the tunnel comes up, not when the file is read.
-   */
-  readonly host: string;
-  /** 1..65535. */
-  readonly port: number;
-}
+/**
+ * The engine's endpoint type. In a Config the host is an IPv4 address, an IPv6 address
+ * (canonical, without brackets) or a DNS name kept as a name: it is resolved when the
+ * tunnel comes up, not when the file is read.
+ */
+export type { Endpoint };
 
 export interface DnsSettings {
   /** Resolver addresses, canonical text ("1.1.1.1", "2606:4700:4700::1111"). */

@@ -15,7 +15,8 @@ import { ConfigError } from './errors.js';
 import { type IpPrefix, makePrefix } from './ip.js';
 import { parseConfig } from './parse.js';
 import type { Config, PeerConfig } from './types.js';
-import { canonicalIp, checkHook, formatEndpoint, parseDomain, parseHost, ValueError } from './values.js';
+import { formatEndpoint, parseHost } from './endpoint.js';
+import { canonicalIp, checkHook, parseDomain, ValueError } from './values.js';
 
 export interface FormatOptions {
   /** Write "(hidden)" in place of PrivateKey and PresharedKey. */

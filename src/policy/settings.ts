@@ -26,12 +26,13 @@
 //                   full tunnel is routed with Table = auto, wg-quick's default 51820 (the
 //                   platform takes the first free table from there and uses the same number).
 
-import { type Config, formatIpAddress, type IpFamily, type IpPrefix, makePrefix, parseIpAddress, type RoutingTable } from '../config/index.js';
+import { DEFAULT_MTU } from '../../tunnel/constants.js';
+import { type Config, type Endpoint, formatIpAddress, type IpFamily, type IpPrefix, makePrefix, parseIpAddress, type RoutingTable } from '../config/index.js';
 
 /** WireGuard's per-packet overhead that wg-quick subtracts: IPv6 40 + UDP 8 + data header 32. */
 export const TUNNEL_OVERHEAD_BYTES = 80;
-/** The MTU wg-quick arrives at on a 1500-byte link: 1500 - 80. */
-export const DEFAULT_MTU = 1420;
+/** The MTU wg-quick arrives at on a 1500-byte link: 1500 - 80 (defined once, by the engine). */
+export { DEFAULT_MTU };
 /** wg-quick's first candidate for the full-tunnel table and fwmark (0xca6c). */
 export const DEFAULT_FWMARK = 51820;
 
@@ -64,13 +65,11 @@ export interface PerAppDomains {
   readonly contacts: string[];
 }
 
-/** A peer's endpoint as an address, resolved by the caller before the tunnel comes up. */
-export interface TunnelEndpoint {
-  readonly family: IpFamily;
-  /** Canonical address text, without brackets. */
-  readonly host: string;
-  readonly port: number;
-}
+/**
+ * A peer's endpoint (the one Endpoint type) resolved by the caller before the tunnel
+ * comes up: the host is canonical address text, never a name, and its family is given.
+ */
+export type TunnelEndpoint = Endpoint & { readonly family: IpFamily };
 
 export interface TunnelSettings {
   readonly ipv4: IpSettings;
@@ -111,7 +110,7 @@ export interface TunnelSettingsOptions {
    * omitted, the endpoints that are written as addresses in the config are used and
    * names are left out.
    */
-  readonly resolvedEndpoints?: readonly { readonly host: string; readonly port: number }[];
+  readonly resolvedEndpoints?: readonly Endpoint[];
 }
 
 function hostPrefix(family: IpFamily, bytes: Uint8Array): IpPrefix {

@@ -20,10 +20,11 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import type { Config } from '../config/index.js';
+import type { LinuxStep } from '../platform/linux/plan.js';
 import { daemonTitle, RUN_DIR } from './journal.js';
 import type { Logger } from './log.js';
 import { type ResolvedEndpoint, Session, type StopMode } from './session.js';
-import { loadAddon } from './tun.js';
+import { loadAddon } from './addon.js';
 
 export type ChildReport = { ready: true; message: string } | { ready: false; message: string; exitCode: number };
 
@@ -35,6 +36,10 @@ export function refuseInspectorSignals(log?: (line: string) => void): void {
   }
 }
 
+export interface Companion {
+  stop(): Promise<void>;
+}
+
 export interface DaemonOptions {
   readonly ifname: string;
   readonly config?: Config;
@@ -43,6 +48,13 @@ export interface DaemonOptions {
   readonly log: Logger;
   /** SIGHUP: the configuration read and resolved again; absent: SIGHUP is ignored. */
   readonly reread?: () => Promise<{ config: Config; endpoints: readonly (ResolvedEndpoint | undefined)[] }>;
+  /** Platform steps after the tunnel's own, journalled (SessionOptions.platformSteps). */
+  readonly platformSteps?: readonly LinuxStep[];
+  /**
+   * Work that runs beside the session once it is up (a server's expiry timer and
+   * transfer totals); stopped, and awaited, before the session stops.
+   */
+  readonly companion?: (session: Session) => Companion;
   /** Called once: ready, or why not. */
   readonly report?: (r: ChildReport) => void;
   /** How a start failure becomes an exit code (the CLI knows bad input from failure). */
@@ -112,6 +124,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       ...(o.config === undefined ? {} : { config: o.config }),
       ...(o.configPath === undefined ? {} : { configPath: o.configPath }),
       ...(o.endpoints === undefined ? {} : { endpoints: o.endpoints }),
+      ...(o.platformSteps === undefined ? {} : { platformSteps: o.platformSteps }),
       log,
       onStopRequested: (why) => {
         if (stopping) return;
@@ -125,6 +138,12 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     o.report?.({ ready: false, message: `cannot bring ${ifname} up: ${message}`, exitCode: o.exitCodeOf?.(e) ?? 1 });
     return o.exitCodeOf?.(e) ?? 1;
   }
+  let companion: Companion | undefined;
+  try {
+    companion = o.companion?.(session);
+  } catch (e) {
+    fatal(e);
+  }
   const ready = session.describe();
   log.info(ready);
   o.report?.({ ready: true, message: ready });
@@ -132,6 +151,11 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   const { why, mode } = await stopRequested;
   log.info(`${why}: bringing ${ifname} down`);
   await reloading;
+  try {
+    await companion?.stop();
+  } catch (e) {
+    log.error(`while stopping beside the session: ${(e as Error).message}`);
+  }
   await session.stop(mode);
   log.info(`${ifname} is down`);
   return crashed ? 1 : 0;

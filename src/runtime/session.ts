@@ -17,9 +17,11 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { encodeKey } from '../../crypto/keys.js';
+import { clamp } from '../../crypto/x25519.js';
 import type { DeviceEvent } from '../../tunnel/device.js';
 import { type Config, type IpPrefix, makePrefix } from '../config/index.js';
 import { type AppliedLinux, applyLinux, createExec, type Exec, runHooks } from '../platform/linux/index.js';
+import type { LinuxStep } from '../platform/linux/plan.js';
 import { isLinuxUndo, type LinuxUndo, undoLinux } from '../platform/linux/undo.js';
 import { UndoStack } from '../platform/undo.js';
 import { type TunnelEndpoint, tunnelSettings } from '../policy/index.js';
@@ -49,6 +51,11 @@ export interface SessionOptions {
   readonly log: Logger;
   /** How platform commands and hooks run; default: on this host. */
   readonly exec?: Exec;
+  /**
+   * Platform steps applied after the tunnel's addresses and routes, each journalled
+   * before it is made and undone at stop (a server's forwarding and NAT). Default none.
+   */
+  readonly platformSteps?: readonly LinuxStep[];
   /** Asked to end the session from within: the control socket was deleted, the interface removed. */
   readonly onStopRequested?: (why: string) => void;
 }
@@ -144,7 +151,13 @@ export class Session {
       stack.defer('stop the tunnel', () => tunnel.stop());
       session = new Session(ifname, tunnel, stack, journal, options);
       if (settings !== undefined) {
-        session.applied = await applyLinux(settings, { ifname, exec, log: (c) => log.info(`[#] ${c}`), undo: stack });
+        session.applied = await applyLinux(settings, {
+          ifname,
+          exec,
+          log: (c) => log.info(`[#] ${c}`),
+          undo: stack,
+          ...(options.platformSteps === undefined ? {} : { extraSteps: options.platformSteps }),
+        });
         // A full tunnel's bypass table may be another than the one asked for (51820 taken).
         const mark = session.applied.fwmark;
         if (mark !== undefined && mark !== tunnel.udp.fwmark) tunnel.udp.setMark(mark);
@@ -255,10 +268,16 @@ export class Session {
     const device = this.tunnel.device;
     const changes: string[] = [];
     try {
-      if (!sameBytes(device.privateKey, config.interface.privateKey)) {
+      // The device keeps its key clamped; compare like with like, or every SIGHUP would
+      // "change" an unclamped key and end every session.
+      const keyNow = device.privateKey;
+      const keyWanted = clamp(config.interface.privateKey.slice());
+      if (!sameBytes(keyNow, keyWanted)) {
         device.setPrivateKey(config.interface.privateKey);
         changes.push('private key');
       }
+      keyNow.fill(0);
+      keyWanted.fill(0);
       const port = config.interface.listenPort ?? 0;
       if (port !== 0 && port !== this.tunnel.udp.port) {
         await this.tunnel.udp.rebind(port);

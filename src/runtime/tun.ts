@@ -16,10 +16,7 @@
  * and a batch's slots must hold a full packet (slotSize - headroom >= MTU). A packet
  * longer than its slot is dropped and counted in `stats().truncatedReads`.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { AddonError, addonPath, loadAddon, type NativeAddon, type NativeTunFd } from './addon.js';
 
 /** Linux IFNAMSIZ is 16 bytes including the terminating NUL. */
 export const MAX_INTERFACE_NAME_BYTES = 15;
@@ -69,72 +66,17 @@ export class TunError extends Error {
 
 // --- the addon ----------------------------------------------------------------------
 
-interface NativeStats {
-  truncatedReads: number;
-  refusedWrites: number;
-  lastRefusedWrite: string | undefined;
-}
+/** Where the built addon is (see addon.ts). */
+export const tunAddonPath = addonPath;
 
-interface NativeTunFd {
-  readonly fd: number;
-  readBatch(arena: Uint8Array, slotSize: number, headroom: number, lengths: Uint32Array, max: number): number;
-  writeBatch(
-    arena: Uint8Array,
-    slotSize: number,
-    headroom: number,
-    lengths: Uint32Array,
-    start: number,
-    count: number,
-  ): number;
-  writePackets(packets: readonly Uint8Array[], start: number, count: number): number;
-  watch(callback: (code?: string) => void): void;
-  unwatch(): void;
-  close(): void;
-  stats(): NativeStats;
-}
-
-interface NativeAddon {
-  TunFd: new (fd: number) => NativeTunFd;
-  open(name: string): { handle: NativeTunFd; name: string };
-  ifName(fd: number): string | undefined;
-  setSocketMark(fd: number, mark: number): void;
-  /** No core dumps, not dumpable (process.cc). */
-  hardenProcess(): void;
-}
-
-const ADDON_PATH = join('native', 'build', 'Release', 'burrow_native.node');
-
-/** Where the built addon is, looking up from this module (src/ or dist/src/). */
-export function tunAddonPath(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let depth = 0; depth < 5; depth++) {
-    const candidate = join(dir, ADDON_PATH);
-    if (existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  return undefined;
-}
-
-let addon: NativeAddon | undefined;
-
-export function loadAddon(): NativeAddon {
-  if (addon !== undefined) return addon;
-  const path = tunAddonPath();
-  if (path === undefined) {
-    throw new TunError('ERR_TUN_NO_ADDON', `the native addon is not built (${ADDON_PATH} is missing): run npm run setup`);
-  }
+/** The addon, or a TunError that says how to build it. */
+function native(): NativeAddon {
   try {
-    addon = createRequire(import.meta.url)(path) as NativeAddon;
+    return loadAddon();
   } catch (cause) {
-    throw new TunError(
-      'ERR_TUN_NO_ADDON',
-      `cannot load the native addon ${path} (${(cause as Error).message}): rebuild it with npm run build:native`,
-      { cause },
-    );
+    if (cause instanceof AddonError) throw new TunError('ERR_TUN_NO_ADDON', cause.message, { cause });
+    throw cause;
   }
-  return addon;
 }
 
 // --- errors from the addon ----------------------------------------------------------
@@ -342,10 +284,10 @@ export class TunDevice {
    */
   static open(name: string): TunDevice {
     checkInterfaceName(name);
-    const native = loadAddon();
+    const addon = native();
     let opened: { handle: NativeTunFd; name: string };
     try {
-      opened = native.open(name);
+      opened = addon.open(name);
     } catch (cause) {
       const e = translate(cause, `opening TUN interface ${name}`);
       if (e.errno === 'EBUSY' || e.errno === 'EEXIST') {
@@ -376,15 +318,15 @@ export class TunDevice {
   static adopt(fd: number, name?: string): TunDevice {
     checkInteger(fd, 'fd', 0, 0x7fffffff);
     if (name !== undefined) checkInterfaceName(name);
-    const native = loadAddon();
+    const addon = native();
     let kernelName: string | undefined;
     let handle: NativeTunFd;
     try {
-      kernelName = native.ifName(fd);
+      kernelName = addon.ifName(fd);
       if (kernelName !== undefined && name !== undefined && kernelName !== name) {
         throw argError(`fd ${fd} is attached to interface ${kernelName}, not ${name}`);
       }
-      handle = new native.TunFd(fd);
+      handle = new addon.TunFd(fd);
     } catch (cause) {
       const e = translate(cause, `adopting fd ${fd}`);
       if (e.errno === 'EBADF') {

@@ -9,6 +9,7 @@ import type { Aead } from '../../crypto/aead.js';
 import type { Dh } from '../../crypto/x25519.js';
 import { getRandomValues } from 'node:crypto';
 import { DEFAULT_MTU, Device, type DeviceEvent, type Endpoint, type PeerUpdate } from '../../tunnel/device.js';
+import { formatEndpoint } from '../../tunnel/endpoint.js';
 import { TRANSPORT_HEADER_LENGTH } from '../../tunnel/constants.js';
 import { sealedLength } from '../../tunnel/transport.js';
 import { nodeAead, nodeDh } from './node-crypto.js';
@@ -75,10 +76,10 @@ export class Tunnel {
     let udp: UdpTransport | undefined;
     try {
       let tunnel: Tunnel | undefined;
-      udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from));
+      udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from), () => tunnel?.device.beginTurn());
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
-        { privateKey: o.privateKey ?? getRandomValues(new Uint8Array(32)), mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClockAtZero: performance.timeOrigin },
+        { privateKey: o.privateKey ?? getRandomValues(new Uint8Array(32)), mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClock: Date.now },
         {
           send: (data, to) => udp!.send(data, to),
           write: (packet) => tunnel?.writePacket(packet),
@@ -163,7 +164,7 @@ export function describeEvent(e: DeviceEvent): string {
     case 'handshake-complete': return `${who}: handshake complete (${e.role})`;
     case 'handshake-given-up': return `${who}: no handshake after ${90} s, giving up; ${e.dropped} queued packets dropped`;
     case 'keys-zeroed': return `${who}: session keys wiped after 540 s without a new handshake`;
-    case 'endpoint-changed': return `${who}: endpoint is now ${e.endpoint.host.includes(':') ? `[${e.endpoint.host}]` : e.endpoint.host}:${e.endpoint.port}`;
+    case 'endpoint-changed': return `${who}: endpoint is now ${formatEndpoint(e.endpoint)}`;
     case 'cookie-received': return `${who}: cookie received (the peer is under load)`;
     case 'timer': return `${who}: timer ${e.timer} fired`;
   }

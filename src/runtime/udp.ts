@@ -13,10 +13,12 @@
 //     would block, the rest stays queued and is flushed when libuv says it is writable;
 //     a datagram that finds the queue full is dropped and counted.
 
-import type { Endpoint } from '../../tunnel/peer.js';
-import { loadAddon } from './tun.js';
+import type { Endpoint } from '../../tunnel/endpoint.js';
+import { AddonError, loadAddon, type NativeAddon, type NativeUdpSocket } from './addon.js';
 
 export type DatagramHandler = (data: Uint8Array, from: Endpoint) => void;
+/** Called once before the datagrams of one readable event (one turn of the loop) are handled. */
+export type TurnHandler = () => void;
 
 export class UdpError extends Error {
   override readonly name = 'UdpError';
@@ -44,26 +46,14 @@ const ADDR = 24;
 const UV_READABLE = 1;
 const UV_WRITABLE = 2;
 
-interface NativeUdpSocket {
-  readonly fd: number;
-  readonly port: number;
-  recvBatch(arena: Uint8Array, slotSize: number, lengths: Uint32Array, addrs: Uint8Array, max: number): number;
-  sendBatch(arena: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, start: number, count: number): number;
-  watch(callback: (events: number, code?: string) => void, events: number): void;
-  close(): void;
-  stats(): { truncatedReceives: number; failedSends: number; lastSendError: string | undefined };
-}
-
-interface UdpAddon {
-  UdpSocket: new (family: 4 | 6, port: number, bufferBytes: number) => NativeUdpSocket;
-  formatAddress(bytes: Uint8Array): string;
-  parseAddress(text: string, out: Uint8Array): 0 | 4 | 6;
-  ifNameToIndex(name: string): number;
-  setSocketMark(fd: number, mark: number): void;
-}
-
-function addon(): UdpAddon {
-  return loadAddon() as unknown as UdpAddon;
+/** The addon, or a UdpError that says how to build it. */
+function addon(): NativeAddon {
+  try {
+    return loadAddon();
+  } catch (cause) {
+    if (cause instanceof AddonError) throw new UdpError('ERR_UDP_NO_ADDON', cause.message);
+    throw cause;
+  }
 }
 
 export interface UdpStats {
@@ -77,10 +67,8 @@ export interface UdpStats {
   truncatedReceives: number;
 }
 
-/** A parsed destination: the socket family and the address record for the addon. */
-interface Destination {
-  readonly host: string;
-  readonly port: number;
+/** A parsed destination: the endpoint it was parsed from, the socket family and the address record for the addon. */
+interface Destination extends Endpoint {
   readonly family: 4 | 6;
   readonly record: Uint8Array;
 }
@@ -254,17 +242,23 @@ export class UdpTransport {
     this.v6?.flush();
   };
 
-  private constructor(pair: [NativeUdpSocket, NativeUdpSocket | undefined], private readonly handler: DatagramHandler) {
+  private constructor(
+    pair: [NativeUdpSocket, NativeUdpSocket | undefined], private readonly handler: DatagramHandler, private readonly onTurn: TurnHandler | undefined,
+  ) {
     for (let i = 0; i < RECV_BATCH; i++) this.recvViews.push(this.recvArena.subarray(i * RECV_SLOT, (i + 1) * RECV_SLOT));
     this.listenPort = pair[0].port;
     this.attach(pair);
   }
 
-  /** Binds both families on `port` (0 = any free port, the same for both). */
-  static async open(port: number, handler: DatagramHandler): Promise<UdpTransport> {
+  /**
+   * Binds both families on `port` (0 = any free port, the same for both). `onTurn`, if
+   * given, is called before each readable event's datagrams (the engine's beginTurn).
+   */
+  static async open(port: number, handler: DatagramHandler, onTurn?: TurnHandler): Promise<UdpTransport> {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UdpError('ERR_UDP_PORT', `listen port must be 0 to 65535, got ${port}`);
     if (typeof handler !== 'function') throw new UdpError('ERR_UDP_HANDLER', 'the datagram handler must be a function');
-    return new UdpTransport(UdpTransport.bindPair(port), handler);
+    if (onTurn !== undefined && typeof onTurn !== 'function') throw new UdpError('ERR_UDP_HANDLER', 'the turn handler must be a function');
+    return new UdpTransport(UdpTransport.bindPair(port), handler, onTurn);
   }
 
   private static bindPair(port: number): [NativeUdpSocket, NativeUdpSocket | undefined] {
@@ -359,6 +353,7 @@ export class UdpTransport {
   /** Drains what a readable socket has queued, in batches, then flushes the replies. */
   private receive(sock: Socket): void {
     const { recvArena, recvLengths, recvAddrs, recvViews } = this;
+    this.onTurn?.();
     for (let round = 0; round < RECV_ROUNDS && !sock.closed; round++) {
       const n = sock.native.recvBatch(recvArena, RECV_SLOT, recvLengths, recvAddrs, RECV_BATCH);
       for (let i = 0; i < n && !sock.closed; i++) {

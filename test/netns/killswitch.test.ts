@@ -6,22 +6,12 @@
 // the daemon is SIGKILLed, and after an `up` that failed half way.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
 import { journalPath } from '../../src/runtime/journal.js';
-import { burrow, cliBuilt, configDir, up, writeConf } from '../support/burrow.js';
+import { burrow, cliBuilt, keys, configDir, up, writeConf } from '../support/burrow.js';
 import { type Netns, netnsSuite, run, uniqueName, waitForExit } from '../support/netns.js';
 import { requireHost } from '../support/privileges.js';
 import { ADDR, buildTopology, reach, startListener, type Topology, TUNNEL_PORT } from '../support/topology.js';
 import { startWireguardGo } from '../support/wireguard-go.js';
-
-interface Keys {
-  priv: string;
-  pub: string;
-}
-function keys(): Keys {
-  const k = generatePrivateKey();
-  return { priv: encodeKey(k), pub: encodeKey(publicKeyOf(k)) };
-}
 
 const TCP_PORT = 8080;
 const UDP_PORT = 5353;

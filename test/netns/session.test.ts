@@ -7,24 +7,15 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
+import { encodeKey } from '../../crypto/keys.js';
 import { parseConfig } from '../../src/config/index.js';
 import { journalPath, logPath, processStartTime } from '../../src/runtime/journal.js';
-import { burrow, CLI, cliBuilt, configDir, tcpTransfer, up, writeConf } from '../support/burrow.js';
+import { burrow, keys, type Keys, CLI, cliBuilt, configDir, tcpTransfer, up, writeConf } from '../support/burrow.js';
 import { type Netns, netnsSuite, run, uniqueName, waitForExit } from '../support/netns.js';
 import { requireHost } from '../support/privileges.js';
 import { startWireguardGo } from '../support/wireguard-go.js';
 
 const BURROW_GO = join(import.meta.dirname, '..', '..', 'bin', 'burrow-go.js');
-
-interface Keys {
-  priv: string;
-  pub: string;
-}
-function keys(): Keys {
-  const k = generatePrivateKey();
-  return { priv: encodeKey(k), pub: encodeKey(publicKeyOf(k)) };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

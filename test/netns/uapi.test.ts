@@ -4,6 +4,7 @@
 // /var/run/wireguard (shared by every namespace, hence a unique interface name), so no
 // packet goes anywhere.
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +13,7 @@ import { nobleDh } from '../../crypto/x25519.js';
 import { Device } from '../../tunnel/device.js';
 import { parseConfig } from '../../src/config/parse.js';
 import { formatIpv4, formatIpv6 } from '../../src/config/ip.js';
-import { type UapiBackend, UapiServer } from '../../src/runtime/uapi.js';
+import { MAX_CONNECTIONS, type UapiBackend, UapiServer } from '../../src/runtime/uapi.js';
 import { NetnsCommandError, run, uniqueName } from '../support/netns.js';
 import { requireHost } from '../support/privileges.js';
 
@@ -48,7 +49,7 @@ class StubRuntime implements UapiBackend {
 
 /** `wg ARGS`; on failure, the exit status and what wg printed. */
 async function wg(...args: string[]): Promise<string> {
-  return run('wg', args, { timeoutMs: 10_000 });
+  return run('wg', args, { timeoutMs: 30_000 });
 }
 
 async function wgFails(...args: string[]): Promise<string> {
@@ -196,5 +197,59 @@ describe.skipIf(requireHost(['wg']))('uapi: wireguard-tools against a UapiServer
       /Unable to modify interface: Address already in use/,
     );
     expect(await wg('show', name, 'dump')).toBe(before);
+  });
+
+  it('wg show answers at once while 16 clients trickle bytes into unfinished requests', async () => {
+    const slow: net.Socket[] = [];
+    for (let i = 0; i < MAX_CONNECTIONS; i++) {
+      const c = net.createConnection(path);
+      c.on('error', () => undefined);
+      await new Promise((r) => c.once('connect', r));
+      c.write('set=1\n');
+      slow.push(c);
+    }
+    const trickle = setInterval(() => {
+      for (const c of slow) if (c.writable) c.write('l');
+    }, 20);
+    try {
+      const t0 = performance.now();
+      expect((await run('wg', ['show', name, 'public-key'], { timeoutMs: 5_000 })).trim()).toBe(b64(device.publicKey));
+      expect(performance.now() - t0).toBeLessThan(5_000);
+    } finally {
+      clearInterval(trickle);
+      for (const c of slow) c.destroy();
+    }
+  });
+
+  it('wg setconf with 10,000 peers', async () => {
+    const lines = ['[Interface]', `PrivateKey = ${b64(device.privateKey)}`, `ListenPort = ${runtime.port}`];
+    for (let i = 0; i < 10_000; i++) {
+      const key = new Uint8Array(32).fill(0x5a);
+      new DataView(key.buffer).setUint32(0, i + 1);
+      lines.push(
+        '[Peer]', `PublicKey = ${b64(key)}`, `PresharedKey = ${b64(psk)}`, `AllowedIPs = 10.${i >> 8}.${i & 255}.0/24, fd00:${i.toString(16)}::/64`,
+        `Endpoint = 198.51.${(i >> 8) & 255}.${i & 255}:51820`, 'PersistentKeepalive = 25',
+      );
+    }
+    const file = join(dir, 'bulk-peers.conf');
+    await writeFile(file, `${lines.join('\n')}\n`, { mode: 0o600 });
+    await wg('setconf', name, file);
+    expect(device.peerCount).toBe(10_000);
+    expect((await wg('show', name, 'peers')).trim().split('\n')).toHaveLength(10_000);
+    expect((await wg('show', name, 'endpoints')).trim().split('\n').at(-1)).toMatch(/\t198\.51\.39\.15:51820$/);
+  });
+
+  it("wg setconf of WireGuard's selftest peer with 130,560 allowed IPs; wg show allowed-ips lists them all", async () => {
+    const peer = pubOf(genkey());
+    const allowed: string[] = [];
+    for (let i = 1; i <= 255; i++) for (let j = 0; j <= 255; j++) allowed.push(`${i}.${j}.0.0/16`, `abcd::${i.toString(16)}:${j.toString(16)}/128`);
+    const file = join(dir, 'selftest.conf');
+    await writeFile(file, ['[Interface]', `PrivateKey = ${b64(device.privateKey)}`, '[Peer]', `PublicKey = ${b64(peer)}`, `AllowedIPs = ${allowed.join(',')}`, ''].join('\n'), { mode: 0o600 });
+    await wg('setconf', name, file);
+    const [line] = (await wg('show', name, 'allowed-ips')).trim().split('\n');
+    const [key, ...prefixes] = line!.split(/\s+/);
+    expect(key).toBe(b64(peer));
+    expect(prefixes).toHaveLength(130_560);
+    expect(new Set(prefixes)).toEqual(new Set(allowed));
   });
 });

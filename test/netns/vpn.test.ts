@@ -4,9 +4,9 @@
 // socket, and bad input that leaves the system untouched.
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
+import { encodeKey, generatePresharedKey } from '../../crypto/keys.js';
 import { parseConfig } from '../../src/config/index.js';
-import { burrow, cliBuilt, configDir, tcpTransfer, up, writeConf } from '../support/burrow.js';
+import { burrow, keys, type Keys, cliBuilt, configDir, tcpTransfer, up, writeConf } from '../support/burrow.js';
 import { type Netns, netnsSuite, run, uniqueName } from '../support/netns.js';
 import { requireHost } from '../support/privileges.js';
 import { startWireguardGo } from '../support/wireguard-go.js';
@@ -15,12 +15,6 @@ const TUN_A4 = '192.0.2.1';
 const TUN_B4 = '192.0.2.2';
 const TUN_A6 = '2001:db8:c0de::1';
 const TUN_B6 = '2001:db8:c0de::2';
-
-interface Keys { priv: string; pub: string }
-function keys(): Keys {
-  const k = generatePrivateKey();
-  return { priv: encodeKey(k), pub: encodeKey(publicKeyOf(k)) };
-}
 
 async function pingCount(ns: Netns, target: string, count = 3): Promise<number> {
   const out = await ns.exec('ping', ['-n', '-c', String(count), '-i', '0.2', '-W', '2', target], { timeoutMs: 15_000 }).catch((e: Error) => e.message);

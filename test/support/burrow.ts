@@ -1,12 +1,24 @@
 // Runs the built `burrow` CLI inside test namespaces, with wg-quick files the test
 // writes (0600, in a private temp dir), and moves checksummed data over TCP.
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
 import { logPath } from '../../src/runtime/journal.js';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Transfer, tcpTransfer as transfer } from '../../src/cli/transfer.js';
 import { NetnsCommandError, type Netns, type NetnsScope } from './netns.js';
+
+/** A key pair as wg-quick files take it: base64 text. */
+export interface Keys {
+  priv: string;
+  pub: string;
+}
+
+export function keys(): Keys {
+  const k = generatePrivateKey();
+  return { priv: encodeKey(k), pub: encodeKey(publicKeyOf(k)) };
+}
 
 export const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'src', 'cli', 'main.js');
 

@@ -10,6 +10,7 @@ import {
   type Config,
   ConfigError,
   formatConfig,
+  formatEndpoint,
   formatIpv4,
   formatIpv6,
   HIDDEN,
@@ -17,6 +18,7 @@ import {
   makePrefix,
   maskPrefix,
   parseConfig,
+  parseEndpoint,
   parseIpv4,
   parseIpv6,
   parsePrefix,
@@ -280,6 +282,41 @@ describe('parseConfig details', () => {
     expect(peer('Endpoint = 192.0.2.1:1').endpoint).toEqual({ host: '192.0.2.1', port: 1 });
     expect(peer('Endpoint = [::FFFF:192.0.2.1]:65535').endpoint).toEqual({ host: '::ffff:192.0.2.1', port: 65535 });
     expect(peer('Endpoint = xn--bcher-kva.example:443').endpoint).toEqual({ host: 'xn--bcher-kva.example', port: 443 });
+  });
+});
+
+describe('endpoints: one parser for the file and the control socket', () => {
+  it.each([
+    ['198.51.100.9:51820', { host: '198.51.100.9', port: 51820 }],
+    ['[2001:DB8:0::9]:443', { host: '2001:db8::9', port: 443 }],
+    ['[::ffff:192.0.2.1]:1', { host: '::ffff:192.0.2.1', port: 1 }],
+  ])('%s', (text, endpoint) => {
+    expect(parseEndpoint(text, { names: true })).toEqual(endpoint);
+    expect(parseEndpoint(text, { names: false })).toEqual(endpoint);
+    expect(formatEndpoint(endpoint)).toBe(text.toLowerCase().replace(':0::', '::'));
+  });
+
+  it('a name is kept as a name in a file (lower case), and refused where only addresses go', () => {
+    expect(parseEndpoint('VPN.Example.com:51820', { names: true })).toEqual({ host: 'vpn.example.com', port: 51820 });
+    expect(() => parseEndpoint('vpn.example.com:51820', { names: false })).toThrow(/an IP address here, not a name/);
+  });
+
+  it.each([
+    '198.51.100.9', '198.51.100.9:0', '198.51.100.9:65536', '198.51.100.9:051820', '2001:db8::1:51820', '[198.51.100.9]:1',
+    '[2001:db8::1]51820', '[2001:db8::1', '[fe80::1%eth0]:1', ':51820', '198.051.100.9:1', '',
+  ])('refuses %j in both forms', (text) => {
+    for (const names of [true, false]) {
+      expect(() => parseEndpoint(text, { names })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_BAD_ENDPOINT' }));
+    }
+  });
+});
+
+describe('trimming', () => {
+  it('trims exactly POSIX [[:space:]] at both ends, as wg-quick: not a no-break space, and never inside', () => {
+    const config = parseConfig(base(' \t\v\fPostUp\r\t = \v echo  a \f\r\n'), 't');
+    expect(config.interface.postUp).toEqual(['echo  a']);
+    expect(() => parseConfig(base('MTU = 1420\u00a0'), 't')).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_BAD_MTU' }));
+    expect(parseConfig(base(`MTU = 1420${' '.repeat(100_000)}`), 't').interface.mtu).toBe(1420);
   });
 });
 

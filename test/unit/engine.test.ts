@@ -1,6 +1,7 @@
 // The sans-I/O engine in memory, with a test-owned clock and network: each rule of the
 // paper's §6 as a few lines.
 import { describe, expect, it } from 'vitest';
+import { encodeKey } from '../../crypto/keys.js';
 import {
   KEEPALIVE_TIMEOUT, MAX_TIMER_HANDSHAKES, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES,
   REKEY_AFTER_TIME, REKEY_ATTEMPT_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX,
@@ -89,6 +90,20 @@ describe('engine: configuration', () => {
     a.device.setPrivateKey(bKey);
     expect(a.device.peerCount).toBe(0);
     expect(net.inFlight).toHaveLength(0);
+  });
+
+  it('keeps its private key clamped, as the kernel and wireguard-go do: an unclamped key reads back clamped', () => {
+    const raw = new Uint8Array(32).fill(0xff); // every bit RFC 7748 clears or sets is "wrong"
+    const node = new MemNet().add('k', '192.0.2.5', { privateKey: raw });
+    const clamped = node.device.privateKey;
+    expect(clamped[0]).toBe(0xf8);
+    expect(clamped[31]).toBe(0x7f);
+    expect(clamped.subarray(1, 31).every((x) => x === 0xff)).toBe(true);
+    expect(raw[0]).toBe(0xff); // the caller's copy is not touched
+    const publicBefore = encodeKey(node.device.publicKey);
+    node.device.setPrivateKey(raw);
+    expect(encodeKey(node.device.publicKey)).toBe(publicBefore);
+    expect(node.device.privateKey[0]).toBe(0xf8);
   });
 
   it('a refused peer update leaves no trace', () => {
@@ -336,7 +351,8 @@ describe('engine: cookies under load', () => {
 
   it('rate-limits handshakes per source under load', () => {
     const net = new MemNet();
-    const b = net.add('b', '192.0.2.2', { underLoadHandshakes: 1 });
+    // 30 handshakes arrive in one turn here: the turn's budget is not what this tests.
+    const b = net.add('b', '192.0.2.2', { underLoadHandshakes: 1, handshakeWorkPerTurn: Infinity });
     const others = Array.from({ length: 30 }, (_, i) => net.add(`x${i}`, `192.0.2.${10 + i}`));
     for (const o of others) net.connect(o, b);
     // All 30 behind one NAT address, each on its own port.

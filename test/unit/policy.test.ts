@@ -160,6 +160,19 @@ describe('tunnelSettings', () => {
 });
 
 describe('describeLinux', () => {
+  it('systemd-resolved: the servers, the ~. routing domain and default-route on the link; one revert undoes all three', async () => {
+    const resolved: DnsMethod = { kind: 'resolved', program: 'resolvectl' };
+    const lines = describeLinux(tunnelSettings(fixture('full-tunnel')), 'wg0', { dns: resolved });
+    expect(lines).toContain('resolvectl dns wg0 10.64.0.1 fd64::1');
+    expect(lines).toContain('resolvectl domain wg0 \'~.\' corp.example.net');
+    expect(lines).toContain('resolvectl default-route wg0 yes');
+    const sys = fakeSystem();
+    const applied = await applyLinux(tunnelSettings(fixture('full-tunnel')), { ifname: 'wg0', exec: sys.exec, dns: resolved });
+    const before = sys.changes().length;
+    await applied.undo();
+    expect(sys.changes().slice(before).filter((c) => c.startsWith('resolvectl'))).toEqual(['resolvectl revert wg0']);
+  });
+
   it('split tunnel: addresses, MTU, routes longest first, none the connected route already covers', () => {
     expect(describeLinux(tunnelSettings(fixture('split-tunnel')), 'wg0', { dns: FILE_DNS })).toEqual([
       'ip -4 address add 172.16.9.14/24 dev wg0',

@@ -11,8 +11,8 @@ import { encodeKey } from '../../crypto/keys.js';
 import { nobleDh } from '../../crypto/x25519.js';
 import { Device } from '../../tunnel/device.js';
 import {
-  executeUapi, formatUapiGet, handleUapi, MAX_ALLOWED_IPS_PER_REQUEST, UAPI_ERRNO, type UapiBackend, UapiFramer, type UapiFrame,
-  UapiServer, UapiServerError,
+  executeUapi, formatUapiGet, handleUapi, MAX_ALLOWED_IPS_PER_REQUEST, MAX_CONNECTIONS, MAX_PEERS_PER_REQUEST, nextRequest, readUapiRequest, UAPI_ERRNO, type UapiBackend,
+  type UapiFatal, UapiLineFramer, UapiReader, type UapiRequest, UapiServer, UapiServerError,
 } from '../../src/runtime/uapi.js';
 import { MemNet } from '../support/memnet.js';
 
@@ -194,13 +194,21 @@ describe('uapi set: device keys', () => {
     expect(await handleUapi('set=1\n\n', new FakeBackend())).toBe(OK);
   });
 
-  it('a set that succeeds tells the runtime (to run the engine timers); a refused one does not', async () => {
+  it('changed() once after each set that changed something; never for a refused set, a get, or a set that changed nothing', async () => {
     let changed = 0;
     const b = Object.assign(new FakeBackend(), { changed: () => void changed++ });
     await handleUapi(set(`public_key=${hex(PEER_A)}`, 'persistent_keepalive_interval=25'), b);
-    await handleUapi(set('bogus=1'), b);
-    await handleUapi(GET, b);
     expect(changed).toBe(1);
+    await handleUapi(set('bogus=1'), b);
+    await handleUapi(set('listen_port=1', `public_key=${hex(PEER_B)}`), Object.assign(b, { busyPorts: new Set([1]) }));
+    await handleUapi(GET, b);
+    await handleUapi('set=1\n\n', b);
+    await handleUapi(set(`public_key=${hex(PEER_B)}`, 'remove=true'), b); // not there: nothing removed
+    await handleUapi(set(`public_key=${hex(PEER_B)}`, 'update_only=true', 'allowed_ip=10.0.0.1/32'), b); // skipped
+    expect(changed).toBe(1);
+    await handleUapi(set('listen_port=7'), b);
+    await handleUapi(set(`public_key=${hex(PEER_A)}`, 'remove=true'), b);
+    expect(changed).toBe(3);
   });
 });
 
@@ -375,7 +383,18 @@ describe('uapi set: errno', () => {
   it(`too many allowed_ip lines -> errno=-${EMSGSIZE}`, async () => {
     const lines = [peer, ...Array.from({ length: MAX_ALLOWED_IPS_PER_REQUEST + 1 }, (_, i) => `allowed_ip=10.${i >> 16}.${(i >> 8) & 255}.${i & 255}/32`)];
     const b = new FakeBackend();
-    expect(await handleUapi(set(...lines), b)).toBe(`errno=-${EMSGSIZE}\n\n`);
+    const result = await executeUapi(`set=1\n${lines.join('\n')}\n\n`, b);
+    expect(result.reply).toBe(`errno=-${EMSGSIZE}\n\n`);
+    expect(result.error?.code).toBe('ERR_UAPI_TOO_LARGE');
+    expect(b.device.peerCount).toBe(0);
+  });
+
+  it(`too many peer sections -> errno=-${EMSGSIZE}`, async () => {
+    const lines = Array.from({ length: MAX_PEERS_PER_REQUEST + 1 }, (_, i) => `public_key=${i.toString(16).padStart(64, '0')}`);
+    const b = new FakeBackend();
+    const result = await executeUapi(`set=1\n${lines.join('\n')}\n\n`, b);
+    expect(result.reply).toBe(`errno=-${EMSGSIZE}\n\n`);
+    expect(result.error?.code).toBe('ERR_UAPI_TOO_LARGE');
     expect(b.device.peerCount).toBe(0);
   });
 
@@ -404,6 +423,23 @@ describe('uapi set: errno', () => {
     expect(result.error?.code).toBe('ERR_UAPI_RUNTIME');
     expect(b.calls).toEqual(['port 51821', 'mark 7', 'port 51820']);
     expect(await snapshot(b)).toBe(before);
+  });
+
+  it('a listen_port that cannot be put back is reported (ENOTRECOVERABLE, both errors named), and the runtime told', async () => {
+    let changed = 0;
+    const b = Object.assign(new FakeBackend(), { changed: () => void changed++ });
+    b.port = 51820;
+    b.markFails = 'EPERM';
+    b.busyPorts.add(51820); // once left, the old port is taken: the undo fails
+    const result = await executeUapi(set('listen_port=51821', 'fwmark=7', `public_key=${hex(PEER_A)}`), b);
+    expect(result.reply).toBe(`errno=-${UAPI_ERRNO.ENOTRECOVERABLE}\n\n`);
+    expect(result.error?.code).toBe('ERR_UAPI_ROLLBACK_FAILED');
+    expect(result.error?.message).toMatch(/fwmark 7: cannot mark.*listen_port back to 51820 failed too \(UDP port 51820 is in use\)/);
+    expect(b.calls).toEqual(['port 51821', 'mark 7', 'port 51820']);
+    // Where the runtime was left is what get reports; the peer was not added.
+    expect(await handleUapi(GET, b)).toContain('\nlisten_port=51821\n');
+    expect(b.device.peerCount).toBe(0);
+    expect(changed).toBe(1);
   });
 
   it('a bad line in the middle of a set changes nothing at all', async () => {
@@ -516,7 +552,7 @@ describe('uapi properties', () => {
     );
   });
 
-  it('the framer finds the same requests however the stream is cut', () => {
+  it('a stream cut anywhere gives the same requests, parsed alike, as each request read whole', () => {
     const requestArb = fc.oneof(
       fc.constant(GET),
       // Lines as they could arrive on the socket: bytes (latin1), no newline inside.
@@ -525,66 +561,98 @@ describe('uapi properties', () => {
     fc.assert(
       fc.property(fc.array(requestArb, { minLength: 1, maxLength: 6 }), fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1 }), (requests, cuts) => {
         const stream = Buffer.from(requests.join(''), 'latin1');
-        const framer = new UapiFramer();
-        const frames: UapiFrame[] = [];
+        const framer = new UapiLineFramer();
+        const reader = new UapiReader();
+        const got: string[] = [];
         let at = 0;
         for (let i = 0; at < stream.length; i++) {
           const n = cuts[i % cuts.length]!;
           framer.push(stream.subarray(at, at + n));
           at += n;
-          for (let f = framer.next(); f !== undefined; f = framer.next()) frames.push(f);
+          for (let r = nextRequest(framer, reader); r !== undefined; r = nextRequest(framer, reader)) got.push(describeRequest(r));
         }
-        expect(frames).toEqual(requests.map((text) => ({ kind: 'request', text })));
-        expect(framer.partial).toBe(false);
+        expect(got).toEqual(requests.map((text) => describeRequest(readUapiRequest(text))));
+        expect(framer.pending).toBe(0);
+        expect(reader.idle).toBe(true);
       }),
       { numRuns: 300 },
     );
   });
 });
 
-describe('uapi framer', () => {
-  const drain = (framer: UapiFramer): UapiFrame[] => {
-    const out: UapiFrame[] = [];
-    for (let f = framer.next(); f !== undefined; f = framer.next()) out.push(f);
+/** A request as plain data, to compare two parses of it. */
+function describeRequest(r: UapiRequest | UapiFatal): string {
+  if (r.op === 'get') return 'get';
+  if (r.op !== 'set') return `${r.op} ${r.error.code}`;
+  const q = r.request;
+  return JSON.stringify({
+    privateKey: q.privateKey && hex(q.privateKey), listenPort: q.listenPort, fwmark: q.fwmark, replacePeers: q.replacePeers,
+    peers: q.peers.map((p) => ({
+      ...p, publicKey: hex(p.publicKey), presharedKey: p.presharedKey && hex(p.presharedKey),
+      allowedIPs: q.allowedIPs.slice(p.allowedFrom, p.allowedTo).map((a) => `${[...a.address].join('.')}/${a.cidr}`),
+    })),
+  });
+}
+
+describe('uapi framing', () => {
+  const drain = (framer: UapiLineFramer, reader: UapiReader): (UapiRequest | UapiFatal)[] => {
+    const out: (UapiRequest | UapiFatal)[] = [];
+    for (let r = nextRequest(framer, reader); r !== undefined; r = nextRequest(framer, reader)) out.push(r);
     return out;
   };
 
   it('an unknown operation is refused as soon as its line ends, and nothing after it is read', () => {
-    const framer = new UapiFramer();
+    const framer = new UapiLineFramer();
     framer.push(Buffer.from('hello\nget=1\n\n'));
-    const frames = drain(framer);
-    expect(frames).toHaveLength(1);
-    expect(frames[0]).toMatchObject({ kind: 'error', error: { errno: UAPI_ERRNO.EPROTO } });
+    const got = drain(framer, new UapiReader());
+    expect(got).toHaveLength(1);
+    expect(got[0]).toMatchObject({ op: 'fatal', error: { errno: UAPI_ERRNO.EPROTO } });
   });
 
   it('an operation line longer than "set=1" is refused before its newline arrives', () => {
-    const framer = new UapiFramer();
+    const framer = new UapiLineFramer();
     framer.push(Buffer.from('x'.repeat(1000)));
-    expect(drain(framer)[0]).toMatchObject({ kind: 'error', error: { errno: UAPI_ERRNO.EPROTO } });
+    expect(drain(framer, new UapiReader())[0]).toMatchObject({ op: 'fatal', error: { errno: UAPI_ERRNO.EPROTO } });
+  });
+
+  it('a line longer than any valid one is refused before its newline arrives', () => {
+    const framer = new UapiLineFramer();
+    framer.push(Buffer.from(`set=1\nendpoint=${'1'.repeat(2000)}`));
+    expect(drain(framer, new UapiReader())[0]).toMatchObject({ op: 'fatal', error: { code: 'ERR_UAPI_TOO_LARGE' } });
   });
 
   it('a set longer than the limit is refused before its end arrives', () => {
-    const framer = new UapiFramer(100);
+    const framer = new UapiLineFramer();
+    const reader = new UapiReader({ maxRequestBytes: 100, maxPeersPerRequest: 10, maxAllowedIpsPerRequest: 10 });
     framer.push(Buffer.from('set=1\n'));
     for (let i = 0; i < 20; i++) framer.push(Buffer.from('allowed_ip=10.0.0.1/32\n'));
-    expect(drain(framer)[0]).toMatchObject({ kind: 'error', error: { errno: UAPI_ERRNO.EMSGSIZE } });
+    expect(drain(framer, reader)[0]).toMatchObject({ op: 'fatal', error: { errno: UAPI_ERRNO.EMSGSIZE } });
   });
 
-  it('get=1 followed by anything but a newline is refused', () => {
-    const framer = new UapiFramer();
-    framer.push(Buffer.from('get=1\nx'));
-    expect(drain(framer)[0]).toMatchObject({ kind: 'error', error: { errno: UAPI_ERRNO.EINVAL } });
+  it('get=1 followed by anything but a blank line is refused', () => {
+    const framer = new UapiLineFramer();
+    framer.push(Buffer.from('get=1\nx\n'));
+    expect(drain(framer, new UapiReader())[0]).toMatchObject({ op: 'fatal', error: { errno: UAPI_ERRNO.EINVAL } });
+  });
+
+  it('a bad line is answered at the end of its set, and the next request is read', () => {
+    const framer = new UapiLineFramer();
+    framer.push(Buffer.from(`${set('bogus=1', 'listen_port=1')}${GET}`));
+    const got = drain(framer, new UapiReader());
+    expect(got.map((r) => r.op)).toEqual(['refused', 'get']);
   });
 
   it('wipes what it was given', () => {
-    const framer = new UapiFramer();
+    const framer = new UapiLineFramer();
     const chunk = Buffer.from(set(`private_key=${hex(key(1))}`));
     framer.push(chunk.subarray(0, 30));
+    const internal = framer as unknown as { input: Uint8Array };
+    const partial = internal.input;
     framer.push(chunk.subarray(30));
-    const internal = framer as unknown as { input: Buffer };
-    const input = internal.input;
-    expect(drain(framer)).toHaveLength(1);
-    expect(input.every((b) => b === 0)).toBe(true);
+    const whole = internal.input;
+    expect(drain(framer, new UapiReader())).toHaveLength(1);
+    expect(partial.every((b) => b === 0)).toBe(true);
+    expect(whole.every((b) => b === 0)).toBe(true);
   });
 });
 
@@ -598,6 +666,27 @@ describe('formatUapiGet', () => {
 });
 
 // --- the server ------------------------------------------------------------------------
+
+/** `wg setconf` of `count` peers as wg(8) sends it: key, preshared key, endpoint, keepalive, two allowed IPs each. */
+function bulkPeers(count: number): string {
+  const lines = ['set=1', `private_key=${hex(key(1))}`, 'replace_peers=true'];
+  for (let i = 0; i < count; i++) {
+    const k = Buffer.alloc(32, 0x5a);
+    k.writeUInt32BE(i + 1, 0);
+    lines.push(
+      `public_key=${k.toString('hex')}`, `preshared_key=${hex(PSK)}`, 'replace_allowed_ips=true', `endpoint=198.51.${(i >> 8) & 255}.${i & 255}:51820`,
+      'persistent_keepalive_interval=25', `allowed_ip=10.${i >> 8}.${i & 255}.0/24`, `allowed_ip=fd00:${i.toString(16)}::/64`,
+    );
+  }
+  return `${lines.join('\n')}\n\n`;
+}
+
+/** WireGuard's selftest's one peer with 255 * 256 IPv4 /16s and as many IPv6 /128s. */
+function selftestAllowedIps(peer: Uint8Array): string {
+  const lines = ['set=1', `public_key=${hex(peer)}`, 'replace_allowed_ips=true'];
+  for (let i = 1; i <= 255; i++) for (let j = 0; j <= 255; j++) lines.push(`allowed_ip=${i}.${j}.0.0/16`, `allowed_ip=abcd::${i.toString(16)}:${j.toString(16)}/128`);
+  return `${lines.join('\n')}\n\n`;
+}
 
 /** Sends `request`, reads until the peer closes or `until` matches. */
 function talk(path: string, request: string | Buffer, until: RegExp = /\n\n$/, timeoutMs = 5_000): Promise<string> {
@@ -703,24 +792,89 @@ describe('UapiServer', () => {
   });
 
   it('closes a connection that stays idle', async () => {
-    const s = await start(new FakeBackend(), { idleTimeoutMs: 100 });
+    const s = await start(new FakeBackend(), { requestDeadlineMs: 100 });
     const t0 = Date.now();
     expect(await talk(path, 'set=1\nlisten_port=1\n', /$^/)).toBe('');
     expect(Date.now() - t0).toBeLessThan(3_000);
     await until(() => s.connections === 0);
   });
 
-  it('refuses connections over the limit and keeps serving the others', async () => {
-    const s = await start(new FakeBackend(), { maxConnections: 2 });
-    const held = await Promise.all([0, 1].map(() => new Promise<net.Socket>((resolve) => {
-      const c = net.createConnection(path, () => resolve(c));
-    })));
-    await until(() => s.connections === 2);
-    expect(await talk(path, GET, /$^/)).toBe(''); // closed at once
-    held[0]!.destroy();
+  it('at the connection limit, a new connection closes the one that has waited longest for its request', async () => {
+    const lines: string[] = [];
+    const s = await start(new FakeBackend(), { maxConnections: 2, log: (l: string) => lines.push(l) });
+    const open = (): Promise<{ socket: net.Socket; closed: Promise<void> }> => new Promise((resolve) => {
+      const socket = net.createConnection(path, () => resolve({ socket, closed }));
+      const closed = new Promise<void>((r) => socket.once('close', () => r()));
+      socket.on('error', () => undefined);
+    });
+    const first = await open();
     await until(() => s.connections === 1);
+    const second = await open();
+    await until(() => s.connections === 2);
     expect(await talk(path, GET)).toMatch(/errno=0\n\n$/);
-    held[1]!.destroy();
+    await first.closed;
+    expect(second.socket.destroyed).toBe(false);
+    expect(lines.some((l) => l.includes('waited longest'))).toBe(true);
+    second.socket.destroy();
+  });
+
+  it('a request that trickles in is closed at its deadline: bytes that arrive do not extend it', async () => {
+    const lines: string[] = [];
+    const s = await start(new FakeBackend(), { requestDeadlineMs: 300, log: (l: string) => lines.push(l) });
+    const socket = net.createConnection(path);
+    socket.on('error', () => undefined);
+    const t0 = Date.now();
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    await new Promise((r) => socket.once('connect', r));
+    socket.write('set=1\n');
+    const trickle = setInterval(() => socket.writable && socket.write('p'), 50); // one byte every 50 ms, forever
+    await closed;
+    clearInterval(trickle);
+    const ms = Date.now() - t0;
+    expect(ms).toBeGreaterThanOrEqual(250);
+    expect(ms).toBeLessThan(2_000);
+    expect(lines.some((l) => l.includes('no whole request within 300 ms'))).toBe(true);
+    await until(() => s.connections === 0);
+  });
+
+  it('16 clients that trickle bytes do not lock out a 17th: it is answered at once', async () => {
+    const s = await start(new FakeBackend(key(1)));
+    const slow: net.Socket[] = [];
+    for (let i = 0; i < MAX_CONNECTIONS; i++) {
+      const c = net.createConnection(path);
+      c.on('error', () => undefined);
+      await new Promise((r) => c.once('connect', r));
+      c.write('set=1\n');
+      slow.push(c);
+    }
+    await until(() => s.connections === MAX_CONNECTIONS);
+    const trickle = setInterval(() => {
+      for (const c of slow) if (c.writable) c.write('l');
+    }, 20);
+    try {
+      const t0 = Date.now();
+      expect(await talk(path, GET, /\n\n$/, 2_000)).toBe(`private_key=${hex(key(1))}\nerrno=0\n\n`);
+      expect(Date.now() - t0).toBeLessThan(2_000);
+      expect(s.connections).toBeLessThanOrEqual(MAX_CONNECTIONS);
+    } finally {
+      clearInterval(trickle);
+      for (const c of slow) c.destroy();
+    }
+  });
+
+  it('takes a set of 10,000 peers, and one of a peer with 130,560 allowed IPs, through the socket', async () => {
+    const b = new FakeBackend(key(1));
+    await start(b);
+    const peers = bulkPeers(10_000);
+    expect(await talk(path, peers, /\n\n$/, 30_000)).toBe(OK);
+    expect(b.device.peerCount).toBe(10_000);
+    expect(await talk(path, selftestAllowedIps(PEER_A), /\n\n$/, 30_000)).toBe(OK);
+    const got = await talk(path, GET, /errno=0\n\n$/, 30_000);
+    expect(got.split('\n').filter((l) => l.startsWith('public_key=')).length).toBe(10_001);
+    const allowed = got.slice(got.indexOf(`public_key=${hex(PEER_A)}`)).split('\n').filter((l) => l.startsWith('allowed_ip='));
+    expect(allowed.length).toBe(130_560);
+    expect(allowed).toContain('allowed_ip=255.255.0.0/16');
+    expect(allowed).toContain('allowed_ip=abcd::ff:ff/128');
   });
 
   it('refuses to start while another server answers on the path', async () => {
@@ -750,6 +904,17 @@ describe('UapiServer', () => {
     await writeFile(path, 'not a socket');
     await expect(UapiServer.listen(path, new FakeBackend())).rejects.toBeInstanceOf(UapiServerError);
     await expect(UapiServer.listen(path, new FakeBackend())).rejects.toMatchObject({ code: 'ERR_UAPI_PATH_TAKEN' });
+  });
+
+  it('logs a listen_port that could not be put back, with both errors', async () => {
+    const lines: string[] = [];
+    const b = new FakeBackend();
+    b.port = 51820;
+    b.markFails = 'EPERM';
+    b.busyPorts.add(51820);
+    await start(b, { log: (l: string) => lines.push(l) });
+    expect(await talk(path, set('listen_port=51821', 'fwmark=7'))).toBe(`errno=-${UAPI_ERRNO.ENOTRECOVERABLE}\n\n`);
+    expect(lines).toEqual([expect.stringMatching(/^uapi: refused: fwmark 7: cannot mark; undoing the change: listen_port back to 51820 failed too/)]);
   });
 
   it('logs refusals without keys', async () => {

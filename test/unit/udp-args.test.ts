@@ -24,4 +24,8 @@ describe('UdpTransport arguments', () => {
   it('refuses a handler that is not a function', async () => {
     expect(await codeOf(() => UdpTransport.open(0, bad(undefined)))).toBe('ERR_UDP_HANDLER');
   });
+
+  it('refuses a turn handler that is not a function', async () => {
+    expect(await codeOf(() => UdpTransport.open(0, () => undefined, bad(42)))).toBe('ERR_UDP_HANDLER');
+  });
 });

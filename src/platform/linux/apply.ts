@@ -44,6 +44,11 @@ export interface ApplyLinuxOptions {
    * Default: a stack of applyLinux's own, in memory.
    */
   readonly undo?: UndoStack<LinuxUndo>;
+  /**
+   * Steps run after the tunnel's own, journalled and rolled back like them: a server's
+   * forwarding and NAT (forward.ts). Default none.
+   */
+  readonly extraSteps?: readonly LinuxStep[];
 }
 
 export interface AppliedLinux {
@@ -331,7 +336,7 @@ export async function applyLinux(settings: TunnelSettings, opts: ApplyLinuxOptio
   }
   const mtu = settings.mtuSource === 'config' ? settings.mtu : Math.min(settings.mtu, await wgQuickMtu(run, settings));
   const attached = settings.includeAllNetworks && settings.excludeLocalNetworks ? await attachedSubnets(run, ifname) : [];
-  const steps = planLinux(settings, ifname, { bypassTable, mtu, dns, attachedSubnets: attached });
+  const steps = [...planLinux(settings, ifname, { bypassTable, mtu, dns, attachedSubnets: attached }), ...(opts.extraSteps ?? [])];
 
   const ours = new Set<number>();
   /** The routes added for allowed IPs, by the command that added them: what syncRoutes diffs against. */

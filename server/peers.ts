@@ -1,0 +1,332 @@
+// What the server's peer commands do, apart from the command line: change the registry
+// (one atomic update each), then apply the change to the running server through its
+// control socket with the `wg set` protocol, touching only that peer, so every other
+// peer's session goes on.
+//
+// Transfer totals: the registry holds each peer's totals as of the daemon's last save.
+// The daemon saves every SAVE_INTERVAL_MS and at down; at each save it adds what the
+// device counted since the save before. What the device had counted at that save is in
+// /run/burrow/IFACE.totals (the daemon's, rewritten at each save under the registry's
+// lock), so that `list-peers` can add what came since, and `disable`/`remove-peer` can
+// fold a peer's last counts into its totals before the device forgets them.
+
+import { readFileSync, rmSync } from 'node:fs';
+import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf } from '../crypto/keys.js';
+import { type Config, formatConfig, makePrefix, parsePrefix, type PeerConfig } from '../src/config/index.js';
+import { parseEndpoint } from '../src/config/endpoint.js';
+import { parseKey } from '../src/config/values.js';
+import { RUN_DIR, writeFileAtomic } from '../src/runtime/journal.js';
+import { nodeDh } from '../src/runtime/node-crypto.js';
+import { parseGetReply, UapiClientError, type UapiInterface, type UapiPeer, uapiRequest } from '../src/runtime/uapi-client.js';
+import { allocateAddresses } from './allocate.js';
+import { checkPeerName, findPeer, parseTime, type PeerRecord, type RegistryData, RegistryError } from './registry.js';
+import type { PeerRegistry } from './store.js';
+
+export const SAVE_INTERVAL_MS = 30_000;
+export const countersPath = (ifname: string): string => `${RUN_DIR}/${ifname}.totals`;
+
+/** The device's counters at the daemon's last save, by public key (base64). */
+export type CounterSnapshot = Record<string, { rx: number; tx: number }>;
+
+export function readSnapshot(ifname: string): CounterSnapshot {
+  try {
+    const v = JSON.parse(readFileSync(countersPath(ifname), 'utf8')) as unknown;
+    return typeof v === 'object' && v !== null ? (v as CounterSnapshot) : {};
+  } catch {
+    return {};
+  }
+}
+
+export function writeSnapshot(ifname: string, snapshot: CounterSnapshot): void {
+  writeFileAtomic(countersPath(ifname), `${JSON.stringify(snapshot)}\n`, 0o600);
+}
+
+export function removeSnapshot(ifname: string): void {
+  rmSync(countersPath(ifname), { force: true });
+}
+
+/** What the device counted since `before`; a peer re-added since (counters restarted) counts from zero. */
+export function since(live: { rxBytes: number; txBytes: number }, before: { rx: number; tx: number } | undefined): { rx: number; tx: number } {
+  const b = before ?? { rx: 0, tx: 0 };
+  if (live.rxBytes < b.rx || live.txBytes < b.tx) return { rx: live.rxBytes, tx: live.txBytes };
+  return { rx: live.rxBytes - b.rx, tx: live.txBytes - b.tx };
+}
+
+const hex = (key: Uint8Array): string => Buffer.from(key).toString('hex');
+
+/** The running server's state, or undefined when it is not up. */
+export async function running(ifname: string): Promise<UapiInterface | undefined> {
+  try {
+    return parseGetReply(ifname, await uapiRequest(ifname, 'get=1\n\n'), (k) => nodeDh.publicKey(k));
+  } catch {
+    return undefined;
+  }
+}
+
+async function uapiSet(ifname: string, lines: string[]): Promise<void> {
+  const reply = await uapiRequest(ifname, `set=1\n${lines.join('\n')}\n\n`);
+  const errno = /errno=(-?\d+)/.exec(reply)?.[1];
+  if (errno !== '0') throw new Error(`${ifname} refused the change (errno ${errno ?? '?'})`);
+}
+
+/**
+ * Adds the peer to the running server; false when the server is not running. Cheaper
+ * than asking first: a `get` of a 10,000-peer server is a megabyte.
+ */
+export async function applyIfRunning(ifname: string, peer: PeerConfig): Promise<boolean> {
+  try {
+    await applyPeer(ifname, peer);
+    return true;
+  } catch (e) {
+    if (e instanceof UapiClientError && e.code === 'ERR_NOT_UP') return false;
+    throw e;
+  }
+}
+
+/** Adds or replaces one peer on the running device. */
+export function applyPeer(ifname: string, peer: PeerConfig): Promise<void> {
+  return uapiSet(ifname, [
+    `public_key=${hex(peer.publicKey)}`,
+    `preshared_key=${peer.presharedKey === undefined ? '0'.repeat(64) : hex(peer.presharedKey)}`,
+    ...(peer.persistentKeepalive === undefined ? [] : [`persistent_keepalive_interval=${peer.persistentKeepalive}`]),
+    'replace_allowed_ips=true',
+    ...peer.allowedIPs.map((a) => `allowed_ip=${a.text}`),
+  ]);
+}
+
+/** Removes one peer from the running device: its sessions end at once. */
+export function unapplyPeer(ifname: string, peer: PeerConfig): Promise<void> {
+  return uapiSet(ifname, [`public_key=${hex(peer.publicKey)}`, 'remove=true']);
+}
+
+export interface AddPeerInput {
+  readonly name: string;
+  /** Base64: the client keeps its private key; else one is generated. */
+  readonly publicKey?: string;
+  /** Any date Date.parse takes (2027-01-31, 2027-01-31T12:00:00Z). */
+  readonly expires?: string;
+  readonly now?: Date;
+}
+
+export function checkExpiry(text: string): string {
+  const t = parseTime(text);
+  if (t === undefined) throw new RegistryError('ERR_REGISTRY_INPUT', `--expires ${JSON.stringify(text)}: expected a date such as 2027-01-31 or 2027-01-31T12:00:00Z`);
+  return t;
+}
+
+/** Adds a peer to the registry (next free addresses, fresh keys unless given). */
+export async function addPeer(registry: PeerRegistry, input: AddPeerInput): Promise<{ record: PeerRecord; data: RegistryData }> {
+  const bad = checkPeerName(input.name);
+  if (bad !== undefined) throw new RegistryError('ERR_REGISTRY_INPUT', bad);
+  let publicKey: Uint8Array;
+  let clientKey: string | undefined;
+  if (input.publicKey !== undefined) {
+    try {
+      publicKey = parseKey(input.publicKey);
+    } catch (e) {
+      throw new RegistryError('ERR_REGISTRY_INPUT', `--public-key: ${(e as Error).message}`);
+    }
+  } else {
+    const priv = generatePrivateKey();
+    publicKey = publicKeyOf(priv);
+    clientKey = encodeKey(priv);
+    priv.fill(0);
+  }
+  const expires = input.expires === undefined ? undefined : checkExpiry(input.expires);
+  return registry.update((data) => {
+    if (data.settings.endpoint === undefined) {
+      throw new RegistryError('ERR_REGISTRY_INPUT', 'the server has no endpoint for its clients: set endpoint=HOST:PORT on its "# burrow-server:" line (burrow server init --endpoint does)');
+    }
+    if (data.peers.some((p) => p.name === input.name)) throw new RegistryError('ERR_REGISTRY_DUPLICATE', `a peer named '${input.name}' exists already`);
+    const key = encodeKey(publicKey);
+    const other = data.peers.find((p) => encodeKey(p.peer.publicKey) === key);
+    if (other !== undefined) throw new RegistryError('ERR_REGISTRY_DUPLICATE', `the public key is already the peer '${other.name}''s`);
+    if (key === encodeKey(publicKeyOf(data.config.interface.privateKey))) throw new RegistryError('ERR_REGISTRY_INPUT', "the public key is the server's own");
+    const record: PeerRecord = {
+      name: input.name,
+      created: (input.now ?? new Date()).toISOString(),
+      enabled: true,
+      ...(expires === undefined ? {} : { expires }),
+      rx: 0,
+      tx: 0,
+      ...(clientKey === undefined ? {} : { clientKey }),
+      peer: { publicKey, presharedKey: generatePresharedKey(), allowedIPs: allocateAddresses(data) },
+    };
+    const next = { ...data, peers: [...data.peers, record] };
+    return { data: next, result: { record, data: next } };
+  });
+}
+
+/** Folds a running peer's counts since the last save into `record` (before the device forgets them). */
+function withLastCounts(record: PeerRecord, live: UapiInterface | undefined, snapshot: CounterSnapshot): PeerRecord {
+  const key = encodeKey(record.peer.publicKey);
+  const peer = live?.peers.find((p) => p.publicKey === key);
+  if (peer === undefined) return record;
+  const d = since(peer, snapshot[key]);
+  delete snapshot[key];
+  return { ...record, rx: record.rx + d.rx, tx: record.tx + d.tx };
+}
+
+export type PeerChange = 'remove' | 'disable' | 'enable';
+
+/**
+ * Removes, disables or enables `name`, in the registry and (when the server runs) on
+ * the device, under the registry's lock so that the daemon's saves do not interleave.
+ * Returns what changed, as a sentence.
+ */
+export async function changePeer(registry: PeerRegistry, ifname: string, name: string, change: PeerChange, opts: { expires?: string; now?: Date } = {}): Promise<string> {
+  const expires = opts.expires === undefined ? undefined : checkExpiry(opts.expires);
+  const now = opts.now ?? new Date();
+  let after: (() => Promise<void>) | undefined;
+  const live = await running(ifname);
+  const message = await registry.update((data) => {
+    const record = findPeer(data, name);
+    const snapshot = readSnapshot(ifname);
+    const others = data.peers.filter((p) => p !== record);
+    if (change === 'remove') {
+      after = live === undefined ? undefined : () => unapplyPeer(ifname, record.peer);
+      if (live !== undefined) writeSnapshot(ifname, withoutKey(snapshot, record));
+      return { data: { ...data, peers: others }, result: `removed '${name}'` };
+    }
+    if (change === 'disable') {
+      if (!record.enabled) return { data, result: `'${name}' is disabled already` };
+      const next = { ...withLastCounts(record, live, snapshot), enabled: false };
+      if (live !== undefined) {
+        writeSnapshot(ifname, snapshot);
+        after = () => unapplyPeer(ifname, record.peer);
+      }
+      return { data: { ...data, peers: data.peers.map((p) => (p === record ? next : p)) }, result: `disabled '${name}'` };
+    }
+    const until = expires ?? record.expires;
+    if (until !== undefined && Date.parse(until) <= now.getTime()) {
+      throw new RegistryError('ERR_REGISTRY_INPUT', `'${name}' expired on ${until}: enable it with a later date (--expires DATE)`);
+    }
+    if (record.enabled && expires === undefined) return { data, result: `'${name}' is enabled already` };
+    const next: PeerRecord = { ...record, enabled: true, ...(until === undefined ? {} : { expires: until }) };
+    if (live !== undefined) after = () => applyPeer(ifname, next.peer);
+    return { data: { ...data, peers: data.peers.map((p) => (p === record ? next : p)) }, result: `enabled '${name}'${until === undefined ? '' : ` until ${until}`}` };
+  });
+  if (after !== undefined) await after();
+  return live === undefined || after === undefined ? `${message}${live === undefined ? ' (the server is not running: it takes effect at its next up)' : ''}` : message;
+}
+
+function withoutKey(snapshot: CounterSnapshot, record: PeerRecord): CounterSnapshot {
+  const copy = { ...snapshot };
+  delete copy[encodeKey(record.peer.publicKey)];
+  return copy;
+}
+
+export interface ClientConfigOptions {
+  /** The client's AllowedIPs; default everything in the families the server has. */
+  readonly allowedIPs?: readonly string[];
+  readonly persistentKeepalive?: number;
+}
+
+/** The client's wg-quick file for `record`, as `burrow up` and `wg-quick up` read it. */
+export function clientConfig(data: RegistryData, record: PeerRecord, opts: ClientConfigOptions = {}): string {
+  const endpoint = data.settings.endpoint;
+  if (endpoint === undefined) {
+    throw new RegistryError('ERR_REGISTRY_INPUT', 'the server has no endpoint for its clients: set endpoint=HOST:PORT on its "# burrow-server:" line (burrow server init --endpoint does)');
+  }
+  const families = new Set(record.peer.allowedIPs.map((a) => a.family));
+  const allowed = opts.allowedIPs ?? [...(families.has(4) ? ['0.0.0.0/0'] : []), ...(families.has(6) ? ['::/0'] : [])];
+  const privateKey = record.clientKey === undefined ? new Uint8Array(32) : parseKey(record.clientKey);
+  const config: Config = {
+    interface: {
+      privateKey,
+      addresses: record.peer.allowedIPs.map((a) => makePrefix(a.family, a.address, a.prefixLength)),
+      dns: { servers: [...data.settings.dns], search: [] },
+      saveConfig: false,
+      preUp: [],
+      postUp: [],
+      preDown: [],
+      postDown: [],
+      includeAllNetworks: false,
+      excludeLocalNetworks: false,
+      mailDomains: [],
+      calendarDomains: [],
+      contactsDomains: [],
+    },
+    peers: [
+      {
+        publicKey: publicKeyOf(data.config.interface.privateKey),
+        ...(record.peer.presharedKey === undefined ? {} : { presharedKey: record.peer.presharedKey }),
+        allowedIPs: allowed.map((a) => parsePrefix(a, { mask: true })),
+        endpoint: parseEndpoint(endpoint),
+        persistentKeepalive: opts.persistentKeepalive ?? 25,
+      },
+    ],
+  };
+  let text = formatConfig(config);
+  privateKey.fill(0);
+  if (record.clientKey === undefined) {
+    text = text.replace(/^PrivateKey = .*$/m, `# PrivateKey = the private key of ${encodeKey(record.peer.publicKey)}, which stays on the client: put it here`);
+  }
+  return text;
+}
+
+export interface PeerStatus {
+  readonly name: string;
+  readonly publicKey: string;
+  readonly addresses: string[];
+  readonly enabled: boolean;
+  readonly created: string;
+  readonly expires: string | null;
+  readonly endpoint: string | null;
+  /** Unix seconds; null before any handshake in this run of the server. */
+  readonly lastHandshake: number | null;
+  /** Totals over the registry's life, the running server's latest counts included. */
+  readonly rxBytes: number;
+  readonly txBytes: number;
+}
+
+/** Every peer with the running server's view of it (endpoint, handshake, transfer so far). */
+export function peerStatus(data: RegistryData, live: UapiInterface | undefined, snapshot: CounterSnapshot): PeerStatus[] {
+  const byKey = new Map<string, UapiPeer>((live?.peers ?? []).map((p) => [p.publicKey, p]));
+  return data.peers.map((r) => {
+    const key = encodeKey(r.peer.publicKey);
+    const p = byKey.get(key);
+    const d = p === undefined ? { rx: 0, tx: 0 } : since(p, snapshot[key]);
+    return {
+      name: r.name,
+      publicKey: key,
+      addresses: r.peer.allowedIPs.map((a) => a.text),
+      enabled: r.enabled,
+      created: r.created,
+      expires: r.expires ?? null,
+      endpoint: p?.endpoint ?? null,
+      lastHandshake: p === undefined || p.lastHandshake === 0 ? null : p.lastHandshake,
+      rxBytes: r.rx + d.rx,
+      txBytes: r.tx + d.tx,
+    };
+  });
+}
+
+const bytes = (n: number): string => {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(2)} ${units[u]}`;
+};
+
+/** list-peers for a person: one block per peer. */
+export function formatPeerStatus(list: readonly PeerStatus[], nowSeconds = Date.now() / 1000): string {
+  if (list.length === 0) return 'no peers (add one with: burrow server add-peer NAME)\n';
+  return list
+    .map((s) => {
+      const hs = s.lastHandshake === null ? 'never' : `${Math.max(0, Math.floor(nowSeconds - s.lastHandshake))} s ago`;
+      return [
+        `${s.name}: ${s.enabled ? 'enabled' : 'disabled'}${s.expires === null ? '' : `, expires ${s.expires}`}`,
+        `  addresses: ${s.addresses.join(', ')}`,
+        `  endpoint: ${s.endpoint ?? '(none)'}`,
+        `  latest handshake: ${hs}`,
+        `  transfer: ${bytes(s.rxBytes)} received, ${bytes(s.txBytes)} sent`,
+      ].join('\n');
+    })
+    .join('\n\n')
+    .concat('\n');
+}

@@ -1,0 +1,318 @@
+// The server's peer registry in its wg-quick file. The file stays a wg-quick file
+// (`wg-quick up` on it works); Burrow's own data lives in comments it owns:
+//
+//   [Interface]
+//   # burrow-server: endpoint=vpn.example.com:51820 uplink=eth0 client-to-client=false
+//   PrivateKey = …
+//   Address = 10.8.0.1/24, fd3c:1a2b:3c4d::1/64
+//   ListenPort = 51820
+//
+//   [Peer]
+//   # burrow: name=alice created=2026-12-02T19:00:00.000Z enabled=true rx=0 tx=0 client-key=…
+//   PublicKey = …
+//   PresharedKey = …
+//   AllowedIPs = 10.8.0.2/32, fd3c:1a2b:3c4d::2/128
+//
+//   #~ [Peer]
+//   #~ # burrow: name=bob created=… enabled=false expires=2027-01-01T00:00:00.000Z rx=… tx=…
+//   #~ PublicKey = …
+//
+// A disabled peer is kept whole, each line behind "#~ ": wg-quick reads it as a comment
+// and never loads it, Burrow reads it back unchanged, and its keys and addresses stay
+// reserved (a disabled peer's address is never handed to another). A peer added by hand
+// without a `# burrow:` line is adopted with a name made from its key.
+//
+// Fields of `# burrow:` (space-separated key=value, no spaces in values):
+//   name     1-63 of A-Z a-z 0-9 _ . @ -, starting with a letter or digit; unique
+//   created  ISO 8601 time;  enabled  true|false;  expires  ISO 8601 time (optional)
+//   rx, tx   bytes received from / sent to the peer over the registry's whole life
+//   client-key  the client's private key, when the server generated it (client-config
+//            prints it again); absent when the client gave only its public key
+// Fields of `# burrow-server:` (all optional): endpoint (host:port the clients dial),
+// uplink (the interface NAT goes out of; detected at up when absent), client-to-client
+// (true|false, default false), dns (comma-separated resolvers for client configs).
+//
+// parseRegistry checks the whole file and names FILE:LINE and what was expected;
+// formatRegistry writes a file that parseRegistry reads back to equal data.
+
+import { encodeKey } from '../crypto/keys.js';
+import { type Config, ConfigError, formatConfig, formatEndpoint, type IpPrefix, makePrefix, parseConfig, type PeerConfig } from '../src/config/index.js';
+import { parseEndpoint } from '../src/config/endpoint.js';
+import { parseKey } from '../src/config/values.js';
+
+export class RegistryError extends Error {
+  override readonly name = 'RegistryError';
+  constructor(
+    readonly code: 'ERR_REGISTRY_DAMAGED' | 'ERR_REGISTRY_INPUT' | 'ERR_REGISTRY_NO_PEER' | 'ERR_REGISTRY_DUPLICATE' | 'ERR_REGISTRY_FULL' | 'ERR_REGISTRY_BUSY',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ServerSettings {
+  /** host:port the clients dial, for their configurations. */
+  readonly endpoint?: string;
+  /** The interface NAT goes out of; detected at up when absent. */
+  readonly uplink?: string;
+  readonly clientToClient: boolean;
+  /** Resolvers written into client configurations. */
+  readonly dns: readonly string[];
+}
+
+export interface PeerRecord {
+  readonly name: string;
+  /** ISO 8601. */
+  readonly created: string;
+  readonly enabled: boolean;
+  /** ISO 8601; the peer is disabled once this has passed. */
+  readonly expires?: string;
+  /** Bytes received from the peer, over the registry's life. */
+  readonly rx: number;
+  /** Bytes sent to the peer, over the registry's life. */
+  readonly tx: number;
+  /** Base64; present when the server generated the client's keys. */
+  readonly clientKey?: string;
+  readonly peer: PeerConfig;
+}
+
+export interface RegistryData {
+  /** The [Interface] section; `peers` is empty here (see `peers`). */
+  readonly config: Config;
+  readonly settings: ServerSettings;
+  readonly peers: readonly PeerRecord[];
+}
+
+const DISABLED = '#~';
+const PEER_META = /^#\s*burrow:(.*)$/;
+const SERVER_META = /^#\s*burrow-server:(.*)$/;
+export const PEER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,62}$/;
+const PEER_FIELDS = new Set(['name', 'created', 'enabled', 'expires', 'rx', 'tx', 'client-key']);
+const SERVER_FIELDS = new Set(['endpoint', 'uplink', 'client-to-client', 'dns']);
+
+export function checkPeerName(name: string): string | undefined {
+  return PEER_NAME.test(name) ? undefined : `a peer name is 1 to 63 of A-Z a-z 0-9 _ . @ -, starting with a letter or digit; got ${JSON.stringify(name)}`;
+}
+
+/** An ISO 8601 time, or undefined when `text` is not one. */
+export function parseTime(text: string): string | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text)) return undefined;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+}
+
+function fields(text: string, allowed: Set<string>, where: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const word of text.trim().split(/\s+/).filter((w) => w !== '')) {
+    const eq = word.indexOf('=');
+    if (eq <= 0) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: expected key=value, got ${JSON.stringify(word.slice(0, 40))}`);
+    const key = word.slice(0, eq);
+    if (!allowed.has(key)) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: unknown field ${JSON.stringify(key.slice(0, 40))} (expected one of ${[...allowed].join(', ')})`);
+    if (out.has(key)) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: field ${key} given twice`);
+    out.set(key, word.slice(eq + 1));
+  }
+  return out;
+}
+
+function adoptedName(peer: PeerConfig): string {
+  return `peer-${encodeKey(peer.publicKey).replace(/[^A-Za-z0-9]/g, '').slice(0, 8)}`;
+}
+
+interface Block {
+  headerLine: number;
+  disabled: boolean;
+  meta?: { line: number; text: string };
+}
+
+/** Reads a registry; throws RegistryError naming FILE:LINE and what was expected. */
+export function parseRegistry(text: string, path: string): RegistryData {
+  const lines = text.split('\n');
+  const disabled: boolean[] = [];
+  const view = lines.map((line, i) => {
+    const off = line.startsWith(DISABLED);
+    disabled[i] = off;
+    return off ? line.slice(DISABLED.length).replace(/^ /, '') : line;
+  });
+  let config: Config;
+  try {
+    config = parseConfig(view.join('\n'), path);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new RegistryError('ERR_REGISTRY_DAMAGED', e.message);
+    throw e;
+  }
+  const at = (i: number) => `${path}:${i + 1}`;
+  const blocks: Block[] = [];
+  let section: 'none' | 'interface' | 'peer' = 'none';
+  let serverMeta: { line: number; text: string } | undefined;
+  for (let i = 0; i < view.length; i++) {
+    const line = view[i]!.trim();
+    if (line === '') continue;
+    const header = /^\[(interface|peer)\]/i.exec(line);
+    if (header !== null) {
+      section = header[1]!.toLowerCase() as 'interface' | 'peer';
+      if (section === 'peer') blocks.push({ headerLine: i, disabled: disabled[i]! });
+      else if (disabled[i]) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: the [Interface] section cannot be disabled: remove the "#~"`);
+      continue;
+    }
+    const block = section === 'peer' ? blocks[blocks.length - 1]! : undefined;
+    const isComment = line.startsWith('#');
+    if (!isComment && block !== undefined && disabled[i] !== block.disabled) {
+      throw new RegistryError(
+        'ERR_REGISTRY_DAMAGED',
+        block.disabled
+          ? `${at(i)}: expected "#~ " before this line, as before every line of the disabled peer whose [Peer] is at line ${block.headerLine + 1}`
+          : `${at(i)}: a line behind "#~ " in an enabled peer (its [Peer] at line ${block.headerLine + 1} has none)`,
+      );
+    }
+    if (!isComment && block === undefined && disabled[i]) {
+      throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: "#~ " is only for the lines of a disabled [Peer]`);
+    }
+    const peerMeta = PEER_META.exec(line);
+    if (peerMeta !== null) {
+      if (block === undefined) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: a "# burrow:" line belongs right after a [Peer] header`);
+      if (disabled[i] !== block.disabled) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: this "# burrow:" line and its [Peer] (line ${block.headerLine + 1}) differ in "#~ "`);
+      if (block.meta !== undefined) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: a second "# burrow:" line for the [Peer] at line ${block.headerLine + 1} (the first is at line ${block.meta.line + 1})`);
+      block.meta = { line: i, text: peerMeta[1]! };
+      continue;
+    }
+    const server = SERVER_META.exec(line);
+    if (server !== null) {
+      if (section !== 'interface') throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: a "# burrow-server:" line belongs in the [Interface] section`);
+      if (serverMeta !== undefined) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: a second "# burrow-server:" line (the first is at line ${serverMeta.line + 1})`);
+      serverMeta = { line: i, text: server[1]! };
+    }
+  }
+  if (blocks.length !== config.peers.length) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${path}: ${blocks.length} [Peer] headers but ${config.peers.length} peers read`);
+
+  const settings = parseSettings(serverMeta === undefined ? new Map() : fields(serverMeta.text, SERVER_FIELDS, at(serverMeta.line)), serverMeta === undefined ? path : at(serverMeta.line));
+  const names = new Map<string, number>();
+  const peers = blocks.map((block, n): PeerRecord => {
+    const peer = config.peers[n]!;
+    const where = at(block.meta?.line ?? block.headerLine);
+    const f = block.meta === undefined ? new Map<string, string>() : fields(block.meta.text, PEER_FIELDS, where);
+    const name = f.get('name') ?? adoptedName(peer);
+    const bad = checkPeerName(name);
+    if (bad !== undefined) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: name: ${bad}`);
+    const first = names.get(name);
+    if (first !== undefined) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: the name ${name} is taken by the [Peer] at line ${first + 1}`);
+    names.set(name, block.headerLine);
+    const time = (key: string): string | undefined => {
+      const v = f.get(key);
+      if (v === undefined) return undefined;
+      const t = parseTime(v);
+      if (t === undefined) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: ${key}: expected an ISO 8601 time such as 2027-01-31T00:00:00Z, got ${JSON.stringify(v.slice(0, 40))}`);
+      return t;
+    };
+    const count = (key: string): number => {
+      const v = f.get(key) ?? '0';
+      if (!/^\d{1,16}$/.test(v)) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: ${key}: expected a count of bytes, got ${JSON.stringify(v.slice(0, 40))}`);
+      return Number(v);
+    };
+    const enabledText = f.get('enabled') ?? String(!block.disabled);
+    if (enabledText !== 'true' && enabledText !== 'false') throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: enabled: expected true or false`);
+    if ((enabledText === 'true') === block.disabled) {
+      throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: enabled=${enabledText}, but the peer is ${block.disabled ? 'behind "#~ " (disabled)' : 'not behind "#~ " (enabled)'}`);
+    }
+    const clientKey = f.get('client-key');
+    if (clientKey !== undefined) {
+      try {
+        parseKey(clientKey);
+      } catch {
+        throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: client-key: expected a base64 key of 32 bytes`);
+      }
+    }
+    const expires = time('expires');
+    return {
+      name,
+      created: time('created') ?? new Date(0).toISOString(),
+      enabled: enabledText === 'true',
+      ...(expires === undefined ? {} : { expires }),
+      rx: count('rx'),
+      tx: count('tx'),
+      ...(clientKey === undefined ? {} : { clientKey }),
+      peer,
+    };
+  });
+  return { config: { interface: config.interface, peers: [] }, settings, peers };
+}
+
+function parseSettings(f: Map<string, string>, where: string): ServerSettings {
+  const endpoint = f.get('endpoint');
+  if (endpoint !== undefined) {
+    try {
+      parseEndpoint(endpoint);
+    } catch (e) {
+      throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: endpoint: ${(e as Error).message}`);
+    }
+  }
+  const c2c = f.get('client-to-client') ?? 'false';
+  if (c2c !== 'true' && c2c !== 'false') throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: client-to-client: expected true or false`);
+  const uplink = f.get('uplink');
+  if (uplink !== undefined && !/^[A-Za-z0-9_=+.][A-Za-z0-9_=+.-]{0,14}$/.test(uplink)) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: uplink: expected an interface name`);
+  const dns = (f.get('dns') ?? '').split(',').filter((s) => s !== '');
+  return { ...(endpoint === undefined ? {} : { endpoint }), ...(uplink === undefined ? {} : { uplink }), clientToClient: c2c === 'true', dns };
+}
+
+function settingsLine(s: ServerSettings): string | undefined {
+  const parts = [
+    ...(s.endpoint === undefined ? [] : [`endpoint=${s.endpoint}`]),
+    ...(s.uplink === undefined ? [] : [`uplink=${s.uplink}`]),
+    `client-to-client=${s.clientToClient}`,
+    ...(s.dns.length === 0 ? [] : [`dns=${s.dns.join(',')}`]),
+  ];
+  return `# burrow-server: ${parts.join(' ')}`;
+}
+
+function peerLines(r: PeerRecord): string[] {
+  const meta = [
+    `name=${r.name}`,
+    `created=${r.created}`,
+    `enabled=${r.enabled}`,
+    ...(r.expires === undefined ? [] : [`expires=${r.expires}`]),
+    `rx=${r.rx}`,
+    `tx=${r.tx}`,
+    ...(r.clientKey === undefined ? [] : [`client-key=${r.clientKey}`]),
+  ];
+  const p = r.peer;
+  const out = ['[Peer]', `# burrow: ${meta.join(' ')}`, `PublicKey = ${encodeKey(p.publicKey)}`];
+  if (p.presharedKey !== undefined) out.push(`PresharedKey = ${encodeKey(p.presharedKey)}`);
+  if (p.allowedIPs.length > 0) out.push(`AllowedIPs = ${p.allowedIPs.map((a) => makePrefix(a.family, a.address, a.prefixLength).text).join(', ')}`);
+  if (p.endpoint !== undefined) out.push(`Endpoint = ${formatEndpoint(p.endpoint)}`);
+  if (p.persistentKeepalive !== undefined) out.push(`PersistentKeepalive = ${p.persistentKeepalive}`);
+  return r.enabled ? out : out.map((l) => `${DISABLED} ${l}`);
+}
+
+/** The registry as its file's text. Throws (nothing is written) when the data would not read back. */
+export function formatRegistry(data: RegistryData, path = '(registry)'): string {
+  for (const r of data.peers) {
+    const bad = checkPeerName(r.name);
+    if (bad !== undefined) throw new RegistryError('ERR_REGISTRY_INPUT', `name: ${bad}`);
+  }
+  const head = formatConfig({ interface: data.config.interface, peers: [] }).trimEnd().split('\n');
+  const settings = settingsLine(data.settings);
+  const out = [head[0]!, ...(settings === undefined ? [] : [settings]), ...head.slice(1)];
+  for (const r of data.peers) out.push('', ...peerLines(r));
+  const text = `${out.join('\n')}\n`;
+  parseRegistry(text, path); // the same checks as a read: a write never makes a file `up` refuses
+  return text;
+}
+
+/** The Config a session runs: the interface and the enabled peers. */
+export function sessionConfig(data: RegistryData): Config {
+  return { interface: data.config.interface, peers: data.peers.filter((r) => r.enabled).map((r) => r.peer) };
+}
+
+/** The tunnel's subnets: the networks of the interface's addresses. */
+export function tunnelSubnets(config: Config): IpPrefix[] {
+  return config.interface.addresses.map((a) => {
+    const bytes = Uint8Array.from(a.address);
+    for (let bit = a.prefixLength; bit < bytes.length * 8; bit++) bytes[bit >>> 3]! &= ~(0x80 >>> bit % 8);
+    return makePrefix(a.family, bytes, a.prefixLength);
+  });
+}
+
+export function findPeer(data: RegistryData, name: string): PeerRecord {
+  const r = data.peers.find((p) => p.name === name);
+  if (r === undefined) throw new RegistryError('ERR_REGISTRY_NO_PEER', `no peer named '${name}'`);
+  return r;
+}

@@ -1,0 +1,283 @@
+// `burrow server …`: the Linux server. The CLI only parses arguments; the registry, the
+// peer commands and the daemon's companion are in server/, the session in
+// src/runtime/session.ts, forwarding and NAT in src/platform/linux/forward.ts.
+//
+//   init          DIR/IFACE.conf with fresh keys, a free subnet and a ULA /64
+//   up / down     the session with every enabled peer, plus forwarding and NAT, journalled
+//   add-peer, remove-peer, disable, enable, list-peers, client-config
+//                 the registry first (one atomic write), then the running server through
+//                 its control socket, one peer at a time
+
+import { rmSync, writeFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { Command, Option } from 'commander';
+import QRCode from 'qrcode';
+import { serverCompanion } from '../../server/companion.js';
+import { detectUplink, initServer } from '../../server/init.js';
+import { addPeer, applyIfRunning, changePeer, clientConfig, formatPeerStatus, type PeerChange, peerStatus, readSnapshot, removeSnapshot, running } from '../../server/peers.js';
+import { findPeer, type RegistryData, RegistryError, sessionConfig, tunnelSubnets } from '../../server/registry.js';
+import { FileRegistry } from '../../server/store.js';
+import { createExec, LinuxPlatformError } from '../platform/linux/index.js';
+import { forwardingSteps } from '../platform/linux/forward.js';
+import { runDaemon, spawnDaemon, type ChildReport } from '../runtime/daemon.js';
+import { logPath } from '../runtime/journal.js';
+import { BoundedLogFile, createLogger, type Logger, parseLogLevel } from '../runtime/log.js';
+import { ifnameFromConfigPath, runningDaemon } from './daemon.js';
+import { down } from './down.js';
+import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE } from './errors.js';
+import { recoverStale, resolveEndpoints } from './up.js';
+
+export const DEFAULT_SERVER_CONFIG = '/etc/wireguard/wg0.conf';
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+/** RegistryError -> CliError: bad input (2) unless the registry is busy or full (1). */
+function cliError(e: unknown): unknown {
+  if (!(e instanceof RegistryError)) return e;
+  return new CliError(e.message, e.code === 'ERR_REGISTRY_BUSY' || e.code === 'ERR_REGISTRY_FULL' ? EXIT_FAILURE : EXIT_BAD_INPUT);
+}
+
+async function guarded<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    throw cliError(e);
+  }
+}
+
+function registryAt(path: string): { registry: FileRegistry; ifname: string } {
+  const full = resolvePath(path);
+  return { registry: new FileRegistry(full), ifname: ifnameFromConfigPath(full) };
+}
+
+/** Reads the registry for `up`: every check before anything changes. */
+async function loadForUp(registry: FileRegistry): Promise<RegistryData> {
+  const data = await registry.read();
+  if (data.config.interface.saveConfig) {
+    throw new RegistryError('ERR_REGISTRY_DAMAGED', `${registry.location}: SaveConfig = true would write the file without Burrow's comments (the registry): remove it`);
+  }
+  if (data.config.interface.addresses.length === 0) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${registry.location}: the server needs an Address (its subnet is where peers get theirs)`);
+  return data;
+}
+
+/** Peers whose expiry has passed are disabled before the server starts, so they never load. */
+async function disableExpired(registry: FileRegistry, now = Date.now()): Promise<string[]> {
+  return registry.update((data) => {
+    const names: string[] = [];
+    const peers = data.peers.map((r) => {
+      if (!r.enabled || r.expires === undefined || Date.parse(r.expires) > now) return r;
+      names.push(r.name);
+      return { ...r, enabled: false };
+    });
+    return { data: { ...data, peers }, result: names };
+  });
+}
+
+interface ServerUpOptions {
+  foreground?: boolean;
+  daemonChild?: boolean;
+  verbose?: boolean;
+}
+
+function daemonLogger(ifname: string, options: ServerUpOptions): Logger {
+  const level = options.verbose ? 'debug' : parseLogLevel(process.env.LOG_LEVEL);
+  if (options.daemonChild) return createLogger(level, ifname, new BoundedLogFile(logPath(ifname)).write);
+  return createLogger(level, ifname, (text) => process.stderr.write(text));
+}
+
+const exitCodeOf = (e: unknown): number => {
+  const c = cliError(e);
+  return c instanceof CliError ? c.exitCode : c instanceof LinuxPlatformError && c.code === 'ERR_PLATFORM_ARG' ? EXIT_BAD_INPUT : EXIT_FAILURE;
+};
+
+export async function serverUp(path: string, options: ServerUpOptions = {}): Promise<string> {
+  const { registry, ifname } = registryAt(path);
+  const data = await guarded(() => loadForUp(registry));
+  if (process.getuid?.() !== 0) throw new CliError('server up needs root (CAP_NET_ADMIN): run it with sudo', EXIT_FAILURE);
+  if (!options.daemonChild) {
+    if (runningDaemon(ifname) !== undefined || (await running(ifname)) !== undefined) {
+      throw new CliError(`${ifname} is already up; bring it down first with: burrow server down --config ${registry.location}`, EXIT_FAILURE);
+    }
+    const recovered = await recoverStale(ifname, say);
+    if (recovered !== undefined) say(recovered);
+    const expired = await guarded(() => disableExpired(registry));
+    if (expired.length > 0) say(`expired, now disabled: ${expired.join(', ')}`);
+  }
+  const exec = createExec();
+  const uplink = data.settings.uplink ?? (await detectUplink(exec));
+  if (uplink === undefined) throw new CliError(`${registry.location}: no uplink: there is no default route; name the interface with uplink=IFACE on the "# burrow-server:" line`, EXIT_BAD_INPUT);
+
+  if (!options.foreground) {
+    const argv = [process.argv[1]!, 'server', 'up', '--config', registry.location, '--foreground', '--daemon-child', ...(options.verbose ? ['--verbose'] : [])];
+    const report = await spawnDaemon(argv, logPath(ifname));
+    if (!report.ready) throw new CliError(report.message, report.exitCode);
+    return `${report.message}; NAT out of ${uplink}`;
+  }
+
+  // The daemon reads the registry again: the parent may have disabled expired peers.
+  const current = await guarded(() => loadForUp(registry));
+  const config = sessionConfig(current);
+  const steps = forwardingSteps({ ifname, uplink, subnets: tunnelSubnets(config), clientToClient: current.settings.clientToClient });
+  const report = (r: ChildReport) => {
+    if (options.daemonChild && process.send) process.send(r);
+  };
+  const code = await runDaemon({
+    ifname,
+    config,
+    configPath: registry.location,
+    endpoints: await resolveEndpoints(config, registry.location),
+    log: daemonLogger(ifname, options),
+    platformSteps: steps,
+    companion: (session) => serverCompanion(session, { registry }),
+    reread: async () => {
+      const next = sessionConfig(await registry.read());
+      return { config: next, endpoints: await resolveEndpoints(next, registry.location) };
+    },
+    report,
+    exitCodeOf,
+  });
+  if (code !== 0) process.exitCode = code;
+  return `${ifname} is down`;
+}
+
+async function qrOutput(text: string, opts: { qr?: boolean; png?: string }): Promise<string> {
+  let out = '';
+  if (opts.qr) out += await QRCode.toString(text, { type: 'terminal', small: true, errorCorrectionLevel: 'M' });
+  if (opts.png !== undefined) {
+    const png = await QRCode.toBuffer(text, { type: 'png', errorCorrectionLevel: 'M', margin: 4, scale: 6 });
+    // The image holds the client's private key: 0600, made afresh (never through an existing file).
+    rmSync(opts.png, { force: true });
+    writeFileSync(opts.png, png, { mode: 0o600, flag: 'wx' });
+  }
+  return out;
+}
+
+const configOption = () => new Option('-c, --config <path>', "the server's wg-quick file (the registry); the interface is named after it").default(DEFAULT_SERVER_CONFIG);
+
+export function serverCommand(): Command {
+  const server = new Command('server').description('run a Burrow server: many peers, forwarding and NAT, a peer registry in its wg-quick file');
+
+  server
+    .command('init')
+    .description("write a new server's wg-quick file (DIR/IFACE.conf, 0600) with fresh keys, a free IPv4 subnet and an IPv6 ULA /64")
+    .option('--endpoint <host[:port]>', 'the name or address clients dial (the port defaults to the listen port)')
+    .option('--subnet <cidr>', 'IPv4 subnet for the tunnel (default: the first free 10.x.0.0/24)')
+    .option('--subnet6 <cidr>', 'IPv6 subnet for the tunnel (default: a random ULA /64)')
+    .option('--port <n>', 'UDP listen port', '51820')
+    .option('--dir <dir>', 'where to write the file', '/etc/wireguard')
+    .option('-i, --interface <name>', 'the interface name (the file is NAME.conf)', 'wg0')
+    .action(async (o: { endpoint?: string; subnet?: string; subnet6?: string; port: string; dir: string; interface: string }) => {
+      const port = Number(o.port);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CliError(`--port ${JSON.stringify(o.port)}: expected 1 to 65535`, EXIT_BAD_INPUT);
+      ifnameFromConfigPath(`${o.interface}.conf`);
+      const r = await guarded(() =>
+        initServer({ ifname: o.interface, dir: o.dir, port, exec: createExec(), ...(o.endpoint === undefined ? {} : { endpoint: o.endpoint }), ...(o.subnet === undefined ? {} : { subnet: o.subnet }), ...(o.subnet6 === undefined ? {} : { subnet6: o.subnet6 }) }),
+      );
+      const cfg = o.dir === '/etc/wireguard' && o.interface === 'wg0' ? '' : ` --config ${r.path}`;
+      process.stdout.write(
+        [
+          `wrote ${r.path} (0600): ${o.interface}, ${r.addresses.join(', ')}, UDP port ${port}`,
+          `server public key: ${r.publicKey}`,
+          `uplink: ${r.uplink ?? '(no default route now: set uplink=IFACE on its "# burrow-server:" line)'}; NAT goes out of the default route's interface at each up`,
+          ...(r.endpoint === undefined ? ['endpoint: none yet: add endpoint=HOST:PORT to its "# burrow-server:" line, or init again with --endpoint'] : [`endpoint for clients: ${r.endpoint}`]),
+          '',
+          'next:',
+          `  burrow server up${cfg}                 # or: systemctl enable --now burrow-server@${o.interface}`,
+          `  burrow server add-peer NAME${cfg} --qr   # prints the client's configuration and a QR code`,
+          `  open UDP port ${port} in the host's firewall`,
+          '',
+        ].join('\n'),
+      );
+    });
+
+  server
+    .command('up')
+    .description('bring the server up: every enabled peer, IP forwarding and NAT out of the uplink; returns once it is up, a daemon keeps it up')
+    .addOption(configOption())
+    .option('-f, --foreground', 'stay attached until SIGINT or SIGTERM (for systemd)')
+    .option('-v, --verbose', 'log every timer and handshake initiation too')
+    .addOption(new Option('--daemon-child', 'run as the daemon that `server up` starts').hideHelp())
+    .action(async (o: { config: string; foreground?: boolean; daemonChild?: boolean; verbose?: boolean }) => {
+      const message = await serverUp(o.config, { foreground: o.foreground === true, daemonChild: o.daemonChild === true, verbose: o.verbose === true });
+      if (!o.daemonChild) process.stdout.write(`${message}\n`);
+    });
+
+  server
+    .command('down')
+    .description("bring the server down: transfer totals saved, forwarding and NAT undone; after a crash, undo what its journal records")
+    .addOption(configOption())
+    .action(async (o: { config: string }) => {
+      const { ifname } = registryAt(o.config);
+      const message = await down(ifname);
+      // A daemon that was killed left its counter snapshot: the next up starts afresh anyway.
+      removeSnapshot(ifname);
+      process.stdout.write(`${message}\n`);
+    });
+
+  server
+    .command('add-peer')
+    .description("add a peer with the next free addresses and print its client configuration; applied at once to a running server")
+    .argument('<name>', 'a name: 1 to 63 of A-Z a-z 0-9 _ . @ -')
+    .addOption(configOption())
+    .option('--public-key <key>', "the client's public key: its private key never leaves the client")
+    .option('--expires <date>', 'disable the peer at this date (2027-01-31 or 2027-01-31T12:00:00Z)')
+    .option('--qr', 'also print the configuration as a QR code')
+    .option('--png <file>', 'also write the QR code to this PNG file (0600)')
+    .action(async (name: string, o: { config: string; publicKey?: string; expires?: string; qr?: boolean; png?: string }) => {
+      const { registry, ifname } = registryAt(o.config);
+      const { record, data } = await guarded(() => addPeer(registry, { name, ...(o.publicKey === undefined ? {} : { publicKey: o.publicKey }), ...(o.expires === undefined ? {} : { expires: o.expires }) }));
+      const expired = record.expires !== undefined && Date.parse(record.expires) <= Date.now();
+      const applied = !expired && (await applyIfRunning(ifname, record.peer));
+      const note = expired ? ' (its expiry has passed: the server disables it)' : applied ? '' : ' (the server is not running: it takes effect at its next up)';
+      say(`added '${name}': ${record.peer.allowedIPs.map((a) => a.text).join(', ')}${note}`);
+      const text = await guarded(async () => clientConfig(data, record));
+      process.stdout.write(text + (await qrOutput(text, o)));
+    });
+
+  for (const [command, change, description] of [
+    ['remove-peer', 'remove', 'remove a peer from the registry and cut it off at once'],
+    ['disable', 'disable', 'cut a peer off at once and keep it (and its addresses) in the registry'],
+    ['enable', 'enable', 'let a disabled peer connect again'],
+  ] as const) {
+    const c = server.command(command).description(description).argument('<name>').addOption(configOption());
+    if (change === 'enable') c.option('--expires <date>', 'a new expiry date');
+    c.action(async (name: string, o: { config: string; expires?: string }) => {
+      const { registry, ifname } = registryAt(o.config);
+      const message = await guarded(() => changePeer(registry, ifname, name, change as PeerChange, o.expires === undefined ? {} : { expires: o.expires }));
+      process.stdout.write(`${message}\n`);
+    });
+  }
+
+  server
+    .command('list-peers')
+    .description('every peer: name, addresses, endpoint, latest handshake, transfer totals, enabled and expiry')
+    .addOption(configOption())
+    .option('--json', 'the same as JSON, for scripts')
+    .action(async (o: { config: string; json?: boolean }) => {
+      const { registry, ifname } = registryAt(o.config);
+      const data = await guarded(() => registry.read());
+      const live = await running(ifname);
+      const list = peerStatus(data, live, live === undefined ? {} : readSnapshot(ifname));
+      process.stdout.write(o.json ? `${JSON.stringify(list, null, 2)}\n` : formatPeerStatus(list));
+    });
+
+  server
+    .command('client-config')
+    .description("print a peer's client configuration (for burrow up, wg-quick or the WireGuard apps)")
+    .argument('<name>')
+    .addOption(configOption())
+    .option('--qr', 'also print it as a QR code, for the WireGuard mobile apps')
+    .option('--png <file>', 'also write the QR code to this PNG file (0600)')
+    .action(async (name: string, o: { config: string; qr?: boolean; png?: string }) => {
+      const { registry } = registryAt(o.config);
+      const text = await guarded(async () => {
+        const data = await registry.read();
+        return clientConfig(data, findPeer(data, name));
+      });
+      process.stdout.write(text + (await qrOutput(text, o)));
+    });
+
+  // As the program's own commands: usage errors exit 2 (main.ts), never process.exit here.
+  for (const c of [server, ...server.commands]) c.exitOverride().showHelpAfterError();
+  return server;
+}

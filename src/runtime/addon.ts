@@ -1,0 +1,97 @@
+/**
+ * The one typed binding to the native addon (native/src/addon.cc): where it is, how it
+ * is loaded, and the shape of everything it exports. tun.ts and udp.ts both use it, so a
+ * change to the addon's exports changes one interface here, checked by the compiler in
+ * both users. The addon trusts its callers: arguments are checked in tun.ts and udp.ts.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// --- TUN (native/src/tun_fd.cc) ---------------------------------------------------------
+
+export interface NativeTunStats {
+  truncatedReads: number;
+  refusedWrites: number;
+  lastRefusedWrite: string | undefined;
+}
+
+export interface NativeTunFd {
+  readonly fd: number;
+  readBatch(arena: Uint8Array, slotSize: number, headroom: number, lengths: Uint32Array, max: number): number;
+  writeBatch(arena: Uint8Array, slotSize: number, headroom: number, lengths: Uint32Array, start: number, count: number): number;
+  writePackets(packets: readonly Uint8Array[], start: number, count: number): number;
+  watch(callback: (code?: string) => void): void;
+  unwatch(): void;
+  close(): void;
+  stats(): NativeTunStats;
+}
+
+// --- UDP (native/src/udp_socket.cc) -----------------------------------------------------
+
+export interface NativeUdpStats {
+  truncatedReceives: number;
+  failedSends: number;
+  lastSendError: string | undefined;
+}
+
+export interface NativeUdpSocket {
+  readonly fd: number;
+  readonly port: number;
+  recvBatch(arena: Uint8Array, slotSize: number, lengths: Uint32Array, addrs: Uint8Array, max: number): number;
+  sendBatch(arena: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, start: number, count: number): number;
+  watch(callback: (events: number, code?: string) => void, events: number): void;
+  close(): void;
+  stats(): NativeUdpStats;
+}
+
+// --- the module's exports (native/src/addon.cc) ----------------------------------------
+
+export interface NativeAddon {
+  TunFd: new (fd: number) => NativeTunFd;
+  open(name: string): { handle: NativeTunFd; name: string };
+  ifName(fd: number): string | undefined;
+  setSocketMark(fd: number, mark: number): void;
+  UdpSocket: new (family: 4 | 6, port: number, bufferBytes: number) => NativeUdpSocket;
+  formatAddress(bytes: Uint8Array): string;
+  parseAddress(text: string, out: Uint8Array): 0 | 4 | 6;
+  ifNameToIndex(name: string): number;
+  /** No core dumps, not dumpable (native/src/process.cc). */
+  hardenProcess(): void;
+}
+
+/** The addon is not built, or cannot be loaded; tun.ts and udp.ts say so in their own errors. */
+export class AddonError extends Error {
+  override readonly name = 'AddonError';
+}
+
+export const ADDON_PATH = join('native', 'build', 'Release', 'burrow_native.node');
+
+/** Where the built addon is, looking up from this module (src/ or dist/src/). */
+export function addonPath(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let depth = 0; depth < 5; depth++) {
+    const candidate = join(dir, ADDON_PATH);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return undefined;
+}
+
+let addon: NativeAddon | undefined;
+
+/** The addon, loaded once. Throws AddonError when it is missing or cannot be loaded. */
+export function loadAddon(): NativeAddon {
+  if (addon !== undefined) return addon;
+  const path = addonPath();
+  if (path === undefined) throw new AddonError(`the native addon is not built (${ADDON_PATH} is missing): run npm run setup`);
+  try {
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (cause) {
+    throw new AddonError(`cannot load the native addon ${path} (${(cause as Error).message}): rebuild it with npm run build:native`, { cause });
+  }
+  return addon;
+}

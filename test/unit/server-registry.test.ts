@@ -1,0 +1,244 @@
+// The server's registry: its text form (wg-quick file plus Burrow's comments), damage
+// reported with FILE:LINE, duplicates refused, address allocation, and the commands'
+// registry side (the running server is the namespace tests' business).
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
+import { parseConfig, parsePrefix } from '../../src/config/index.js';
+import { allocateAddresses } from '../../server/allocate.js';
+import { earliestExpiry } from '../../server/companion.js';
+import { addPeer, changePeer, clientConfig, peerStatus, since } from '../../server/peers.js';
+import { formatRegistry, parseRegistry, type RegistryData, RegistryError, sessionConfig } from '../../server/registry.js';
+import { FileRegistry } from '../../server/store.js';
+
+const key = () => encodeKey(publicKeyOf(generatePrivateKey()));
+const serverKey = encodeKey(generatePrivateKey());
+
+function file(peers: string[][], head: string[] = []): string {
+  return [
+    '[Interface]',
+    '# burrow-server: endpoint=vpn.example.net:51820 client-to-client=false',
+    ...head,
+    `PrivateKey = ${serverKey}`,
+    'Address = 10.8.0.1/24, fd00:8::1/64',
+    'ListenPort = 51820',
+    ...peers.flatMap((p) => ['', ...p]),
+    '',
+  ].join('\n');
+}
+
+const alice = [
+  '[Peer]',
+  '# burrow: name=alice created=2026-12-01T10:00:00.000Z enabled=true rx=1200 tx=3400',
+  `PublicKey = ${key()}`,
+  'AllowedIPs = 10.8.0.2/32, fd00:8::2/128',
+];
+const bob = [
+  '#~ [Peer]',
+  '#~ # burrow: name=bob created=2026-12-01T11:00:00.000Z enabled=false expires=2026-12-01T12:00:00.000Z rx=5 tx=6',
+  `#~ PublicKey = ${key()}`,
+  '#~ AllowedIPs = 10.8.0.3/32, fd00:8::3/128',
+];
+
+function damaged(text: string): RegistryError {
+  try {
+    parseRegistry(text, '/etc/wireguard/wg0.conf');
+  } catch (e) {
+    expect(e).toBeInstanceOf(RegistryError);
+    expect((e as RegistryError).code).toBe('ERR_REGISTRY_DAMAGED');
+    return e as RegistryError;
+  }
+  throw new Error('parsed a damaged registry');
+}
+
+describe('registry text', () => {
+  it('reads names, state, expiry and totals, and writes the same text back', () => {
+    const text = file([alice, bob]);
+    const data = parseRegistry(text, 'wg0.conf');
+    expect(data.peers.map((p) => [p.name, p.enabled, p.expires, p.rx, p.tx])).toEqual([
+      ['alice', true, undefined, 1200, 3400],
+      ['bob', false, '2026-12-01T12:00:00.000Z', 5, 6],
+    ]);
+    expect(data.settings).toEqual({ endpoint: 'vpn.example.net:51820', clientToClient: false, dns: [] });
+    expect(formatRegistry(data)).toBe(text);
+  });
+
+  it('is a wg-quick file that loads only the enabled peers', () => {
+    const text = file([alice, bob]);
+    const asWgQuick = parseConfig(text, 'wg0.conf');
+    expect(asWgQuick.peers.map((p) => p.allowedIPs.map((a) => a.text))).toEqual([['10.8.0.2/32', 'fd00:8::2/128']]);
+    expect(sessionConfig(parseRegistry(text, 'wg0.conf')).peers).toHaveLength(1);
+  });
+
+  it('adopts a peer added by hand without a burrow line, under a name made from its key', () => {
+    const k = key();
+    const data = parseRegistry(file([['[Peer]', `PublicKey = ${k}`, 'AllowedIPs = 10.8.0.9/32']]), 'wg0.conf');
+    expect(data.peers[0]!.name).toBe(`peer-${k.replace(/[^A-Za-z0-9]/g, '').slice(0, 8)}`);
+    expect(data.peers[0]!.enabled).toBe(true);
+  });
+
+  it.each([
+    ['a bad count', [alice.map((l) => l.replace('rx=1200', 'rx=12k'))], 8, 'rx: expected a count of bytes'],
+    ['an unknown field', [alice.map((l) => l.replace('rx=1200', 'colour=blue'))], 8, 'unknown field "colour"'],
+    ['a bad time', [alice.map((l) => l.replace('created=2026-12-01T10:00:00.000Z', 'created=yesterday'))], 8, 'created: expected an ISO 8601 time'],
+    ['a disabled peer with one line not behind #~', [bob.map((l, i) => (i === 3 ? l.slice(3) : l))], 10, 'expected "#~ " before this line'],
+    ['#~ inside an enabled peer', [[...alice, '#~ PersistentKeepalive = 25']], 11, 'a line behind "#~ " in an enabled peer'],
+    ['enabled=true behind #~', [bob.map((l) => l.replace('enabled=false', 'enabled=true'))], 8, 'enabled=true, but the peer is behind "#~ "'],
+    ['a second burrow line', [[...alice.slice(0, 2), '# burrow: name=x', ...alice.slice(2)]], 9, 'a second "# burrow:" line'],
+    ['a duplicate name', [alice, bob.map((l) => l.replace('name=bob', 'name=alice'))], 13, 'the name alice is taken by the [Peer] at line 7'],
+    ['a duplicate address, even on a disabled peer', [alice, bob.map((l) => l.replace('10.8.0.3/32', '10.8.0.2/32'))], 15, '10.8.0.2/32 is already allowed'],
+  ])('refuses %s, naming the line', (_what, peers, line, expected) => {
+    const e = damaged(file(peers as string[][]));
+    expect(e.message).toContain(`/etc/wireguard/wg0.conf:${line}: `);
+    expect(e.message).toContain(expected);
+  });
+
+  it('refuses a duplicate public key, naming both peers', () => {
+    const k = key();
+    const e = damaged(file([['[Peer]', '# burrow: name=a', `PublicKey = ${k}`], ['[Peer]', '# burrow: name=b', `PublicKey = ${k}`]]));
+    expect(e.message).toMatch(/wg0\.conf:13: PublicKey: the same PublicKey as the \[Peer\] at line 7/);
+  });
+
+  it('never formats data that would not read back', () => {
+    const data = parseRegistry(file([alice]), 'wg0.conf');
+    const twin: RegistryData = { ...data, peers: [data.peers[0]!, { ...data.peers[0]!, name: 'twin' }] };
+    expect(() => formatRegistry(twin)).toThrow(/the same PublicKey/);
+    expect(() => formatRegistry({ ...data, peers: [{ ...data.peers[0]!, name: 'no spaces' }] })).toThrow(/name: a peer name is/);
+  });
+});
+
+describe('allocation', () => {
+  it('takes the lowest host number free in both families, skipping disabled peers, and reuses a removed one', () => {
+    const data = parseRegistry(file([alice, bob]), 'wg0.conf');
+    expect(allocateAddresses(data).map((a) => a.text)).toEqual(['10.8.0.4/32', 'fd00:8::4/128']);
+    const withoutAlice = { ...data, peers: data.peers.slice(1) };
+    expect(allocateAddresses(withoutAlice).map((a) => a.text)).toEqual(['10.8.0.2/32', 'fd00:8::2/128']);
+  });
+
+  it('says when the IPv4 subnet is full', () => {
+    const text = file([alice]).replace('10.8.0.1/24', '10.8.0.1/30');
+    const data = parseRegistry(text, 'wg0.conf');
+    expect(() => allocateAddresses(data)).toThrow(/the subnet 10\.8\.0\.0\/30 is full/);
+  });
+
+  it('uses different host numbers per family when one is taken in only one family', () => {
+    const odd = ['[Peer]', '# burrow: name=odd', `PublicKey = ${key()}`, 'AllowedIPs = fd00:8::4/128'];
+    const data = parseRegistry(file([alice, odd]), 'wg0.conf');
+    expect(allocateAddresses(data).map((a) => a.text)).toEqual(['10.8.0.3/32', 'fd00:8::3/128']);
+    const odd3 = ['[Peer]', '# burrow: name=odd', `PublicKey = ${key()}`, 'AllowedIPs = fd00:8::3/128'];
+    expect(allocateAddresses(parseRegistry(file([alice, odd3]), 'wg0.conf')).map((a) => a.text)).toEqual(['10.8.0.4/32', 'fd00:8::4/128']);
+  });
+});
+
+describe('the file store and the commands on it (server not running)', () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+  function store(text = file([])): FileRegistry {
+    dir = mkdtempSync(join(tmpdir(), 'burrow-registry-'));
+    const path = join(dir, 'wgt0.conf');
+    writeFileSync(path, text, { mode: 0o600 });
+    return new FileRegistry(path);
+  }
+
+  it('add-peer: fresh keys, next addresses, 0600; duplicates refused and nothing written', async () => {
+    const r = store();
+    const { record: a } = await addPeer(r, { name: 'alice', expires: '2030-01-31' });
+    expect(a.peer.allowedIPs.map((p) => p.text)).toEqual(['10.8.0.2/32', 'fd00:8::2/128']);
+    expect(a.expires).toBe('2030-01-31T00:00:00.000Z');
+    expect(encodeKey(publicKeyOf(Buffer.from(a.clientKey!, 'base64')))).toBe(encodeKey(a.peer.publicKey));
+    expect(statSync(r.location).mode & 0o777).toBe(0o600);
+    const before = readFileSync(r.location, 'utf8');
+    await expect(addPeer(r, { name: 'alice' })).rejects.toThrow("a peer named 'alice' exists already");
+    await expect(addPeer(r, { name: 'bob', publicKey: encodeKey(a.peer.publicKey) })).rejects.toThrow("the public key is already the peer 'alice''s");
+    await expect(addPeer(r, { name: 'bob', expires: 'soon' })).rejects.toThrow('--expires "soon": expected a date');
+    await expect(addPeer(r, { name: 'bad name' })).rejects.toThrow('a peer name is');
+    expect(readFileSync(r.location, 'utf8')).toBe(before);
+    const { record: b } = await addPeer(r, { name: 'bob', publicKey: key() });
+    expect(b.clientKey).toBeUndefined();
+    expect(b.peer.allowedIPs[0]!.text).toBe('10.8.0.3/32');
+  });
+
+  it('disable, enable and remove-peer change the registry and say what changed', async () => {
+    const r = store();
+    await addPeer(r, { name: 'alice' });
+    expect(await changePeer(r, 'wgt0', 'alice', 'disable')).toMatch(/^disabled 'alice' \(the server is not running/);
+    const text = readFileSync(r.location, 'utf8');
+    expect(text).toContain('#~ [Peer]');
+    expect(parseConfig(text, 'x').peers).toHaveLength(0);
+    expect(await changePeer(r, 'wgt0', 'alice', 'enable')).toMatch(/^enabled 'alice'/);
+    expect(parseConfig(readFileSync(r.location, 'utf8'), 'x').peers).toHaveLength(1);
+    await expect(changePeer(r, 'wgt0', 'carol', 'disable')).rejects.toThrow("no peer named 'carol'");
+    await expect(changePeer(r, 'wgt0', 'alice', 'enable', { expires: '2001-01-01' })).rejects.toThrow("'alice' expired on 2001-01-01T00:00:00.000Z");
+    expect(await changePeer(r, 'wgt0', 'alice', 'remove')).toMatch(/^removed 'alice'/);
+    expect((await r.read()).peers).toEqual([]);
+  });
+
+  it('add-peer on a server with no endpoint for clients is refused before anything is written', async () => {
+    const r = store(file([]).replace('endpoint=vpn.example.net:51820 ', ''));
+    const before = readFileSync(r.location, 'utf8');
+    await expect(addPeer(r, { name: 'alice' })).rejects.toThrow('the server has no endpoint for its clients');
+    expect(readFileSync(r.location, 'utf8')).toBe(before);
+  });
+
+  it('a damaged registry is refused before any change', async () => {
+    const r = store(file([alice]).replace('rx=1200', 'rx=x'));
+    const before = readFileSync(r.location, 'utf8');
+    await expect(addPeer(r, { name: 'carol' })).rejects.toThrow(/wgt0\.conf:8: rx: expected a count of bytes/);
+    expect(readFileSync(r.location, 'utf8')).toBe(before);
+  });
+
+  it('a stale lock (its writer died) is taken over; a live one is waited for', async () => {
+    const r = store();
+    writeFileSync(`${r.location}.lock`, '999999999\n');
+    await addPeer(r, { name: 'alice' });
+    writeFileSync(`${r.location}.lock`, `${process.pid}\n`);
+    setTimeout(() => rmSync(`${r.location}.lock`), 200);
+    const t = Date.now();
+    await addPeer(r, { name: 'bob' });
+    expect(Date.now() - t).toBeGreaterThanOrEqual(150);
+    expect((await r.read()).peers.map((p) => p.name)).toEqual(['alice', 'bob']);
+  });
+});
+
+describe("the daemon's expiry scan", () => {
+  it('finds the earliest expiry of an enabled peer, in any field order, never a disabled one', () => {
+    const late = ['[Peer]', '# burrow: expires=2031-01-01T00:00:00Z name=late enabled=true', `PublicKey = ${key()}`];
+    const soon = ['[Peer]', '# burrow: name=soon expires=2030-06-01T00:00:00Z', `PublicKey = ${key()}`];
+    expect(earliestExpiry(file([alice, bob, late, soon]))).toBe(Date.parse('2030-06-01T00:00:00Z'));
+    // bob's (disabled, behind "#~") expiry is earlier still, and ignored; none at all: never.
+    expect(earliestExpiry(file([alice, bob]))).toBe(Infinity);
+    expect(earliestExpiry(file([alice, late.map((l) => l.replace('enabled=true', 'enabled=false'))]))).toBe(Infinity);
+  });
+});
+
+describe('client configuration and status', () => {
+  it('is a wg-quick file for the client: its key and addresses, the server as its one peer, everything routed', () => {
+    const data = parseRegistry(file([alice]), 'wg0.conf');
+    const priv = generatePrivateKey();
+    const record = { ...data.peers[0]!, clientKey: encodeKey(priv) };
+    const c = parseConfig(clientConfig(data, record), 'client.conf');
+    expect(encodeKey(c.interface.privateKey)).toBe(encodeKey(priv));
+    expect(c.interface.addresses.map((a) => a.text)).toEqual(['10.8.0.2/32', 'fd00:8::2/128']);
+    expect(encodeKey(c.peers[0]!.publicKey)).toBe(encodeKey(publicKeyOf(Buffer.from(serverKey, 'base64'))));
+    expect(c.peers[0]!.endpoint).toEqual({ host: 'vpn.example.net', port: 51820 });
+    expect(c.peers[0]!.allowedIPs.map((a) => a.text)).toEqual(['0.0.0.0/0', '::/0']);
+    // Without the client's key (it gave only its public key), the line says what to put there.
+    expect(clientConfig(data, data.peers[0]!)).toMatch(/^# PrivateKey = the private key of .* which stays on the client/m);
+  });
+
+  it('totals add what the device counted since the last save; a re-added peer counts from zero', () => {
+    expect(since({ rxBytes: 150, txBytes: 70 }, { rx: 100, tx: 50 })).toEqual({ rx: 50, tx: 20 });
+    expect(since({ rxBytes: 30, txBytes: 70 }, { rx: 100, tx: 50 })).toEqual({ rx: 30, tx: 70 });
+    const data = parseRegistry(file([alice]), 'wg0.conf');
+    const k = encodeKey(data.peers[0]!.peer.publicKey);
+    const live = { name: 'wg0', publicKey: undefined, listenPort: 0, fwmark: 0, peers: [{ publicKey: k, hasPresharedKey: false, endpoint: '192.0.2.7:4000', allowedIPs: [], lastHandshake: 1000, rxBytes: 500, txBytes: 600, persistentKeepalive: 0 }] };
+    const [s] = peerStatus(data, live, { [k]: { rx: 400, tx: 100 } });
+    expect(s).toMatchObject({ name: 'alice', rxBytes: 1300, txBytes: 3900, endpoint: '192.0.2.7:4000', lastHandshake: 1000 });
+    expect(parsePrefix(s!.addresses[0]!).text).toBe('10.8.0.2/32');
+  });
+});
