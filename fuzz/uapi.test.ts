@@ -11,10 +11,11 @@
 //     split, and parse them as a whole request read at once is parsed.
 
 import fc from 'fast-check';
+import { describeRequest } from '../test/support/uapi.js';
 import { describe, expect, it } from 'vitest';
 import { publicKeyOf } from '../crypto/keys.js';
 import {
-  handleUapi, nextRequest, readUapiRequest, type UapiBackend, UAPI_ERRNO, type UapiFatal, UapiLineFramer, UapiReader, type UapiRequest,
+  handleUapi, nextRequest, readUapiRequest, type UapiBackend, UAPI_ERRNO, UapiLineFramer, UapiReader,
 } from '../src/runtime/uapi.js';
 import { Device } from '../tunnel/device.js';
 import { fcParams } from './budget.js';
@@ -79,19 +80,6 @@ function errnoOf(reply: string): number {
 
 const get = (b: UapiBackend): Promise<string> => handleUapi('get=1\n\n', b);
 
-/** A request as plain data, to compare two parses of it. */
-function describeRequest(r: UapiRequest | UapiFatal): string {
-  if (r.op === 'get') return 'get';
-  if (r.op !== 'set') return `${r.op} ${r.error.code}`;
-  const q = r.request;
-  return JSON.stringify({
-    privateKey: q.privateKey && hex(q.privateKey), listenPort: q.listenPort, fwmark: q.fwmark, replacePeers: q.replacePeers,
-    peers: q.peers.map((p) => ({
-      ...p, publicKey: hex(p.publicKey), presharedKey: p.presharedKey && hex(p.presharedKey),
-      allowedIPs: q.allowedIPs.slice(p.allowedFrom, p.allowedTo).map((a) => `${hex(a.address)}/${a.cidr}`),
-    })),
-  });
-}
 
 // --- The reference model --------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../crypto/keys.js';
-import { type IpPrefix, makePrefix, parsePrefix } from '../src/config/index.js';
+import { interfaceConfig, type IpPrefix, makePrefix, parsePrefix } from '../src/config/index.js';
 import { parseEndpoint } from '../src/config/endpoint.js';
 import type { Exec } from '../src/platform/linux/index.js';
 import { writeFileAtomic } from '../src/runtime/journal.js';
@@ -146,22 +146,7 @@ export async function initServer(o: InitOptions): Promise<InitResult> {
   const privateKey = generatePrivateKey();
   const data: RegistryData = {
     config: {
-      interface: {
-        privateKey,
-        addresses: [firstHost(subnet), firstHost(subnet6)],
-        listenPort: port,
-        dns: { servers: [], search: [] },
-        saveConfig: false,
-        preUp: [],
-        postUp: [],
-        preDown: [],
-        postDown: [],
-        includeAllNetworks: false,
-        excludeLocalNetworks: false,
-        mailDomains: [],
-        calendarDomains: [],
-        contactsDomains: [],
-      },
+      interface: interfaceConfig({ privateKey, addresses: [firstHost(subnet), firstHost(subnet6)], listenPort: port }),
       peers: [],
     },
     settings: { ...(endpoint === undefined ? {} : { endpoint }), clientToClient: false, dns: [] },

@@ -12,7 +12,7 @@
 
 import { readFileSync, rmSync } from 'node:fs';
 import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf } from '../crypto/keys.js';
-import { type Config, formatConfig, makePrefix, parsePrefix, type PeerConfig } from '../src/config/index.js';
+import { type Config, formatConfig, interfaceConfig, makePrefix, parsePrefix, type PeerConfig } from '../src/config/index.js';
 import { parseEndpoint } from '../src/config/endpoint.js';
 import { parseKey } from '../src/config/values.js';
 import { RUN_DIR, writeFileAtomic } from '../src/runtime/journal.js';
@@ -232,21 +232,11 @@ export function clientConfig(data: RegistryData, record: PeerRecord, opts: Clien
   const allowed = opts.allowedIPs ?? [...(families.has(4) ? ['0.0.0.0/0'] : []), ...(families.has(6) ? ['::/0'] : [])];
   const privateKey = record.clientKey === undefined ? new Uint8Array(32) : parseKey(record.clientKey);
   const config: Config = {
-    interface: {
+    interface: interfaceConfig({
       privateKey,
       addresses: record.peer.allowedIPs.map((a) => makePrefix(a.family, a.address, a.prefixLength)),
       dns: { servers: [...data.settings.dns], search: [] },
-      saveConfig: false,
-      preUp: [],
-      postUp: [],
-      preDown: [],
-      postDown: [],
-      includeAllNetworks: false,
-      excludeLocalNetworks: false,
-      mailDomains: [],
-      calendarDomains: [],
-      contactsDomains: [],
-    },
+    }),
     peers: [
       {
         publicKey: publicKeyOf(data.config.interface.privateKey),

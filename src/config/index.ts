@@ -20,3 +20,4 @@ export {
   type ParsePrefixOptions,
 } from './ip.js';
 export { formatEndpoint, parseEndpoint, type ParseEndpointOptions, parseHost } from './endpoint.js';
+export { interfaceConfig } from './defaults.js';

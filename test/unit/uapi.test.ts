@@ -6,6 +6,7 @@ import net from 'node:net';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import fc from 'fast-check';
+import { describeRequest } from '../support/uapi.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeKey } from '../../crypto/keys.js';
 import { nobleDh } from '../../crypto/x25519.js';
@@ -580,19 +581,6 @@ describe('uapi properties', () => {
   });
 });
 
-/** A request as plain data, to compare two parses of it. */
-function describeRequest(r: UapiRequest | UapiFatal): string {
-  if (r.op === 'get') return 'get';
-  if (r.op !== 'set') return `${r.op} ${r.error.code}`;
-  const q = r.request;
-  return JSON.stringify({
-    privateKey: q.privateKey && hex(q.privateKey), listenPort: q.listenPort, fwmark: q.fwmark, replacePeers: q.replacePeers,
-    peers: q.peers.map((p) => ({
-      ...p, publicKey: hex(p.publicKey), presharedKey: p.presharedKey && hex(p.presharedKey),
-      allowedIPs: q.allowedIPs.slice(p.allowedFrom, p.allowedTo).map((a) => `${[...a.address].join('.')}/${a.cidr}`),
-    })),
-  });
-}
 
 describe('uapi framing', () => {
   const drain = (framer: UapiLineFramer, reader: UapiReader): (UapiRequest | UapiFatal)[] => {
