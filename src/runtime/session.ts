@@ -15,6 +15,7 @@
 //            daemon dies" (the kill switch) in place, and in the journal.
 
 import { lookup } from 'node:dns/promises';
+import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { encodeKey } from '../../crypto/keys.js';
 import { clamp } from '../../crypto/x25519.js';
@@ -328,7 +329,6 @@ export class Session {
     const path = `/sys/class/net/${this.ifname}/ifindex`;
     let index: string | undefined;
     const check = async (): Promise<void> => {
-      const { readFile } = await import('node:fs/promises');
       const now = await readFile(path, 'utf8').catch(() => undefined);
       if (index === undefined) index = now;
       else if (now !== index) this.options.onStopRequested?.(`the interface ${this.ifname} was removed`);

@@ -226,9 +226,13 @@ interface StepContext {
 async function applyStep(step: LinuxStep, ctx: StepContext): Promise<{ id: number | undefined; ran: boolean }> {
   const { run, ifname, stack } = ctx;
   const change = async (undo: LinuxUndo, make: () => Promise<unknown>, keep = false): Promise<{ id: number; ran: true }> => {
-    // The same undo already on the stack (a kill switch adopted from a dead daemon's
-    // journal, now replaced): one record is enough.
-    const same = stack.entries.find((e) => JSON.stringify(e.record) === JSON.stringify(undo));
+    // The same undo already recorded: one record is enough. It happens in two places only,
+    // so only they are compared (not every route of a large server): a kept entry (a kill
+    // switch adopted from a dead daemon's journal, now replaced) and the entry just before
+    // (the three resolvectl steps share one revert).
+    const text = JSON.stringify(undo);
+    const last = stack.entries.at(-1);
+    const same = [...(last === undefined ? [] : [last]), ...stack.entries.filter((e) => e.keep)].find((e) => JSON.stringify(e.record) === text);
     if (same !== undefined) {
       await make();
       return { id: same.id, ran: true };
