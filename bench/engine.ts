@@ -82,7 +82,8 @@ function bareAead(aead: Aead, size: number, label: string, op: 'seal' | 'open'):
     : () => { aead.open(key, 3, sealed, empty, out); }, { ms: 300 });
 }
 
-function idlePeerBytes(peers: number): number {
+/** Heap bytes one idle configured peer costs, among `peers` of them (needs --expose-gc). */
+export function idlePeerBytes(peers: number): number {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc === undefined) throw new Error('run with node --expose-gc');
   const heap = () => {

@@ -1,20 +1,32 @@
 // `npm run bench`: every benchmark, each printing Burrow beside a reference measured in
-// the same run. Pass names to run a subset: `npm run bench -- crypto`.
+// the same run. Pass names to run a subset, and options after them:
+//   npm run bench -- throughput            the tunnels side by side (needs root)
+//   npm run bench -- throughput --quick    3 s x 1 run, for development
+//   npm run bench -- throughput --only burrow,debian-wg-go --seconds 5 --runs 5
 import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
 import { runFloodBench } from './flood.js';
 import { runServerBench } from './server.js';
 import { runThroughputBench } from './throughput.js';
 
-const benches: Record<string, () => void | Promise<void>> = {
+const benches: Record<string, (options: readonly string[]) => void | Promise<void>> = {
   crypto: runCryptoBench,
   engine: () => runEngineBench(),
   flood: runFloodBench,
-  throughput: () => runThroughputBench(),
+  throughput: (options) => runThroughputBench(options),
   server: () => runServerBench(),
 };
 
-const wanted = process.argv.slice(2);
+const args = process.argv.slice(2);
+const firstOption = args.findIndex((a) => a.startsWith('--'));
+const wanted = firstOption < 0 ? args : args.slice(0, firstOption);
+const options = firstOption < 0 ? [] : args.slice(firstOption);
+if (args.includes('--help')) {
+  console.log('usage: npm run bench -- [NAME...] [--quick] [--seconds N] [--runs N] [--only TUNNEL,...] [--json PATH]');
+  console.log(`  NAME: ${Object.keys(benches).join(', ')} (all when none is given)`);
+  console.log('  --quick: 3 s x 1 run for the tunnels, for development; --only: some of the tunnels (see bench/throughput.ts)');
+  process.exit(0);
+}
 for (const name of wanted) {
   if (!(name in benches)) {
     console.error(`bench: no benchmark named ${name}; have: ${Object.keys(benches).join(', ')}`);
@@ -24,5 +36,5 @@ for (const name of wanted) {
 for (const [name, run] of Object.entries(benches)) {
   if (wanted.length > 0 && !wanted.includes(name)) continue;
   console.log(`\n=== ${name} ===`);
-  await run();
+  await run(options);
 }
