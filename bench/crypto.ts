@@ -4,6 +4,7 @@
 import { type Aead, nobleAead } from '../crypto/aead.js';
 import { tai64n } from '../crypto/tai64n.js';
 import { type Dh, nobleDh } from '../crypto/x25519.js';
+import { createAddonAead } from '../src/runtime/addon-crypto.js';
 import { nodeAead, nodeDh } from '../src/runtime/node-crypto.js';
 import {
   consumeInitiation, consumeResponse, createIdentity, createInitiation, createPeerSecrets, createResponse,
@@ -69,9 +70,10 @@ function handshakeRates(dh: Dh, aead: Aead, label: string) {
 export function runCryptoBench(): void {
   const [nobleSeal, nobleOpen] = aeadRate(nobleAead, '@noble/ciphers');
   const [nodeSeal, nodeOpen] = aeadRate(nodeAead, 'node:crypto (OpenSSL)');
+  const [addonSeal, addonOpen] = aeadRate(createAddonAead(), 'addon (OpenSSL, in place)');
   const mb = PACKET / 1e6;
-  report(`ChaCha20-Poly1305 seal, ${PACKET}-byte packets, in place`, 'MB/s', nodeSeal, [nobleSeal], mb);
-  report(`ChaCha20-Poly1305 open, ${PACKET}-byte packets`, 'MB/s', nodeOpen, [nobleOpen], mb);
+  report(`ChaCha20-Poly1305 seal, ${PACKET}-byte packets, in place`, 'MB/s', nodeSeal, [nobleSeal, addonSeal], mb);
+  report(`ChaCha20-Poly1305 open, ${PACKET}-byte packets`, 'MB/s', nodeOpen, [nobleOpen, addonOpen], mb);
 
   const [nobleInit, nobleResp] = handshakeRates(nobleDh, nobleAead, 'Burrow on @noble');
   const [nodeInit, nodeResp] = handshakeRates(nodeDh, nodeAead, 'Burrow on node:crypto');

@@ -5,6 +5,7 @@
 //   node --expose-gc --import tsx bench/engine.ts
 import { type Aead, nobleAead } from '../crypto/aead.js';
 import { nobleDh } from '../crypto/x25519.js';
+import { createAddonAead } from '../src/runtime/addon-crypto.js';
 import { nodeAead } from '../src/runtime/node-crypto.js';
 import { Device, packetBufferSize } from '../tunnel/device.js';
 import { median, measure, type Rate, report } from './lib.js';
@@ -114,7 +115,7 @@ export function runEngineBench(parts: readonly ('data' | 'memory')[] = ['data', 
 
 function dataPath(): void {
   for (const size of [1420, 64]) {
-    for (const [aead, name] of [[nobleAead, '@noble'], [nodeAead, 'node:crypto']] as const) {
+    for (const [aead, name] of [[nobleAead, '@noble'], [nodeAead, 'node:crypto'], [createAddonAead(), 'addon']] as const) {
       const bareSeal = bareAead(aead, size, `bare ${name} seal`, 'seal');
       const enc = encapsulate(aead, size, `engine sendPacket (${name})`);
       report(`Encapsulate, ${size}-byte packets, one core`, 'pkt/s', bareSeal, [enc]);

@@ -13,6 +13,7 @@
 #include <net/if.h>
 #endif
 
+#include "aead.h"
 #include "process.h"
 #include "tun_fd.h"
 #include "udp_socket.h"
@@ -108,6 +109,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("formatAddress", Napi::Function::New(env, FormatAddress, "formatAddress"));
   exports.Set("parseAddress", Napi::Function::New(env, ParseAddress, "parseAddress"));
   exports.Set("ifNameToIndex", Napi::Function::New(env, IfNameToIndex, "ifNameToIndex"));
+  exports.Set("aeadSeal", Napi::Function::New(env, AeadSeal, "aeadSeal"));
+  exports.Set("aeadOpen", Napi::Function::New(env, AeadOpen, "aeadOpen"));
   exports.Set("hardenProcess", Napi::Function::New(env, HardenProcess, "hardenProcess"));
   return exports;
 }

@@ -57,6 +57,10 @@ export interface NativeAddon {
   formatAddress(bytes: Uint8Array): string;
   parseAddress(text: string, out: Uint8Array): 0 | 4 | 6;
   ifNameToIndex(name: string): number;
+  /** ChaCha20-Poly1305, WireGuard's nonce, in place (native/src/aead.cc): out = ciphertext || tag. */
+  aeadSeal(key: Uint8Array, counter: number, plaintext: Uint8Array, aad: Uint8Array, out: Uint8Array): void;
+  /** False, out undefined, when the tag does not verify. */
+  aeadOpen(key: Uint8Array, counter: number, sealed: Uint8Array, aad: Uint8Array, out: Uint8Array): boolean;
   /** No core dumps, not dumpable (native/src/process.cc). */
   hardenProcess(): void;
 }

@@ -12,7 +12,8 @@ import { DEFAULT_MTU, Device, type DeviceEvent, type Endpoint, type PeerUpdate }
 import { formatEndpoint } from '../../tunnel/endpoint.js';
 import { TRANSPORT_HEADER_LENGTH } from '../../tunnel/constants.js';
 import { sealedLength } from '../../tunnel/transport.js';
-import { nodeAead, nodeDh } from './node-crypto.js';
+import { createAddonAead } from './addon-crypto.js';
+import { nodeDh } from './node-crypto.js';
 import { PacketBatch, TunDevice } from './tun.js';
 import { UdpTransport } from './udp.js';
 
@@ -32,7 +33,10 @@ export interface TunnelOptions {
   /** Default DEFAULT_MTU. */
   mtu?: number | undefined;
   peers: readonly PeerSetup[];
-  /** Backends; node:crypto by default (measured faster, see bench/crypto.ts). */
+  /**
+   * Backends. AEAD: the addon's, on OpenSSL, by default (4x node:crypto's per packet,
+   * see bench/crypto.ts; the runtime needs the addon for its TUN anyway); X25519: node:crypto.
+   */
   aead?: Aead;
   dh?: Dh;
   /** A line for the log, for errors of the TUN device; and each engine event when `event` is not given. */
@@ -79,7 +83,7 @@ export class Tunnel {
       udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from), () => tunnel?.device.beginTurn());
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
-        { privateKey: o.privateKey ?? getRandomValues(new Uint8Array(32)), mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClock: Date.now },
+        { privateKey: o.privateKey ?? getRandomValues(new Uint8Array(32)), mtu, aead: o.aead ?? createAddonAead(), dh: o.dh ?? nodeDh, wallClock: Date.now },
         {
           send: (data, to) => udp!.send(data, to),
           write: (packet) => tunnel?.writePacket(packet),
