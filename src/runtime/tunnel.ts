@@ -2,7 +2,8 @@
 // addon), the UDP sockets, the clock and one timer armed for the engine's next deadline.
 //
 //   TUN --readBatch--> Device.sendPacket (sealed in place in the batch slot) --> UDP
-//   UDP --message----> Device.receiveDatagram (opened in place) --writePackets--> TUN
+//   UDP --message----> Device.receiveDatagram (opened in place in the UDP slot)
+//       --> queued as a view --writePackets, once per recvmmsg batch--> TUN
 //   one setTimeout --> Device.tick(now) --> re-armed for the deadline it returns
 
 import type { Aead } from '../../crypto/aead.js';
@@ -55,13 +56,20 @@ export interface TunnelOptions {
 }
 
 const BATCH = 64;
+/** Opened packets queued for one write to the TUN at most (a recvmmsg batch is 64). */
+const TUN_WRITE_BATCH = 64;
+const EMPTY = new Uint8Array(0);
 
 export class Tunnel {
   readonly device: Device;
   private timer: NodeJS.Timeout | undefined;
   private armedAt = Infinity;
   private stopped = false;
-  private readonly writeOne: Uint8Array[] = [new Uint8Array(0)];
+  /** Opened packets waiting for the TUN: views into the UDP receive slots, written per batch. */
+  private readonly toTun: Uint8Array[] = [];
+  private toTunCount = 0;
+  private toTunFlushScheduled = false;
+  private readonly flushToTun = (): void => this.writeQueued();
   private readonly batch: PacketBatch;
   private readonly clock: () => number;
 
@@ -80,7 +88,8 @@ export class Tunnel {
     let udp: UdpTransport | undefined;
     try {
       let tunnel: Tunnel | undefined;
-      udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from), () => tunnel?.device.beginTurn());
+      udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from), () => tunnel?.device.beginTurn(),
+        () => tunnel?.writeQueued());
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
         { privateKey: o.privateKey ?? getRandomValues(new Uint8Array(32)), mtu, aead: o.aead ?? createAddonAead(), dh: o.dh ?? nodeDh, wallClock: Date.now },
@@ -131,9 +140,30 @@ export class Tunnel {
     this.rearm();
   }
 
+  /**
+   * Queues an opened packet for the TUN. It is a view into a UDP receive slot, valid
+   * until the next recvmmsg: the UDP transport calls writeQueued() after each batch,
+   * before it reads the next; a microtask covers a packet written outside a batch.
+   */
   private writePacket(packet: Uint8Array): void {
-    this.writeOne[0] = packet;
-    this.tun.writePackets(this.writeOne, 0, 1);
+    if (this.toTunCount === TUN_WRITE_BATCH) this.writeQueued();
+    this.toTun[this.toTunCount++] = packet;
+    if (!this.toTunFlushScheduled) {
+      this.toTunFlushScheduled = true;
+      queueMicrotask(this.flushToTun);
+    }
+  }
+
+  /** Writes the queued packets to the TUN in one native call. */
+  private writeQueued(): void {
+    const n = this.toTunCount;
+    if (n === 0) return;
+    this.toTunCount = 0;
+    if (this.stopped) return;
+    // A TUN takes packets as fast as they come; one it would not take now is dropped,
+    // as a full queue drops it (the sender's TCP retransmits).
+    this.tun.writePackets(this.toTun, 0, n);
+    this.toTun.fill(EMPTY, 0, n); // no view keeps a slot's plaintext reachable
   }
 
   /** Runs due timers and arms the one timeout for the next deadline. */
@@ -154,6 +184,7 @@ export class Tunnel {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.toTunCount = 0;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.device.removeAllPeers(); // wipes every key
     this.udp.close();

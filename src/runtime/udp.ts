@@ -19,6 +19,11 @@ import { AddonError, loadAddon, type NativeAddon, type NativeUdpSocket } from '.
 export type DatagramHandler = (data: Uint8Array, from: Endpoint) => void;
 /** Called once before the datagrams of one readable event (one turn of the loop) are handled. */
 export type TurnHandler = () => void;
+/**
+ * Called after the datagrams of each recvmmsg batch were handled, before the next batch
+ * overwrites their slots: the views the handler was given are valid until then.
+ */
+export type BatchEndHandler = () => void;
 
 export class UdpError extends Error {
   override readonly name = 'UdpError';
@@ -244,6 +249,7 @@ export class UdpTransport {
 
   private constructor(
     pair: [NativeUdpSocket, NativeUdpSocket | undefined], private readonly handler: DatagramHandler, private readonly onTurn: TurnHandler | undefined,
+    private readonly onBatchEnd: BatchEndHandler | undefined,
   ) {
     for (let i = 0; i < RECV_BATCH; i++) this.recvViews.push(this.recvArena.subarray(i * RECV_SLOT, (i + 1) * RECV_SLOT));
     this.listenPort = pair[0].port;
@@ -252,13 +258,15 @@ export class UdpTransport {
 
   /**
    * Binds both families on `port` (0 = any free port, the same for both). `onTurn`, if
-   * given, is called before each readable event's datagrams (the engine's beginTurn).
+   * given, is called before each readable event's datagrams (the engine's beginTurn);
+   * `onBatchEnd` after each recvmmsg batch's (the tunnel writes the batch to its TUN).
    */
-  static async open(port: number, handler: DatagramHandler, onTurn?: TurnHandler): Promise<UdpTransport> {
+  static async open(port: number, handler: DatagramHandler, onTurn?: TurnHandler, onBatchEnd?: BatchEndHandler): Promise<UdpTransport> {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UdpError('ERR_UDP_PORT', `listen port must be 0 to 65535, got ${port}`);
     if (typeof handler !== 'function') throw new UdpError('ERR_UDP_HANDLER', 'the datagram handler must be a function');
     if (onTurn !== undefined && typeof onTurn !== 'function') throw new UdpError('ERR_UDP_HANDLER', 'the turn handler must be a function');
-    return new UdpTransport(UdpTransport.bindPair(port), handler, onTurn);
+    if (onBatchEnd !== undefined && typeof onBatchEnd !== 'function') throw new UdpError('ERR_UDP_HANDLER', 'the batch-end handler must be a function');
+    return new UdpTransport(UdpTransport.bindPair(port), handler, onTurn, onBatchEnd);
   }
 
   private static bindPair(port: number): [NativeUdpSocket, NativeUdpSocket | undefined] {
@@ -362,6 +370,7 @@ export class UdpTransport {
         const from = sock.family === 4 ? this.endpoint4(i) : this.endpoint6(i);
         this.handler(recvViews[i]!.subarray(0, length), from);
       }
+      this.onBatchEnd?.();
       if (n < RECV_BATCH) break;
     }
     if (!this.closed) {

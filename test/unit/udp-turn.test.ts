@@ -25,3 +25,42 @@ describe('UdpTransport turns', () => {
     }
   });
 });
+
+describe('UdpTransport batch ends', () => {
+  it('calls onBatchEnd after each recvmmsg batch, while the views it handed out still hold their datagrams', async () => {
+    const COUNT = 200; // more than three batches of 64, all queued before the receiver reads
+    const held: { view: Uint8Array; seq: number }[] = [];
+    const batches: number[] = [];
+    let intact = true;
+    let received = 0;
+    const udp = await UdpTransport.open(0, (data) => {
+      held.push({ view: data, seq: new DataView(data.buffer, data.byteOffset).getUint32(0) });
+      received++;
+    }, undefined, () => {
+      for (const h of held) if (new DataView(h.view.buffer, h.view.byteOffset).getUint32(0) !== h.seq) intact = false;
+      batches.push(held.length);
+      held.length = 0;
+    });
+    const sender = await UdpTransport.open(0, () => undefined);
+    try {
+      // send() flushes every 64 with one synchronous sendmmsg: all 200 are in the
+      // receiver's socket buffer before this turn of the loop ends.
+      const to = { host: '127.0.0.1', port: udp.port };
+      for (let i = 0; i < COUNT; i++) {
+        const d = new Uint8Array(64);
+        new DataView(d.buffer).setUint32(0, i);
+        sender.send(d, to);
+      }
+      const deadline = Date.now() + 5000;
+      while (received < COUNT && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(received).toBe(COUNT);
+      expect(intact).toBe(true);
+      expect(held).toHaveLength(0); // every batch was ended
+      expect(batches.reduce((a, b) => a + b, 0)).toBe(COUNT);
+      expect(Math.max(...batches)).toBeLessThanOrEqual(64);
+    } finally {
+      sender.close();
+      udp.close();
+    }
+  });
+});
