@@ -25,8 +25,10 @@ struct AddonData {
   Napi::FunctionReference tunFd;
 };
 
-// open(name) -> { handle: TunFd, name: string }: creates (or attaches to a persistent)
-// TUN interface `name`, IFF_TUN | IFF_NO_PI, non-blocking and close-on-exec. The name
+// open(name, vnetHdr) -> { handle: TunFd, name: string }: creates (or attaches to a
+// persistent) TUN interface `name`, IFF_TUN | IFF_NO_PI, and IFF_VNET_HDR when vnetHdr
+// is true (every packet then crosses with a virtio_net_hdr in front: what lets a write
+// carry a GRO-coalesced TCP super-packet), non-blocking and close-on-exec. The name
 // may be a template such as "burrow%d"; `name` in the result is the kernel's choice.
 Napi::Value Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -41,7 +43,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   struct ifreq ifr;
   std::memset(&ifr, 0, sizeof ifr);
   std::memcpy(ifr.ifr_name, name.data(), name.size());
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (info[1].ToBoolean().Value() ? IFF_VNET_HDR : 0);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
     ::close(fd);

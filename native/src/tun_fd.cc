@@ -18,6 +18,9 @@ namespace burrow {
 
 namespace {
 
+// struct virtio_net_hdr, the header in front of every packet with IFF_VNET_HDR.
+constexpr size_t kVnetHdr = 10;
+
 // True for errors that concern one packet being written, not the descriptor: the
 // kernel refused a malformed packet or had no memory for it. The batch goes on.
 bool IsPerPacketWriteError(int err) {
@@ -86,6 +89,7 @@ Napi::Function TunFd::Define(Napi::Env env) {
                          InstanceMethod<&TunFd::Unwatch>("unwatch"),
                          CloseMethod(),
                          InstanceMethod<&TunFd::Stats>("stats"),
+                         InstanceAccessor<&TunFd::VnetHdr>("vnetHdr"),
                      });
 }
 
@@ -100,8 +104,17 @@ TunFd::TunFd(const Napi::CallbackInfo& info)
   if ((flags & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
     ThrowErrno(env, errno, "fcntl F_SETFL O_NONBLOCK");
   }
+#ifdef __linux__
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof ifr);
+  if (ioctl(fd, TUNGETIFF, &ifr) == 0) vnetHdr_ = (ifr.ifr_flags & IFF_VNET_HDR) != 0;
+#endif
   // Only now is the fd ours: a constructor that throws leaves it to the caller.
   io_.Adopt(fd);
+}
+
+Napi::Value TunFd::VnetHdr(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), vnetHdr_);
 }
 
 // readBatch(arena, slotSize, headroom, lengths, max) -> number of packets read into
@@ -115,13 +128,18 @@ Napi::Value TunFd::ReadBatch(const Napi::CallbackInfo& info) {
   // A TUN read copies what fits and silently drops the rest of a longer packet. One
   // spare byte after the slot tells a packet that filled the slot exactly from one
   // that was cut short; a cut packet is dropped and counted, its slot reused.
+  // With IFF_VNET_HDR a virtio_net_hdr comes first: no offload is switched on
+  // (TUNSETOFFLOAD), so it never announces a GSO packet, and it is dropped.
   uint8_t spare;
-  struct iovec iov[2] = {{nullptr, room}, {&spare, 1}};
+  uint8_t hdr[kVnetHdr];
+  struct iovec iov[3] = {{hdr, kVnetHdr}, {nullptr, room}, {&spare, 1}};
+  struct iovec* first = vnetHdr_ ? iov : iov + 1;
+  int iovcnt = vnetHdr_ ? 3 : 2;
   uint32_t n = 0;
   uint32_t dropped = 0;  // bounds the call when every read is cut short
   while (n < max && dropped < max) {
-    iov[0].iov_base = a.base + size_t(n) * a.slotSize + a.headroom;
-    ssize_t got = ::readv(io_.fd(), iov, 2);
+    iov[1].iov_base = a.base + size_t(n) * a.slotSize + a.headroom;
+    ssize_t got = ::readv(io_.fd(), first, iovcnt);
     if (got < 0) {
       int err = errno;
       if (err == EINTR) continue;
@@ -130,6 +148,14 @@ Napi::Value TunFd::ReadBatch(const Napi::CallbackInfo& info) {
       ThrowErrno(env, err, "read");
     }
     if (got == 0) break;  // end of file: not a TUN, but an adopted fd may be anything
+    if (vnetHdr_) {
+      got -= ssize_t(kVnetHdr);
+      if (got <= 0 || hdr[1] != 0 /* gso_type NONE */) {
+        truncatedReads_++;
+        dropped++;
+        continue;
+      }
+    }
     if (size_t(got) > room) {
       truncatedReads_++;
       dropped++;
@@ -140,9 +166,12 @@ Napi::Value TunFd::ReadBatch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, n);
 }
 
-bool TunFd::WriteOne(Napi::Env env, const uint8_t* data, size_t len, bool first) {
+bool TunFd::WriteOne(Napi::Env env, const uint8_t* data, size_t len, bool first, const uint8_t* hdr) {
+  static const uint8_t kNoHdr[kVnetHdr] = {};
+  struct iovec iov[2] = {{const_cast<uint8_t*>(hdr != nullptr ? hdr : kNoHdr), kVnetHdr},
+                         {const_cast<uint8_t*>(data), len}};
   for (;;) {
-    ssize_t put = ::write(io_.fd(), data, len);
+    ssize_t put = vnetHdr_ ? ::writev(io_.fd(), iov, 2) : ::write(io_.fd(), data, len);
     if (put >= 0) return true;
     int err = errno;
     if (err == EINTR) continue;
@@ -180,7 +209,8 @@ Napi::Value TunFd::WriteBatch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, done);
 }
 
-// writePackets(packets: Uint8Array[], start, count) -> packets consumed.
+// writePackets(packets: Uint8Array[], start, count, headers?) -> packets consumed.
+// headers (IFF_VNET_HDR only): packet i's virtio_net_hdr at headers[10 i .. 10 i + 10].
 Napi::Value TunFd::WritePackets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray()) throw Napi::TypeError::New(env, "packets must be an array");
@@ -190,6 +220,14 @@ Napi::Value TunFd::WritePackets(const Napi::CallbackInfo& info) {
   if (uint64_t(start) + count > packets.Length()) {
     throw Napi::RangeError::New(env, "packets out of range");
   }
+  const uint8_t* headers = nullptr;
+  if (info.Length() > 3 && !info[3].IsUndefined()) {
+    if (!IsTypedArrayOf(info[3], napi_uint8_array)) throw Napi::TypeError::New(env, "headers must be a Uint8Array");
+    Napi::Uint8Array h = info[3].As<Napi::Uint8Array>();
+    if ((uint64_t(start) + count) * kVnetHdr > h.ByteLength()) throw Napi::RangeError::New(env, "headers out of range");
+    if (!vnetHdr_) throw Napi::Error::New(env, "headers need a TUN opened with IFF_VNET_HDR");
+    headers = h.Data();
+  }
   if (io_.fd() < 0) ThrowErrno(env, EBADF, "write");
   uint32_t done = 0;
   while (done < count) {
@@ -198,7 +236,8 @@ Napi::Value TunFd::WritePackets(const Napi::CallbackInfo& info) {
       throw Napi::TypeError::New(env, "every packet must be a Uint8Array");
     }
     Napi::Uint8Array p = v.As<Napi::Uint8Array>();
-    if (!WriteOne(env, p.Data(), p.ByteLength(), done == 0)) break;
+    const uint8_t* hdr = headers == nullptr ? nullptr : headers + size_t(start + done) * kVnetHdr;
+    if (!WriteOne(env, p.Data(), p.ByteLength(), done == 0, hdr)) break;
     done++;
   }
   return Napi::Number::New(env, done);

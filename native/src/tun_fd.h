@@ -28,13 +28,18 @@ class TunFd : public PolledWrap<TunFd> {
   Napi::Value Watch(const Napi::CallbackInfo& info);
   Napi::Value Unwatch(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value VnetHdr(const Napi::CallbackInfo& info);
 
   // Writes one packet. Returns true when the packet was consumed (written, or refused
   // by the kernel as malformed and counted), false when the batch must stop: EAGAIN,
   // or another error after earlier packets of the batch went out (it recurs on the
   // next call). Throws that error when the packet is the batch's `first`.
-  bool WriteOne(Napi::Env env, const uint8_t* data, size_t len, bool first);
+  // With IFF_VNET_HDR, `hdr` (kVnetHdr bytes, or null for none: a plain packet) goes
+  // in front of the packet.
+  bool WriteOne(Napi::Env env, const uint8_t* data, size_t len, bool first, const uint8_t* hdr = nullptr);
 
+  // IFF_VNET_HDR is on for this fd (read from the kernel when adopted).
+  bool vnetHdr_ = false;
   uint64_t truncatedReads_ = 0;
   uint64_t refusedWrites_ = 0;
   int lastRefusedErrno_ = 0;

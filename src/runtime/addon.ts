@@ -19,9 +19,11 @@ export interface NativeTunStats {
 
 export interface NativeTunFd {
   readonly fd: number;
+  /** IFF_VNET_HDR is on: every packet crosses with a 10-byte virtio_net_hdr (see gro.ts). */
+  readonly vnetHdr: boolean;
   readBatch(arena: Uint8Array, slotSize: number, headroom: number, lengths: Uint32Array, max: number): number;
   writeBatch(arena: Uint8Array, slotSize: number, headroom: number, lengths: Uint32Array, start: number, count: number): number;
-  writePackets(packets: readonly Uint8Array[], start: number, count: number): number;
+  writePackets(packets: readonly Uint8Array[], start: number, count: number, headers?: Uint8Array): number;
   watch(callback: (code?: string) => void): void;
   unwatch(): void;
   close(): void;
@@ -50,7 +52,7 @@ export interface NativeUdpSocket {
 
 export interface NativeAddon {
   TunFd: new (fd: number) => NativeTunFd;
-  open(name: string): { handle: NativeTunFd; name: string };
+  open(name: string, vnetHdr?: boolean): { handle: NativeTunFd; name: string };
   ifName(fd: number): string | undefined;
   setSocketMark(fd: number, mark: number): void;
   UdpSocket: new (family: 4 | 6, port: number, bufferBytes: number) => NativeUdpSocket;

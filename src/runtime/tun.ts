@@ -282,12 +282,12 @@ export class TunDevice {
    * non-blocking and close-on-exec. Needs root or CAP_NET_ADMIN, unless the interface
    * was made persistent for this user with `ip tuntap add … user`.
    */
-  static open(name: string): TunDevice {
+  static open(name: string, options: { vnetHdr?: boolean } = {}): TunDevice {
     checkInterfaceName(name);
     const addon = native();
     let opened: { handle: NativeTunFd; name: string };
     try {
-      opened = addon.open(name);
+      opened = addon.open(name, options.vnetHdr === true);
     } catch (cause) {
       const e = translate(cause, `opening TUN interface ${name}`);
       if (e.errno === 'EBUSY' || e.errno === 'EEXIST') {
@@ -338,6 +338,15 @@ export class TunDevice {
       throw e;
     }
     return new TunDevice(handle, kernelName ?? name ?? `fd${fd}`);
+  }
+
+  /**
+   * Opened with IFF_VNET_HDR (TunDevice.open's `vnetHdr`): reads strip the header, and
+   * writePackets may give one per packet, so that a write can carry a coalesced TCP
+   * super-packet (gro.ts).
+   */
+  get vnetHdr(): boolean {
+    return this.#handle?.vnetHdr ?? false;
   }
 
   /** The file descriptor, or -1 once closed. */
@@ -397,18 +406,23 @@ export class TunDevice {
 
   /**
    * Writes `packets[start]` .. `packets[start + count - 1]`, each one whole packet, in
-   * one native call; returns how many were consumed, as `writeBatch` does.
+   * one native call; returns how many were consumed, as `writeBatch` does. `headers`,
+   * on a vnetHdr device only: packet i's virtio_net_hdr at bytes 10 i .. 10 i + 10.
    */
-  writePackets(packets: readonly Uint8Array[], start = 0, count?: number): number {
+  writePackets(packets: readonly Uint8Array[], start = 0, count?: number, headers?: Uint8Array): number {
     if (!Array.isArray(packets)) throw argError('packets must be an array of Uint8Array');
     checkInteger(start, 'start', 0, packets.length);
     const n = checkInteger(count ?? packets.length - start, 'count', 0, packets.length - start);
     for (let i = start; i < start + n; i++) {
       if (!(packets[i] instanceof Uint8Array)) throw argError(`packets[${i}] must be a Uint8Array`);
     }
+    if (headers !== undefined) {
+      if (!(headers instanceof Uint8Array) || headers.length < (start + n) * 10) throw argError('headers must be a Uint8Array of 10 bytes per packet');
+      if (!this.vnetHdr) throw argError(`headers need a TUN opened with vnetHdr; ${this.name} was not`);
+    }
     const handle = this.#open('write');
     try {
-      return handle.writePackets(packets, start, n);
+      return handle.writePackets(packets, start, n, headers);
     } catch (cause) {
       throw translate(cause, `writing to ${this.name}`);
     }

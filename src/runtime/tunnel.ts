@@ -3,7 +3,7 @@
 //
 //   TUN --readBatch--> Device.sendPacket (sealed in place in the batch slot) --> UDP
 //   UDP --message----> Device.receiveDatagram (opened in place in the UDP slot)
-//       --> queued as a view --writePackets, once per recvmmsg batch--> TUN
+//       --> queued as a view --GRO (gro.ts), writePackets once per recvmmsg batch--> TUN
 //   one setTimeout --> Device.tick(now) --> re-armed for the deadline it returns
 
 import type { Aead } from '../../crypto/aead.js';
@@ -15,6 +15,7 @@ import { TRANSPORT_HEADER_LENGTH } from '../../tunnel/constants.js';
 import { sealedLength } from '../../tunnel/transport.js';
 import { createAddonAead } from './addon-crypto.js';
 import { nodeDh } from './node-crypto.js';
+import { Coalescer } from './gro.js';
 import { PacketBatch, TunDevice } from './tun.js';
 import { UdpTransport } from './udp.js';
 
@@ -44,6 +45,12 @@ export interface TunnelOptions {
   log?: (line: string) => void;
   /** Each handshake, timer and roaming event of the engine. */
   event?: (e: DeviceEvent) => void;
+  /**
+   * GRO on the TUN write (gro.ts): open the TUN with IFF_VNET_HDR and coalesce each
+   * batch's TCP segments. Default on, unless BURROW_TUN_GRO=0 (to compare, in bench/).
+   * An adopted TUN keeps the mode it was opened with.
+   */
+  gro?: boolean;
   /** Adopt this TUN instead of opening `ifname` (a descriptor handed in from outside). */
   tun?: TunDevice;
   /**
@@ -59,6 +66,8 @@ const BATCH = 64;
 /** Opened packets queued for one write to the TUN at most (a recvmmsg batch is 64). */
 const TUN_WRITE_BATCH = 64;
 const EMPTY = new Uint8Array(0);
+/** The longest opened packet GRO expects: a UDP receive slot (udp.ts); longer batches go out uncoalesced. */
+const MAX_DATAGRAM = 16384;
 
 export class Tunnel {
   readonly device: Device;
@@ -70,12 +79,15 @@ export class Tunnel {
   private toTunCount = 0;
   private toTunFlushScheduled = false;
   private readonly flushToTun = (): void => this.writeQueued();
+  /** Coalesces what goes to a vnetHdr TUN; undefined for a plain one. */
+  private readonly gro: Coalescer | undefined;
   private readonly batch: PacketBatch;
   private readonly clock: () => number;
 
   private constructor(readonly tun: TunDevice, readonly udp: UdpTransport, device: Device, readonly mtu: number, clock: () => number) {
     this.device = device;
     this.clock = clock;
+    this.gro = tun.vnetHdr ? new Coalescer(TUN_WRITE_BATCH, TUN_WRITE_BATCH * MAX_DATAGRAM) : undefined;
     this.batch = new PacketBatch({ capacity: BATCH, slotSize: Math.max(2048, sealedLength(mtu, mtu) + 64), headroom: TRANSPORT_HEADER_LENGTH });
   }
 
@@ -84,7 +96,7 @@ export class Tunnel {
     const log = o.log ?? (() => undefined);
     const event = o.event ?? ((e: DeviceEvent) => log(describeEvent(e)));
     const mtu = o.mtu ?? DEFAULT_MTU;
-    const tun = o.tun ?? TunDevice.open(o.ifname);
+    const tun = o.tun ?? TunDevice.open(o.ifname, { vnetHdr: o.gro ?? process.env.BURROW_TUN_GRO !== '0' });
     let udp: UdpTransport | undefined;
     try {
       let tunnel: Tunnel | undefined;
@@ -162,7 +174,14 @@ export class Tunnel {
     if (this.stopped) return;
     // A TUN takes packets as fast as they come; one it would not take now is dropped,
     // as a full queue drops it (the sender's TCP retransmits).
-    this.tun.writePackets(this.toTun, 0, n);
+    const gro = this.gro;
+    if (gro === undefined) {
+      this.tun.writePackets(this.toTun, 0, n);
+    } else {
+      const m = gro.coalesce(this.toTun, n);
+      this.tun.writePackets(gro.packets, 0, m, gro.headers);
+      gro.packets.fill(EMPTY, 0, m);
+    }
     this.toTun.fill(EMPTY, 0, n); // no view keeps a slot's plaintext reachable
   }
 
