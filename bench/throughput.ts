@@ -11,7 +11,8 @@
 // and the same as JSON (--json PATH; bench/out/throughput-TIMESTAMP.json by default).
 //   node --import tsx bench/throughput.ts [--seconds 10] [--runs 3] [--quick] [--only NAME,NAME]
 // --quick is 3 s x 1 run, for development. --only burrow,burrow-no-gro compares Burrow
-// with and without GRO on its TUN writes (BURROW_TUN_GRO=0) in one run. Needs root.
+// with and without GRO on its TUN writes (BURROW_TUN_GRO=0) in one run; burrow-no-gso
+// without UDP GSO (BURROW_UDP_GSO=0). Needs root.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -93,6 +94,7 @@ const TUNNELS: readonly Tunnel[] = [
   { name: 'boringtun', label: 'boringtun <-> itself', sides: ['boringtun', 'boringtun'], needs: ['boringtun'] },
   { name: 'burrow', label: 'Burrow <-> Burrow', sides: ['burrow', 'burrow'], needs: [] },
   { name: 'burrow-no-gro', label: 'Burrow <-> Burrow, GRO off', sides: ['burrow', 'burrow'], needs: [], env: { BURROW_TUN_GRO: '0' }, optional: true },
+  { name: 'burrow-no-gso', label: 'Burrow <-> Burrow, UDP GSO off', sides: ['burrow', 'burrow'], needs: [], env: { BURROW_UDP_GSO: '0' }, optional: true },
   { name: 'burrow-to-wg-go', label: 'Burrow sending to latest wg-go', sides: ['latest-wireguard-go', 'burrow'], needs: ['latest-wireguard-go'] },
   { name: 'wg-go-to-burrow', label: 'latest wg-go sending to Burrow', sides: ['burrow', 'latest-wireguard-go'], needs: ['latest-wireguard-go'] },
 ];

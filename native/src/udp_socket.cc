@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -18,6 +20,9 @@ namespace {
 
 constexpr uint32_t kAddrRecord = 24;
 constexpr uint32_t kMaxBatch = 1024;
+// UDP GSO (UDP_SEGMENT): at most this many datagrams, and bytes, in one send.
+constexpr uint32_t kGsoMaxSegments = 64;
+constexpr uint64_t kGsoMaxBytes = 65000;
 
 std::string ErrnoName(int err) {
   char name[64];
@@ -50,11 +55,16 @@ struct Scratch {
   std::vector<struct mmsghdr> msgs;
   std::vector<struct iovec> iovs;
   std::vector<struct sockaddr_in6> addrs;  // large enough for either family
+  std::vector<uint32_t> datagrams;         // datagrams carried by message k (GSO: several)
+  // One UDP_SEGMENT control message per message.
+  std::vector<std::array<uint8_t, CMSG_SPACE(sizeof(uint16_t))>> controls;
   void Ensure(size_t n) {
     if (msgs.size() < n) {
       msgs.resize(n);
       iovs.resize(n);
       addrs.resize(n);
+      datagrams.resize(n);
+      controls.resize(n);
     }
   }
 };
@@ -122,6 +132,7 @@ Napi::Function UdpSocket::Define(Napi::Env env) {
                          InstanceMethod<&UdpSocket::Watch>("watch"),
                          CloseMethod(),
                          InstanceMethod<&UdpSocket::Stats>("stats"),
+                         InstanceMethod<&UdpSocket::SetGso>("setGso"),
                      });
 }
 
@@ -245,31 +256,79 @@ Napi::Value UdpSocket::SendBatch(const Napi::CallbackInfo& info) {
   }
   if (io_.fd() < 0) ThrowErrno(env, EBADF, "sendmmsg");
   uint32_t done = 0;
+  const uint8_t* base = arena.Data();
+  const uint32_t* offs = offsets.Data();
+  const uint32_t* lens = lengths.Data();
+  const uint8_t* recs = addrs.Data();
   while (done < count) {
-    uint32_t n = count - done < kMaxBatch ? count - done : kMaxBatch;
-    scratch.Ensure(n);
-    for (uint32_t k = 0; k < n; k++) {
-      uint32_t i = start + done + k;
-      uint64_t off = offsets.Data()[i];
-      uint32_t len = lengths.Data()[i];
+    // Messages for up to kMaxBatch datagrams. With GSO, a run of datagrams that lie one
+    // after the other in the arena, go to the same address and have the same length
+    // (the last may be shorter) is one message with UDP_SEGMENT: the kernel cuts it.
+    uint32_t msgCount = 0;
+    uint32_t planned = 0;
+    uint32_t limit = count - done < kMaxBatch ? count - done : kMaxBatch;
+    scratch.Ensure(limit);
+    while (planned < limit) {
+      uint32_t i = start + done + planned;
+      uint64_t off = offs[i];
+      uint32_t len = lens[i];
       if (off + len > arena.ByteLength()) throw Napi::RangeError::New(env, "datagram out of the arena");
-      scratch.iovs[k].iov_base = arena.Data() + off;
-      scratch.iovs[k].iov_len = len;
+      uint32_t run = 1;
+      uint64_t bytes = len;
+      if (gso_ && len > 0) {
+        while (planned + run < limit && run < kGsoMaxSegments) {
+          uint32_t j = i + run;
+          uint32_t lj = lens[j];
+          if (offs[j] != off + bytes || lj == 0 || lj > len || bytes + lj > kGsoMaxBytes ||
+              offs[j] + uint64_t(lj) > arena.ByteLength() ||
+              std::memcmp(recs + size_t(j) * kAddrRecord, recs + size_t(i) * kAddrRecord, kAddrRecord) != 0) {
+            break;
+          }
+          bytes += lj;
+          run++;
+          if (lj < len) break;  // a shorter one ends the run
+        }
+      }
+      uint32_t k = msgCount++;
+      scratch.iovs[k].iov_base = const_cast<uint8_t*>(base) + off;
+      scratch.iovs[k].iov_len = size_t(bytes);
       struct msghdr& h = scratch.msgs[k].msg_hdr;
       std::memset(&h, 0, sizeof h);
-      h.msg_namelen = FromRecord(family_, addrs.Data() + size_t(i) * kAddrRecord, &scratch.addrs[k]);
+      h.msg_namelen = FromRecord(family_, recs + size_t(i) * kAddrRecord, &scratch.addrs[k]);
       h.msg_name = &scratch.addrs[k];
       h.msg_iov = &scratch.iovs[k];
       h.msg_iovlen = 1;
+      if (run > 1) {
+        h.msg_control = scratch.controls[k].data();
+        h.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+        struct cmsghdr* c = CMSG_FIRSTHDR(&h);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t segment = uint16_t(len);
+        std::memcpy(CMSG_DATA(c), &segment, sizeof segment);
+      }
+      scratch.datagrams[k] = run;
+      planned += run;
     }
-    int r = sendmmsg(io_.fd(), scratch.msgs.data(), n, MSG_DONTWAIT);
+    int r = sendmmsg(io_.fd(), scratch.msgs.data(), msgCount, MSG_DONTWAIT);
     if (r > 0) {
-      done += uint32_t(r);
+      for (int k = 0; k < r; k++) {
+        done += scratch.datagrams[k];
+        if (scratch.datagrams[k] > 1) gsoSends_++;
+      }
       continue;
     }
     int err = r == 0 ? EAGAIN : errno;
     if (err == EINTR) continue;
     if (err == EAGAIN || err == EWOULDBLOCK) break;
+    if (scratch.datagrams[0] > 1) {
+      // The kernel or the route refuses GSO (no UDP_SEGMENT before Linux 4.18, or a
+      // device without checksum offload: EIO): send one by one from now on.
+      gso_ = false;
+      lastSendErrno_ = err;
+      continue;
+    }
     // This datagram was refused (no route, a firewall, too long...): skip it.
     failedSends_++;
     lastSendErrno_ = err;
@@ -289,11 +348,19 @@ Napi::Value UdpSocket::Watch(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// setGso(on): use UDP GSO for runs of datagrams (the default), or send each alone.
+Napi::Value UdpSocket::SetGso(const Napi::CallbackInfo& info) {
+  gso_ = info[0].ToBoolean().Value();
+  return info.Env().Undefined();
+}
+
 Napi::Value UdpSocket::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("truncatedReceives", Napi::Number::New(env, double(truncatedReceives_)));
   o.Set("failedSends", Napi::Number::New(env, double(failedSends_)));
+  o.Set("gsoSends", Napi::Number::New(env, double(gsoSends_)));
+  o.Set("gso", Napi::Boolean::New(env, gso_));
   o.Set("lastSendError", lastSendErrno_ == 0 ? env.Undefined() : Napi::String::New(env, ErrnoName(lastSendErrno_)));
   return o;
 }

@@ -31,11 +31,15 @@ class UdpSocket : public PolledWrap<UdpSocket> {
   Napi::Value SendBatch(const Napi::CallbackInfo& info);
   Napi::Value Watch(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value SetGso(const Napi::CallbackInfo& info);
 
   int family_ = 4;
 
   uint64_t truncatedReceives_ = 0;
   uint64_t failedSends_ = 0;
+  // UDP GSO (UDP_SEGMENT) is used until the kernel refuses it once; sends made with it.
+  bool gso_ = true;
+  uint64_t gsoSends_ = 0;
   int lastSendErrno_ = 0;
 };
 

@@ -35,6 +35,9 @@ export interface NativeTunFd {
 export interface NativeUdpStats {
   truncatedReceives: number;
   failedSends: number;
+  /** Sends that carried several datagrams with UDP_SEGMENT; gso: still in use. */
+  gsoSends: number;
+  gso: boolean;
   lastSendError: string | undefined;
 }
 
@@ -46,6 +49,8 @@ export interface NativeUdpSocket {
   watch(callback: (events: number, code?: string) => void, events: number): void;
   close(): void;
   stats(): NativeUdpStats;
+  /** UDP GSO for runs of datagrams, on by default (off once the kernel refuses it). */
+  setGso(on: boolean): void;
 }
 
 // --- the module's exports (native/src/addon.cc) ----------------------------------------

@@ -11,7 +11,9 @@
 //     buffer as soon as send() returns) and one sendmmsg flushes the queue at the end of
 //     the event-loop turn, or as soon as FLUSH_AT datagrams are waiting. If the socket
 //     would block, the rest stays queued and is flushed when libuv says it is writable;
-//     a datagram that finds the queue full is dropped and counted.
+//     a datagram that finds the queue full is dropped and counted. A run of queued
+//     datagrams to one address, of one length (the last may be shorter), goes as one
+//     message with UDP_SEGMENT (UDP GSO): the kernel cuts it, one trip down its stack.
 
 import type { Endpoint } from '../../tunnel/endpoint.js';
 import { AddonError, loadAddon, type NativeAddon, type NativeUdpSocket } from './addon.js';
@@ -70,6 +72,8 @@ export interface UdpStats {
   failedSends: number;
   /** Datagrams received that were longer than a receive slot, dropped. */
   truncatedReceives: number;
+  /** Sends that carried a run of datagrams as one (UDP GSO, UDP_SEGMENT). */
+  gsoSends: number;
 }
 
 /** A parsed destination: the endpoint it was parsed from, the socket family and the address record for the addon. */
@@ -238,7 +242,7 @@ export class UdpTransport {
   private v6: Socket | undefined;
   private unroutable = 0;
   private droppedBefore = 0;
-  private nativeBefore = { failedSends: 0, truncatedReceives: 0 };
+  private nativeBefore = { failedSends: 0, truncatedReceives: 0, gsoSends: 0 };
   private readonly onReadable = (s: Socket): void => this.receive(s);
   private readonly flushAll = (): void => {
     this.flushScheduled = false;
@@ -295,6 +299,8 @@ export class UdpTransport {
 
   private attach([v4, v6]: [NativeUdpSocket, NativeUdpSocket | undefined]): void {
     try {
+      // BURROW_UDP_GSO=0 sends every datagram alone (to compare, in bench/).
+      if (process.env.BURROW_UDP_GSO === '0') for (const s of [v4, v6]) s?.setGso(false);
       this.v4 = new Socket(v4, 4, this.onReadable);
       this.v6 = v6 === undefined ? undefined : new Socket(v6, 6, this.onReadable);
     } catch (e) {
@@ -419,6 +425,7 @@ export class UdpTransport {
   stats(): UdpStats {
     let failedSends = this.nativeBefore.failedSends;
     let truncatedReceives = this.nativeBefore.truncatedReceives;
+    let gsoSends = this.nativeBefore.gsoSends;
     let droppedSends = this.droppedBefore;
     if (!this.closed) {
       for (const s of [this.v4, this.v6]) {
@@ -426,10 +433,11 @@ export class UdpTransport {
         const n = s.native.stats();
         failedSends += n.failedSends;
         truncatedReceives += n.truncatedReceives;
+        gsoSends += n.gsoSends;
         droppedSends += s.dropped;
       }
     }
-    return { droppedSends, unroutableSends: this.unroutable, failedSends, truncatedReceives };
+    return { droppedSends, unroutableSends: this.unroutable, failedSends, truncatedReceives, gsoSends };
   }
 
   private closeSockets(): void {
@@ -438,6 +446,7 @@ export class UdpTransport {
       const n = s.native.stats();
       this.nativeBefore.failedSends += n.failedSends;
       this.nativeBefore.truncatedReceives += n.truncatedReceives;
+      this.nativeBefore.gsoSends += n.gsoSends;
       s.close();
       this.droppedBefore += s.dropped;
     }

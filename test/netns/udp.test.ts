@@ -67,6 +67,26 @@ const scenarios = {
     return r;
   },
 
+  // A run of equal datagrams to one address, the last shorter (which ends the run, so
+  // the next short one is sent alone), then one to elsewhere: sent with UDP GSO, each
+  // arrives whole, where it was sent, in order.
+  async gso() {
+    const got = [];
+    const b = await UdpTransport.open(0, (data) => got.push({ first: data[0], last: data[data.length - 1], length: data.length }));
+    const c = await UdpTransport.open(0, (data) => got.push({ other: data.length }));
+    const a = await UdpTransport.open(0, () => undefined);
+    const to = { host: '127.0.0.1', port: b.port };
+    for (let i = 0; i < 10; i++) a.send(new Uint8Array(1000).fill(i), to);
+    a.send(new Uint8Array(300).fill(10), to);
+    a.send(new Uint8Array(300).fill(11), to);
+    a.send(new Uint8Array(1000).fill(12), { host: '127.0.0.1', port: c.port });
+    a.send(new Uint8Array(1000).fill(13), to);
+    await until(() => got.length >= 14);
+    const r = { got, stats: a.stats() };
+    a.close(); b.close(); c.close();
+    return r;
+  },
+
   // A datagram larger than a receive slot is dropped and counted; unroutable sends are counted.
   async limits() {
     const got = [];
@@ -144,7 +164,7 @@ describe.skipIf(requireHost(['ip']))('UdpTransport (batched native sockets), in 
     expect(r.back.map((g: Json) => g.text).sort()).toEqual(['mapped', 'one', 'three', 'two']);
     for (const g of r.back) expect(g.port).toBe(r.bPort);
     expect(r.sameEndpoint).toBe(true);
-    expect(r.stats).toEqual({ droppedSends: 0, unroutableSends: 0, failedSends: 0, truncatedReceives: 0 });
+    expect(r.stats).toEqual({ droppedSends: 0, unroutableSends: 0, failedSends: 0, truncatedReceives: 0, gsoSends: expect.any(Number) });
   });
 
   it('queues a burst beyond one sendmmsg, drops and counts what does not fit, and exits clean', async () => {
@@ -152,6 +172,20 @@ describe.skipIf(requireHost(['ip']))('UdpTransport (batched native sockets), in 
     expect(r.sizeOk).toBe(true);
     expect(r.received).toBeGreaterThan(1000);
     expect(r.received + r.stats.droppedSends).toBeLessThanOrEqual(r.total);
+    expect(r.stats.failedSends).toBe(0);
+  });
+
+  it('sends a run of datagrams with UDP GSO, each arriving whole and in order', async () => {
+    const r = await scenario('gso');
+    const toB = r.got.filter((g: Json) => g.other === undefined);
+    expect(toB).toEqual([
+      ...Array.from({ length: 10 }, (_, i) => ({ first: i, last: i, length: 1000 })),
+      { first: 10, last: 10, length: 300 },
+      { first: 11, last: 11, length: 300 },
+      { first: 13, last: 13, length: 1000 },
+    ]);
+    expect(r.got.filter((g: Json) => g.other !== undefined)).toEqual([{ other: 1000 }]);
+    expect(r.stats.gsoSends).toBe(1);
     expect(r.stats.failedSends).toBe(0);
   });
 
