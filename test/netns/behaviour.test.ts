@@ -79,15 +79,19 @@ describe.skipIf(skip).each(IMPLEMENTATIONS)('%s', (impl) => {
     pair = await suite.pair({ prefix: 'bh', mtu: 9000 });
   });
 
-  /** A test whose outcome goes to the table; `t` holds what it starts, undone at its end. */
-  const behaviour = (name: string, body: (t: NetnsScope) => Promise<void>, timeoutMs = 90_000): void => {
+  /**
+   * A test whose outcome goes to the table; `t` holds what it starts, undone at its end;
+   * `note` adds what it measured to its cell.
+   */
+  const behaviour = (name: string, body: (t: NetnsScope, note: (text: string) => void) => Promise<void>, timeoutMs = 90_000): void => {
     it(name, async () => {
       let ok = false;
+      const notes: string[] = [];
       try {
-        await withNetns(body);
+        await withNetns((t) => body(t, (text) => void notes.push(text)));
         ok = true;
       } finally {
-        table.record(name, impl, ok);
+        table.record(name, impl, ok, notes.join('; '));
       }
     }, timeoutMs);
   };
@@ -295,12 +299,12 @@ describe.skipIf(skip).each(IMPLEMENTATIONS)('%s', (impl) => {
     }
   });
 
-  behaviour('TCP (IPv4 inside) and UDP (IPv6 inside) iperf3 for 2 s', async (t) => {
+  behaviour('TCP (IPv4 inside) and UDP (IPv6 inside) iperf3 for 2 s', async (t, note) => {
     await tunnel(t, pair);
     const server = pair.b.spawn('iperf3', ['-s', '-p', '5201']);
     t.defer(() => stopChild(server));
     await until('iperf3 to listen', async () => (await pair.b.exec('ss', ['-Hltn', 'sport = :5201'])).includes('5201'));
-    const iperf = async (args: string[]): Promise<{ end: Record<string, { bytes: number; packets?: number; lost_percent?: number }> }> =>
+    const iperf = async (args: string[]): Promise<{ end: Record<string, { bytes: number; bits_per_second: number; packets?: number; lost_percent?: number }> }> =>
       JSON.parse(await pair.a.exec('iperf3', ['-p', '5201', '-t', '2', '-J', ...args], { timeoutMs: 60_000 })) as never;
     const tcp = await iperf(['-c', IN4.ref]);
     expect(tcp.end.sum_received!.bytes).toBeGreaterThan(0);
@@ -308,6 +312,7 @@ describe.skipIf(skip).each(IMPLEMENTATIONS)('%s', (impl) => {
     expect(udp.end.sum!.packets).toBeGreaterThan(0);
     // Loose: a datagram lost now and then on a busy machine is no fault of the tunnel.
     expect(udp.end.sum!.lost_percent).toBeLessThan(50);
+    note(`TCP ${(tcp.end.sum_received!.bits_per_second / 1e6).toFixed(0)} Mbit/s, UDP 10 Mbit/s lost ${udp.end.sum!.lost_percent!.toFixed(1)}%`);
   });
 
   behaviour('roaming to a new address and port follows authenticated packets only (replays and forgeries do not move it)', async (t) => {
@@ -439,7 +444,7 @@ describe.skipIf(skip).each(IMPLEMENTATIONS)('%s', (impl) => {
     expect(await ping(s, IN4.dut, { count: 2, wait: 2 })).toBe(2);
   });
 
-  behaviour('a routing loop (endpoint reachable only through its own tunnel): bounded bytes, no core pinned', async (t) => {
+  behaviour('a routing loop (endpoint reachable only through its own tunnel): bounded bytes, no core pinned', async (t, note) => {
     const [dutKeys, peer] = [keys(), keys()];
     const dut = await device(t, pair.a, impl, {
       privateKey: dutKeys.priv, listenPort: DUT_PORT, addresses: [`${IN4.dut}/24`],
@@ -457,6 +462,7 @@ describe.skipIf(skip).each(IMPLEMENTATIONS)('%s', (impl) => {
     // the daemon's own datagrams added by looping. A loop that feeds itself sends
     // megabytes a second; the pings and a few handshake initiations are about 2 KiB.
     const looped = link1.txBytes - link0.txBytes;
+    note(`${(looped / 1024).toFixed(1)} KiB routed into the tunnel, ${cpuS.toFixed(2)} s CPU in ${windowS.toFixed(1)} s`);
     expect(looped).toBeLessThan(64 * 1024);
     expect(cpuS).toBeLessThan(windowS / 2);
   });
