@@ -95,7 +95,9 @@ export type DropReason =
   | DecodeRefusal | HandshakeRefusal
   | 'unknown-index' | 'expired-keypair' | 'counter-limit' | 'replay' | 'bad-tag' | 'bad-ip' | 'source-not-allowed'
   | 'no-peer' | 'no-endpoint' | 'staged-full' | 'rate-limited' | 'cookie-sent' | 'bad-cookie' | 'unexpected-response'
-  | 'bad-peer-key' | 'handshake-budget';
+  | 'bad-peer-key' | 'handshake-budget'
+  /** The device has no private key: it neither sends nor answers handshakes, and drops what would need one. */
+  | 'no-identity';
 
 export type DeviceEvent =
   | { type: 'handshake-initiated'; peer: string; attempt: number }
@@ -116,7 +118,12 @@ export interface DeviceIo {
 }
 
 export interface DeviceOptions {
-  privateKey: Uint8Array;
+  /**
+   * The device's static private key. null, or all zeros, is a device without one, as the
+   * kernel and wireguard-go allow (`wg set IF private-key /dev/null`, or a `wg setconf`
+   * file without PrivateKey): it has no identity until a key is set.
+   */
+  privateKey: Uint8Array | null;
   /** Tunnel MTU: padding never goes past it. Default 1420. */
   mtu?: number;
   dh?: Dh;
@@ -184,9 +191,9 @@ export interface DeviceInspection {
   readonly stagedBytes: number;
 }
 
-/** Clamps a key in place, but leaves all zeros alone: that is "no key" to the control socket, as to wireguard-go. */
-function clampUnlessZero(key: Uint8Array): Uint8Array {
-  return key.some((x) => x !== 0) ? clamp(key) : key;
+/** A clamped copy of `key`, or undefined for null or all zeros: "no key", to the control socket as to the kernel. */
+function clampedOrNone(key: Uint8Array | null): Uint8Array | undefined {
+  return key !== null && key.some((x) => x !== 0) ? clamp(key.slice()) : undefined;
 }
 
 export class Device {
@@ -196,9 +203,11 @@ export class Device {
   private readonly io: DeviceIo;
   private readonly wallClock: (() => number) | undefined;
   private readonly wallClockAtZero: number;
-  private identity: Identity;
-  private ownName: string;
-  private cookieChecker: CookieChecker;
+  /** Undefined while the device has no private key. */
+  private identity: Identity | undefined;
+  /** Our public key as text; '' without an identity (no peer key encodes to it). */
+  private ownName = '';
+  private cookieChecker: CookieChecker | undefined;
   private readonly peersByKey = new Map<string, Peer>();
   private readonly indexTable: IndexTable;
   readonly allowedIps = new AllowedIps<Peer>();
@@ -233,18 +242,28 @@ export class Device {
     this.underLoadHandshakes = options.underLoadHandshakes ?? UNDER_LOAD_HANDSHAKES;
     this.handshakeWorkPerTurn = options.handshakeWorkPerTurn ?? HANDSHAKE_WORK_PER_TURN;
     if (!(this.handshakeWorkPerTurn >= WORK_MAC1)) throw new RangeError('handshakeWorkPerTurn: expected at least 1');
-    this.identity = createIdentity(this.b, clampUnlessZero(options.privateKey.slice()));
-    this.ownName = encodeKey(this.identity.publicKey);
-    this.cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
+    if (options.privateKey !== null && !(options.privateKey instanceof Uint8Array && options.privateKey.length === 32)) {
+      throw new RangeError('privateKey: expected 32 bytes or null');
+    }
+    this.adoptIdentity(clampedOrNone(options.privateKey));
   }
 
+  /** Our public key; all zeros while the device has no private key (see hasIdentity). */
   get publicKey(): Uint8Array {
-    return this.identity.publicKey;
+    return this.identity?.publicKey ?? new Uint8Array(32);
   }
 
-  /** A copy of the private key, clamped (for the control socket's `get`); never logged. */
+  /** False while the device has no private key: it then sends and answers no handshake. */
+  get hasIdentity(): boolean {
+    return this.identity !== undefined;
+  }
+
+  /**
+   * A copy of the private key, clamped (for the control socket's `get`), all zeros when
+   * the device has none, as the control socket writes "no key"; never logged.
+   */
   get privateKey(): Uint8Array {
-    return this.identity.privateKey.slice();
+    return this.identity?.privateKey.slice() ?? new Uint8Array(32);
   }
 
   /**
@@ -252,18 +271,25 @@ export class Device {
    * The key is kept clamped (RFC 7748 §5), as the kernel and wireguard-go keep it, so
    * `wg show private-key` reads back the clamped form.
    */
-  setPrivateKey(privateKey: Uint8Array): void {
-    this.identity.privateKey.fill(0);
-    this.identity = createIdentity(this.b, clampUnlessZero(privateKey.slice()));
-    this.ownName = encodeKey(this.identity.publicKey);
-    this.cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
+  setPrivateKey(privateKey: Uint8Array | null): void {
+    if (privateKey !== null && !(privateKey instanceof Uint8Array && privateKey.length === 32)) throw new RangeError('privateKey: expected 32 bytes or null');
+    this.identity?.privateKey.fill(0);
+    this.adoptIdentity(clampedOrNone(privateKey));
     // As the kernel: a peer whose key is now our own is removed.
-    const self = this.peersByKey.get(this.ownName);
-    if (self !== undefined) this.removePeer(this.identity.publicKey);
+    if (this.identity !== undefined && this.peersByKey.has(this.ownName)) this.removePeer(this.identity.publicKey);
+    // Every session ends; the static-static DH is derived again with the new key on the
+    // next handshake (a peer for which it is now zero is refused then, as 'bad-peer-key').
     for (const peer of this.peersByKey.values()) {
       this.zeroKeys(peer);
       peer.resetSecrets();
     }
+  }
+
+  /** Takes `clamped` (owned from here on) as the identity, or none. */
+  private adoptIdentity(clamped: Uint8Array | undefined): void {
+    this.identity = clamped === undefined ? undefined : createIdentity(this.b, clamped);
+    this.ownName = this.identity === undefined ? '' : encodeKey(this.identity.publicKey);
+    this.cookieChecker = this.identity === undefined ? undefined : new CookieChecker(this.identity.publicKey, this.random);
   }
 
   // --- Configuration -------------------------------------------------------------
@@ -413,7 +439,10 @@ export class Device {
     if (m.type !== MESSAGE_INITIATION && m.type !== MESSAGE_RESPONSE) return;
     const macOffset = m.type === MESSAGE_INITIATION ? INITIATION_MAC1_OFFSET : RESPONSE_MAC1_OFFSET;
     this.turnWork += WORK_MAC1;
-    if (!verifyMac1(data, macOffset, this.identity.mac1Key)) return this.drop('bad-mac1');
+    // No identity: no handshake of ours is pending, so no response reaches here either.
+    const identity = this.identity;
+    if (identity === undefined || this.cookieChecker === undefined) return this.drop('no-identity');
+    if (!verifyMac1(data, macOffset, identity.mac1Key)) return this.drop('bad-mac1');
     this.noteHandshake(now);
     if (this.isUnderLoad(now)) {
       const source = this.sourceBytes(from);
@@ -425,8 +454,8 @@ export class Device {
       if (!this.rateLimiter.allow(from.host, now)) return this.drop('rate-limited');
     }
     this.turnWork += WORK_HANDSHAKE;
-    if (m.type === MESSAGE_INITIATION) this.receiveInitiation(m, from, now);
-    else if (m.type === MESSAGE_RESPONSE) this.receiveResponse(m, from, now);
+    if (m.type === MESSAGE_INITIATION) this.receiveInitiation(identity, m, from, now);
+    else if (m.type === MESSAGE_RESPONSE) this.receiveResponse(identity, m, from, now);
   }
 
   // --- Input: time -------------------------------------------------------------------
@@ -479,12 +508,12 @@ export class Device {
     this.io.write(plaintext.subarray(0, ip.length));
   }
 
-  private receiveInitiation(m: Initiation, from: Endpoint, now: number): void {
+  private receiveInitiation(identity: Identity, m: Initiation, from: Endpoint, now: number): void {
     let lowOrder = false;
-    const consumed = consumeInitiation(this.b, this.identity, m, now, (remoteStatic) => {
+    const consumed = consumeInitiation(this.b, identity, m, now, (remoteStatic) => {
       const peer = this.peersByKey.get(encodeKey(remoteStatic));
       if (peer === undefined) return undefined;
-      const secrets = peer.secretsFor(this.b, this.identity);
+      const secrets = peer.secretsFor(this.b, identity);
       if (secrets === null) {
         lowOrder = true;
         return undefined;
@@ -514,16 +543,16 @@ export class Device {
     this.reschedule(peer);
   }
 
-  private receiveResponse(m: Response, from: Endpoint, now: number): void {
+  private receiveResponse(identity: Identity, m: Response, from: Endpoint, now: number): void {
     const entry = this.indexTable.get(m.receiverIndex);
     const peer = entry?.peer;
     const hs = peer?.handshake;
     if (peer === undefined || entry!.keypair !== undefined || hs?.kind !== 'initiation-sent' || hs.localIndex !== m.receiverIndex) {
       return this.drop('unexpected-response');
     }
-    const secrets = peer.secretsFor(this.b, this.identity);
+    const secrets = peer.secretsFor(this.b, identity);
     if (secrets === null) return this.drop('bad-peer-key');
-    const keys = consumeResponse(this.b, this.identity, secrets, hs.initiator, m);
+    const keys = consumeResponse(this.b, identity, secrets, hs.initiator, m);
     if (typeof keys === 'string') return this.drop(keys);
 
     peer.handshake = noHandshake();
@@ -605,7 +634,13 @@ export class Device {
   private initiateHandshake(peer: Peer, now: number, isRetry: boolean): void {
     if (!isRetry) peer.timers.handshakeAttempts = 0;
     if (now - peer.lastSentHandshake < REKEY_TIMEOUT) return;
-    const secrets = peer.secretsFor(this.b, this.identity);
+    const identity = this.identity;
+    if (identity === undefined) {
+      // No key, no handshake: what waited for one (a keepalive, say) is dropped.
+      for (let i = Math.max(1, this.dropStaged(peer)); i > 0; i--) this.drop('no-identity');
+      return;
+    }
+    const secrets = peer.secretsFor(this.b, identity);
     if (secrets === null) return this.drop('bad-peer-key');
     peer.lastSentHandshake = now;
     this.clearHandshake(peer);
@@ -614,7 +649,7 @@ export class Device {
     // replay: a wall clock stepped back (NTP) must not lock the peer out until it catches up.
     const wall = Math.max(this.wallAt(now), peer.lastInitiationWall + TIMESTAMP_STEP);
     peer.lastInitiationWall = wall;
-    const init = createInitiation(this.b, this.identity, secrets, localIndex, this.b.dh.generatePrivateKey(this.random),
+    const init = createInitiation(this.b, identity, secrets, localIndex, this.b.dh.generatePrivateKey(this.random),
       tai64nFromMillis(wall), peer.cookies.current(now));
     if (init === null) {
       this.indexTable.free(peer, localIndex);

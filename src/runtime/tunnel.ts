@@ -7,7 +7,6 @@
 
 import type { Aead } from '../../crypto/aead.js';
 import type { Dh } from '../../crypto/x25519.js';
-import { getRandomValues } from 'node:crypto';
 import { DEFAULT_MTU, Device, type DeviceEvent, type Endpoint, type PeerUpdate } from '../../tunnel/device.js';
 import { formatEndpoint } from '../../tunnel/endpoint.js';
 import { TRANSPORT_HEADER_LENGTH } from '../../tunnel/constants.js';
@@ -24,7 +23,7 @@ export interface TunnelOptions {
   ifname: string;
   /**
    * null: a device that has no key of its own yet (burrow-go, before `wg setconf` gives
-   * it one). It starts with a random key that no peer knows, so it completes no handshake.
+   * it one), as wireguard-go starts: it sends and answers no handshake until it has one.
    */
   privateKey: Uint8Array | null;
   listenPort: number;
@@ -79,7 +78,7 @@ export class Tunnel {
       udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from), () => tunnel?.device.beginTurn());
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
-        { privateKey: o.privateKey ?? getRandomValues(new Uint8Array(32)), mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClock: Date.now },
+        { privateKey: o.privateKey, mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClock: Date.now },
         {
           send: (data, to) => udp!.send(data, to),
           write: (packet) => tunnel?.writePacket(packet),

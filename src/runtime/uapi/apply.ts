@@ -23,14 +23,14 @@ import type { UapiDeviceState, UapiPeerSet, UapiSetRequest } from './protocol.js
 
 /** What the control socket needs of the engine. `Device` has exactly these. */
 export interface UapiDeviceControl {
-  /** The device's public key. */
+  /** The device's public key; all zeros while it has no private key. */
   readonly publicKey: Uint8Array;
-  /** A copy of the private key (for `get`); never logged. */
+  /** A copy of the private key (for `get`), all zeros when there is none; never logged. */
   readonly privateKey: Uint8Array;
   readonly peerCount: number;
   hasPeer(publicKey: Uint8Array): boolean;
   peerStatus(now: number): PeerStatus[];
-  /** Changes the key; a peer with the new public key goes away. */
+  /** Changes the key (all zeros: none); a peer with the new public key goes away. */
   setPrivateKey(privateKey: Uint8Array): void;
   /** Adds or updates a peer; false for the device's own key. Throws only on what the plan checked. */
   setPeer(publicKey: Uint8Array, update: PeerUpdate): boolean;
@@ -93,13 +93,18 @@ export function planPeers(request: UapiSetRequest, device: UapiDeviceControl): P
   const decided = new Map<string, boolean>();
   let count = request.replacePeers ? 0 : device.peerCount;
   const present = (name: string, key: Uint8Array): boolean => decided.get(name) ?? (!request.replacePeers && device.hasPeer(key));
-  let own = encodeKey(device.publicKey);
+  // Our own key as text; '' for a device without one (no peer key encodes to it).
+  let own = device.publicKey.some((b) => b !== 0) ? encodeKey(device.publicKey) : '';
   if (request.privateKey !== undefined) {
-    // As the engine does: a peer with the device's new public key goes away.
-    const ownKey = publicKeyOf(request.privateKey);
-    own = encodeKey(ownKey);
-    if (present(own, ownKey)) count--;
-    decided.set(own, false);
+    own = '';
+    // As the engine does: a peer with the device's new public key goes away. All zeros
+    // removes the key, and there is no such peer then.
+    if (request.privateKey.some((b) => b !== 0)) {
+      const ownKey = publicKeyOf(request.privateKey);
+      own = encodeKey(ownKey);
+      if (present(own, ownKey)) count--;
+      decided.set(own, false);
+    }
   }
   const actions = request.peers.map((p: UapiPeerSet): PeerAction => {
     const name = encodeKey(p.publicKey);
