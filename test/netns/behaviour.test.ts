@@ -27,7 +27,7 @@ import { type Netns, type NetnsScope, netnsSuite, type Pair, run, stopChild, wai
 import { requireHost } from '../support/privileges.js';
 import { formatEndpoint, requirePeer } from '../support/wireguard-go.js';
 import { type Device, type DeviceOptions, type Implementation, IMPLEMENTATIONS, startDevice } from './behaviour/device.js';
-import { captureUdp, ping, pingUntilAnswered, sendDatagrams, until } from './behaviour/net.js';
+import { captureUdp, nftCounter, ping, pingUntilAnswered, sendDatagrams, until } from './behaviour/net.js';
 import { BehaviourTable } from './behaviour/table.js';
 
 const skip = requireHost(['ip', 'wg', 'wireguard-go', 'iperf3', 'nft', 'tcpdump', 'ss']) || requirePeer('debian-wireguard-go');
@@ -175,7 +175,7 @@ describe.skipIf(skip).each(IMPLEMENTATIONS)('%s', (impl) => {
     expect((await tun.ref.peer(tun.dutKeys.pub)).endpoint).toBe(formatEndpoint(kernels[6], DUT_PORT));
   });
 
-  behaviour('3. a device without a private key: setconf and /dev/null accepted, (none), silent until a key is set', async (t) => {
+  behaviour('3. a device without a private key: setconf and /dev/null accepted, (none), silent until a key is set', async (t, note) => {
     const [dutKeys, refKeys] = [keys(), keys()];
     const ref = await device(t, pair.b, REFERENCE, {
       privateKey: refKeys.priv,
@@ -191,30 +191,21 @@ describe.skipIf(skip).each(IMPLEMENTATIONS)('%s', (impl) => {
     await dut.wg(['setconf', dut.ifname, conf]);
     const privateKey = async (): Promise<string> => (await dut.wg(['show', dut.ifname, 'private-key'])).trim();
     expect(await privateKey()).toBe('(none)');
-    // Handshake responses (92 bytes, a UDP length of 100) from the device's port that reach the reference's host.
-    const nftTable = `bhk${process.pid}`;
-    await pair.b.exec('nft', ['-f', '-'], {
-      input: `table ip ${nftTable} {
-        counter responses { }
-        chain input {
-          type filter hook input priority 0; policy accept;
-          ip saddr ${pair.aAddr4} udp sport ${DUT_PORT} udp length ${RESPONSE_BYTES + 8} counter name responses
-        }
-      }\n`,
-    });
-    t.defer(() => pair.b.exec('nft', ['delete', 'table', 'ip', nftTable]).then(() => undefined));
-    const responses = async (): Promise<number> => {
-      const out = JSON.parse(await pair.b.exec('nft', ['-j', 'list', 'counter', 'ip', nftTable, 'responses'])) as { nftables: { counter?: { packets: number } }[] };
-      return out.nftables.find((x) => x.counter !== undefined)!.counter!.packets;
-    };
+    // Handshake responses and initiations from the device's port that reach the reference's host.
+    const fromDut = `ip saddr ${pair.aAddr4} udp sport ${DUT_PORT}`;
+    const responses = await nftCounter(pair.b, 'input', `${fromDut} udp length ${RESPONSE_BYTES + 8}`);
+    t.defer(() => responses.remove());
+    const initiations = await nftCounter(pair.b, 'input', `${fromDut} udp length ${INITIATION_BYTES + 8}`);
+    t.defer(() => initiations.remove());
     const handshake = async (): Promise<number> => (await ref.peer(dutKeys.pub)).latestHandshake;
-    // No session either way, and no answer to the reference's initiations. (Whether a
-    // keyless device sends initiations is not checked: the kernel sends none, but both
-    // Debian's and the latest wireguard-go send one made with an all-zero key.)
+    // No session either way, and no answer to the reference's initiations. Whether a
+    // keyless device sends initiations is noted, not checked: the kernel sends none, but
+    // Debian's and the latest wireguard-go send one made with an all-zero key.
     expect(await ping(pair.a, IN4.ref, { count: 2, wait: 1 })).toBe(0);
     expect(await ping(pair.b, IN4.dut, { count: 2, wait: 1 })).toBe(0);
-    expect(await responses()).toBe(0);
+    expect(await responses.packets()).toBe(0);
     expect(await handshake()).toBe(0);
+    note(`${await initiations.packets()} initiations sent while keyless`);
 
     await dut.setPrivateKey(dutKeys.priv);
     expect((await dut.wg(['show', dut.ifname, 'public-key'])).trim()).toBe(dutKeys.pub);
@@ -222,9 +213,9 @@ describe.skipIf(skip).each(IMPLEMENTATIONS)('%s', (impl) => {
 
     await dut.wg(['set', dut.ifname, 'private-key', '/dev/null']);
     expect(await privateKey()).toBe('(none)');
-    const [responsesBefore, handshakeBefore] = [await responses(), await handshake()];
+    const [responsesBefore, handshakeBefore] = [await responses.packets(), await handshake()];
     expect(await ping(pair.a, IN4.ref, { count: 2, wait: 1 })).toBe(0);
-    expect(await responses()).toBe(responsesBefore);
+    expect(await responses.packets()).toBe(responsesBefore);
     expect(await handshake()).toBe(handshakeBefore);
   });
 
@@ -384,6 +375,58 @@ describe.skipIf(skip).each(IMPLEMENTATIONS)('%s', (impl) => {
     // once, well before a stale session would time out (Keepalive-Timeout + Rekey-Timeout, 15 s).
     expect(await ping(pair.a, IN4.ref, { count: 1, wait: 4 })).toBe(1);
     expect((await tun.ref.peer(fresh.pub)).latestHandshake).toBeGreaterThan(0);
+  });
+
+  behaviour('wg addconf adds a peer; wg syncconf removes it and leaves the unchanged peer its session', async (t) => {
+    const tun = await tunnel(t, pair);
+    expect(await ping(pair.a, IN4.ref)).toBe(3);
+    const handshake = (await tun.ref.peer(tun.dutKeys.pub)).latestHandshake;
+    const extra = keys();
+    const dir = configDir(t);
+    await tun.dut.wg(['addconf', tun.dut.ifname, writeConf(dir, 'add', ['[Peer]', `PublicKey = ${extra.pub}`, 'AllowedIPs = 198.18.0.0/15'])]);
+    expect((await tun.dut.show()).peers.map((x) => [x.publicKey, x.allowedIPs])).toEqual([
+      [tun.refKeys.pub, [`${IN4.ref}/32`, `${IN6.ref}/128`]],
+      [extra.pub, ['198.18.0.0/15']],
+    ]);
+    await tun.dut.wg(['syncconf', tun.dut.ifname, writeConf(dir, 'sync', [
+      '[Interface]', `PrivateKey = ${tun.dutKeys.priv}`, `ListenPort = ${DUT_PORT}`, '',
+      '[Peer]', `PublicKey = ${tun.refKeys.pub}`, `Endpoint = ${formatEndpoint(pair.bAddr4, REF_PORT)}`, `AllowedIPs = ${IN4.ref}/32, ${IN6.ref}/128`,
+    ])]);
+    expect((await tun.dut.show()).peers.map((x) => x.publicKey)).toEqual([tun.refKeys.pub]);
+    // The same key and peer: the session goes on, with no new handshake.
+    expect(await ping(pair.a, IN4.ref)).toBe(3);
+    expect((await tun.ref.peer(tun.dutKeys.pub)).latestHandshake).toBe(handshake);
+  });
+
+  behaviour('fwmark: set and shown with wg, carried by every outer datagram, and off again', async (t) => {
+    const tun = await tunnel(t, pair);
+    const marked = await nftCounter(pair.a, 'output', `meta mark 0x00001234 udp dport ${REF_PORT}`);
+    t.defer(() => marked.remove());
+    const all = await nftCounter(pair.a, 'output', `udp dport ${REF_PORT}`);
+    t.defer(() => all.remove());
+    await tun.dut.wg(['set', tun.dut.ifname, 'fwmark', '0x1234']);
+    expect((await tun.dut.wg(['show', tun.dut.ifname, 'fwmark'])).trim()).toBe('0x1234');
+    expect(await ping(pair.a, IN4.ref)).toBe(3);
+    const sent = await all.packets();
+    expect(sent).toBeGreaterThanOrEqual(4); // the initiation and three pings at least
+    expect(await marked.packets()).toBe(sent);
+    await tun.dut.wg(['set', tun.dut.ifname, 'fwmark', '0']);
+    expect((await tun.dut.wg(['show', tun.dut.ifname, 'fwmark'])).trim()).toBe('off');
+    expect(await ping(pair.a, IN4.ref)).toBe(3);
+    expect(await all.packets()).toBeGreaterThanOrEqual(sent + 3);
+    expect(await marked.packets()).toBe(sent);
+  });
+
+  behaviour('a peer with a low-order public key is accepted, and never sent a handshake', async (t) => {
+    // A point of order 8 on Curve25519: every X25519 result with it is all zeros.
+    const lowOrder = Buffer.from('e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800', 'hex').toString('base64');
+    const dut = await device(t, pair.a, impl, { privateKey: keys().priv, listenPort: DUT_PORT, addresses: [`${IN4.dut}/24`] });
+    await dut.setPeer({ publicKey: lowOrder, endpoint: formatEndpoint(pair.bAddr4, REF_PORT), allowedIPs: [`${IN4.ref}/32`] });
+    expect((await dut.show()).peers.map((x) => [x.publicKey, x.endpoint])).toEqual([[lowOrder, formatEndpoint(pair.bAddr4, REF_PORT)]]);
+    const sent = await nftCounter(pair.a, 'output', `ip daddr ${pair.bAddr4} udp dport ${REF_PORT}`);
+    t.defer(() => sent.remove());
+    expect(await ping(pair.a, IN4.ref, { count: 2, wait: 1 })).toBe(0);
+    expect(await sent.packets()).toBe(0);
   });
 
   behaviour('a tunnel routed through another tunnel', async (t) => {

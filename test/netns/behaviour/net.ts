@@ -98,3 +98,32 @@ export async function sendDatagrams(ns: Netns, from: [string, number], to: [stri
   const hex = datagrams.map((d) => Buffer.from(d).toString('hex'));
   await ns.exec(process.execPath, ['-e', code, from[0], String(from[1]), to[0], String(to[1]), ...hex]);
 }
+
+/**
+ * A named nftables counter in `ns` for the packets `match` selects at `hook` (input or
+ * output), in a table of its own that the returned scope-style cleanup deletes. Reads the
+ * packet count.
+ */
+export async function nftCounter(ns: Netns, hook: 'input' | 'output', match: string): Promise<{ packets(): Promise<number>; remove(): Promise<void> }> {
+  nftTables += 1;
+  const table = `bh${process.pid}n${nftTables}`;
+  await ns.exec('nft', ['-f', '-'], {
+    input: `table inet ${table} {
+      counter seen { }
+      chain watch {
+        type filter hook ${hook} priority 0; policy accept;
+        ${match} counter name seen
+      }
+    }\n`,
+  });
+  return {
+    async packets() {
+      const out = JSON.parse(await ns.exec('nft', ['-j', 'list', 'counter', 'inet', table, 'seen'])) as { nftables: { counter?: { packets: number } }[] };
+      return out.nftables.find((x) => x.counter !== undefined)!.counter!.packets;
+    },
+    async remove() {
+      await ns.exec('nft', ['delete', 'table', 'inet', table]);
+    },
+  };
+}
+let nftTables = 0;
