@@ -38,7 +38,7 @@ import { utf8Encode } from '../crypto/utf8.js';
 import { clamp, type Dh, nobleDh } from '../crypto/x25519.js';
 import { AllowedIps } from './allowedips.js';
 import {
-  DEFAULT_MTU, KEEPALIVE_TIMEOUT, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
+  DEFAULT_MTU, KEEPALIVE_TIMEOUT, MAX_CONTENT_LENGTH, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
   REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT, TRANSPORT_HEADER_LENGTH,
   TRANSPORT_MIN_LENGTH,
 } from './constants.js';
@@ -97,7 +97,9 @@ export type DropReason =
   | 'no-peer' | 'no-endpoint' | 'staged-full' | 'rate-limited' | 'cookie-sent' | 'bad-cookie' | 'unexpected-response'
   | 'bad-peer-key' | 'handshake-budget'
   /** The device has no private key: it neither sends nor answers handshakes, and drops what would need one. */
-  | 'no-identity';
+  | 'no-identity'
+  /** A packet from the tunnel interface longer than MAX_CONTENT_LENGTH. */
+  | 'too-large';
 
 export type DeviceEvent =
   | { type: 'handshake-initiated'; peer: string; attempt: number }
@@ -191,13 +193,23 @@ export interface DeviceInspection {
   readonly stagedBytes: number;
 }
 
+/** Tunnel MTUs a device takes: Linux's smallest (ETH_MIN_MTU) to the largest IP packet. */
+export const MIN_MTU = 68;
+export const MAX_MTU = 65535;
+
+function checkMtu(mtu: number): number {
+  if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) throw new RangeError(`mtu: expected ${MIN_MTU} to ${MAX_MTU}, got ${mtu}`);
+  return mtu;
+}
+
 /** A clamped copy of `key`, or undefined for null or all zeros: "no key", to the control socket as to the kernel. */
 function clampedOrNone(key: Uint8Array | null): Uint8Array | undefined {
   return key !== null && key.some((x) => x !== 0) ? clamp(key.slice()) : undefined;
 }
 
 export class Device {
-  readonly mtu: number;
+  /** The tunnel interface's MTU, which padding never goes past (setMtu follows the interface). */
+  mtu: number;
   private readonly b: Backends;
   private readonly random: RandomSource;
   private readonly io: DeviceIo;
@@ -233,8 +245,7 @@ export class Device {
     this.b = { dh: options.dh ?? nobleDh, aead: options.aead ?? nobleAead };
     this.random = options.random ?? systemRandom;
     this.indexTable = new IndexTable(this.random);
-    this.mtu = options.mtu ?? DEFAULT_MTU;
-    if (!Number.isInteger(this.mtu) || this.mtu < 576 || this.mtu > 65535) throw new RangeError('mtu: expected 576 to 65535');
+    this.mtu = checkMtu(options.mtu ?? DEFAULT_MTU);
     this.io = io;
     this.wallClock = options.wallClock;
     if (this.wallClock !== undefined && typeof this.wallClock !== 'function') throw new TypeError('wallClock: expected a function');
@@ -290,6 +301,15 @@ export class Device {
     this.identity = clamped === undefined ? undefined : createIdentity(this.b, clamped);
     this.ownName = this.identity === undefined ? '' : encodeKey(this.identity.publicKey);
     this.cookieChecker = this.identity === undefined ? undefined : new CookieChecker(this.identity.publicKey, this.random);
+  }
+
+  /**
+   * The interface's MTU changed (`ip link set IF mtu N`): padding follows it from the next
+   * packet on, as wireguard-go follows its TUN's MTU events. Packets staged before keep
+   * room for any MTU.
+   */
+  setMtu(mtu: number): void {
+    this.mtu = checkMtu(mtu);
   }
 
   // --- Configuration -------------------------------------------------------------
@@ -395,6 +415,9 @@ export class Device {
    */
   sendPacket(buf: Uint8Array, length: number, now: number): void {
     if (buf.length < sealedLength(length, this.mtu)) throw new RangeError(`buf: needs ${sealedLength(length, this.mtu)} bytes`);
+    // Larger than a transport message can carry (an interface MTU above what WireGuard
+    // allows): counted, never sent.
+    if (length > MAX_CONTENT_LENGTH) return this.drop('too-large');
     const ip = parseIpPacket(buf.subarray(TRANSPORT_HEADER_LENGTH, TRANSPORT_HEADER_LENGTH + length));
     if (!ip.ok) return this.drop('bad-ip');
     const peer = this.allowedIps.lookup(ip.destination);
@@ -602,7 +625,8 @@ export class Device {
 
   /** Stages a copy (see staging.ts); what it pushes out is counted as 'staged-full'. */
   private stage(peer: Peer, buf: Uint8Array, length: number): void {
-    const dropped = this.staging.push(peer, buf, length, sealedLength(length, this.mtu));
+    // Room for the padding of any MTU (0: no cap), as the MTU may change before it is sent.
+    const dropped = this.staging.push(peer, buf, length, sealedLength(length, 0));
     for (let i = dropped < 0 ? 1 : dropped; i > 0; i--) this.drop('staged-full');
   }
 

@@ -30,8 +30,8 @@ export class UdpError extends Error {
 /** Datagrams read per recvmmsg, and recvmmsg calls per readable event at most. */
 const RECV_BATCH = 64;
 const RECV_ROUNDS = 16;
-/** Bytes per receive slot: any datagram of a 9000-byte (jumbo) MTU tunnel. */
-const RECV_SLOT = 16384;
+/** Bytes per receive slot: any UDP datagram (65,527 bytes of payload at most, over IPv6), so any tunnel MTU. */
+const RECV_SLOT = 65536;
 /** Send queue, per socket: datagrams and bytes. */
 const SEND_ENTRIES = 1024;
 const SEND_BYTES = 1 << 20;

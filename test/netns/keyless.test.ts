@@ -3,51 +3,12 @@
 // them; `wg setconf` with a file without PrivateKey and `wg set IF private-key /dev/null`
 // are accepted; `wg show` prints "(none)" for both keys; a keyless device completes no
 // handshake in either direction, and one set later does.
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { keys, configDir, writeConf } from '../support/burrow.js';
-import { type Netns, netnsSuite, stopChild, uniqueName } from '../support/netns.js';
+import { netnsSuite, uniqueName } from '../support/netns.js';
 import { requireHost } from '../support/privileges.js';
-import { PEERS_BIN_DIR, requirePeer, startPeer, WIREGUARD_RUN_DIR } from '../support/wireguard-go.js';
-import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-
-const BURROW_GO = join(import.meta.dirname, '..', '..', 'bin', 'burrow-go.js');
-const IMPLEMENTATIONS = {
-  'burrow-go': { command: process.execPath, args: [BURROW_GO, '-f'] },
-  'wireguard-go': { command: join(PEERS_BIN_DIR, 'wireguard-go'), args: ['-f'] },
-} as const;
-type Implementation = keyof typeof IMPLEMENTATIONS;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Starts `impl` on `ifname` in `ns` as wg-quick does (no key, no peers); stopped by PID with the namespace. */
-async function startKeyless(ns: Netns, impl: Implementation, ifname: string): Promise<void> {
-  const { command, args } = IMPLEMENTATIONS[impl];
-  const socket = `${WIREGUARD_RUN_DIR}/${ifname}.sock`;
-  const child = ns.spawn(command, [...args, ifname], { env: { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' } });
-  ns.removeOnDestroy(socket);
-  ns.onDestroy(async () => {
-    await stopChild(child, 3_000);
-    await rm(socket, { force: true });
-  });
-  const deadline = Date.now() + 20_000;
-  while (!existsSync(socket)) {
-    if (child.exitCode !== null) throw new Error(`${impl} exited (${child.exitCode}): ${ns.outputOf(child)}`);
-    if (Date.now() > deadline) throw new Error(`${impl}: no ${socket} after 20 s`);
-    await sleep(20);
-  }
-}
-
-/** `wg ARGS` in ns; its output, or "error: STDERR" when it fails. */
-async function wg(ns: Netns, args: string[]): Promise<string> {
-  return ns.exec('wg', args).then((out) => out.trim(), (e: Error) => `error: ${e.message}`);
-}
-
-async function pingCount(ns: Netns, target: string, count: number): Promise<number> {
-  const out = await ns.exec('ping', ['-n', '-c', String(count), '-i', '0.3', '-W', '2', target], { timeoutMs: 60_000 }).catch((e: Error) => e.message);
-  return Number(/(\d+) received/.exec(out)?.[1] ?? 0);
-}
+import { pingCount, startUserspace as startKeyless, USERSPACE_NAMES, wg } from '../support/userspace.js';
+import { requirePeer, startPeer } from '../support/wireguard-go.js';
 
 describe.skipIf(requireHost(['ip', 'wg', 'ping']) || requirePeer('latest-wireguard-go'))('a device without a private key, as wireguard-go', () => {
   const scope = netnsSuite();
@@ -58,7 +19,7 @@ describe.skipIf(requireHost(['ip', 'wg', 'ping']) || requirePeer('latest-wiregua
     const own = keys();
     const ownKeyFile = writeConf(dir, 'own', [own.priv]);
     const transcripts: Record<string, string[]> = {};
-    for (const impl of Object.keys(IMPLEMENTATIONS) as Implementation[]) {
+    for (const impl of USERSPACE_NAMES) {
       const ns = await scope.create('kl');
       const ifname = uniqueName('kl');
       await startKeyless(ns, impl, ifname);
@@ -86,7 +47,7 @@ describe.skipIf(requireHost(['ip', 'wg', 'ping']) || requirePeer('latest-wiregua
     expect(transcripts['burrow-go']).toEqual(expected);
   }, 120_000);
 
-  for (const impl of Object.keys(IMPLEMENTATIONS) as Implementation[]) {
+  for (const impl of USERSPACE_NAMES) {
     it(`${impl} without a key completes no handshake in either direction; once a key is set it does`, async () => {
       const pair = await scope.pair({ prefix: 'kh' });
       const dir = configDir(scope);
