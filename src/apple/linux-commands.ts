@@ -60,7 +60,7 @@ function currentPath(query: IpQuery, family: 4 | 6, address: string, prefix: str
 
 function excluded(query: IpQuery, family: 4 | 6, address: string, prefix: string): HostStep[] {
   const existing = query([`-${family}`, '-j', 'route', 'show', 'table', 'main', 'exact', prefix]);
-  if (existing !== null && (JSON.parse(existing) as unknown[]).length > 0) return [];
+  if (existing !== null && existing.trim() !== '' && (JSON.parse(existing) as unknown[]).length > 0) return [];
   const path = currentPath(query, family, address, prefix);
   return [{ argv: [`-${family}`, 'route', 'add', prefix, ...path], undo: [`-${family}`, 'route', 'del', prefix, ...path] }];
 }
