@@ -810,9 +810,12 @@ int main(int argc, char **argv) {
   }
 
   // From here every exit takes back what was applied; a signal only asks the loop to stop.
+  // SIGPIPE is ignored: a reader of our stdout or stderr that has gone (a parent that
+  // died, or closed its pipes before SIGTERM) must not kill us halfway through the undo.
   struct sigaction sa = { .sa_handler = on_signal };
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
   atexit(stop_platform);
   tun_fd = open_tun(ifname);
   udp_fd = open_udp(listen_port, fwmark);

@@ -5,7 +5,9 @@
 // And a full tunnel in the test topology, as NEPacketTunnelNetworkSettings would set it up:
 // the default routes into the tunnel, the endpoint kept outside, the DNS servers in the
 // namespace's resolv.conf; all of it gone after SIGTERM, and after a SIGKILL with --recover.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
 import { cliBuilt, configDir, tcpTransfer, up, writeConf } from '../support/burrow.js';
@@ -36,7 +38,7 @@ function clientConf(dir: string, name: string, client: Keys, server: Keys, endpo
   ]);
 }
 
-describe.skipIf(requireHost(['ip', 'ping', 'wireguard-go']))('the C host on JavaScriptCore in namespaces', () => {
+describe.skipIf(requireHost(['ip', 'ping', 'wireguard-go', 'unshare', 'nsenter']))('the C host on JavaScriptCore in namespaces', () => {
   const scope = netnsSuite();
   cliBuilt();
   if (!existsSync(HOST) || !existsSync(BUNDLE)) throw new Error(`${HOST} or ${BUNDLE} is missing: run npm run setup`);
@@ -185,10 +187,34 @@ describe.skipIf(requireHost(['ip', 'ping', 'wireguard-go']))('the C host on Java
       scope.defer(() => stopChild(third.child));
       expect(await pingCount(t.client, ADDR.internet4)).toBe(3);
       expect(await pinned()).toHaveLength(1);
+      // Whoever read its output has gone: the undo it logs must not kill it (SIGPIPE).
+      third.child.stdout!.destroy();
+      third.child.stderr!.destroy();
       await stopChild(third.child);
+      expect(third.child.exitCode).toBe(0);
       expect(resolvConf()).toBe(before);
       expect(await pinned()).toEqual([]);
     }, 120_000);
+
+    it("refuses, before changing anything, to write a resolv.conf that is not its namespace's own", async () => {
+      // The client's network namespace, but /etc/resolv.conf bind-mounted from a scratch
+      // file in a private mount namespace (not /etc/netns/NAME/resolv.conf): had the
+      // check been wrong, the scratch file would be written, never the host's.
+      const scratch = join(dir, 'scratch-resolv.conf');
+      writeFileSync(scratch, 'nameserver 192.0.2.53\n', { mode: 0o644 });
+      const ifname = uniqueName('jr');
+      scope.defer(() => rmSync(statePath(ifname), { force: true }));
+      const script = 'mount --bind "$0" /etc/resolv.conf && exec nsenter --net="/run/netns/$1" "$2" --bundle "$3" --config "$4" --ifname "$5"';
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        execFile('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, scratch, t.client.name, HOST, BUNDLE, fullTunnel(ifname), ifname],
+          { encoding: 'utf8', timeout: 30_000 }, (error, _stdout, stderr) => resolve({ code: error === null ? 0 : (error.code as number | null), stderr }));
+      });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain("the configuration has DNS servers, and /etc/resolv.conf is not a namespace's own");
+      expect(readFileSync(scratch, 'utf8')).toBe('nameserver 192.0.2.53\n');
+      expect(await t.client.exec('ip', ['link', 'show'])).not.toContain(ifname);
+      expect(await pinned()).toEqual([]);
+      expect(existsSync(statePath(ifname))).toBe(false);
+    }, 60_000);
   });
 });
-
