@@ -701,6 +701,25 @@ static JSObjectRef wrap(JSTypedArrayType type, void *bytes, size_t length) {
   return o;
 }
 
+#define USAGE \
+  "usage: burrow-jsc-host --bundle FILE --config FILE --ifname NAME [--endpoints JSON]\n" \
+  "                       [--aead noble|openssl] [--dh noble|openssl] [--no-apply]\n" \
+  "       burrow-jsc-host --ifname NAME --recover\n"
+#define HELP \
+  "\nRuns the Burrow core (the JavaScriptCore bundle, dist/jsc/burrow.js) as a client on the\n" \
+  "TUN interface NAME, as the Mac's packet tunnel extension does, and applies the network\n" \
+  "settings it computes: addresses, MTU, routes (a full tunnel too, the endpoint kept\n" \
+  "outside it), and DNS servers in the namespace's resolv.conf (only under `ip netns exec`).\n" \
+  "  --bundle FILE     the bundle (npm run build:jsc)\n" \
+  "  --config FILE     a wg-quick configuration file\n" \
+  "  --ifname NAME     the TUN interface to create\n" \
+  "  --endpoints JSON  the peers' endpoints resolved, [{\"host\":\"ADDR\",\"port\":N}, ...] in peer order\n" \
+  "  --aead, --dh      noble (the core's own) or openssl (injected, as CryptoKit is on a Mac)\n" \
+  "  --no-apply        open the TUN but change no address, route or DNS\n" \
+  "  --recover         undo what a host for NAME killed by SIGKILL left (/run/burrow/NAME.jsc-host.state)\n" \
+  "A line on stdin prints the status as one JSON line; SIGTERM or SIGINT stops it and undoes\n" \
+  "its changes.\n"
+
 int main(int argc, char **argv) {
   const char *bundle = NULL, *config = NULL, *endpoints = "", *aead = "noble", *dh = "noble";
   int apply = 1, recover_only = 0;
@@ -713,11 +732,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--dh") && i + 1 < argc) dh = argv[++i];
     else if (!strcmp(argv[i], "--no-apply")) apply = 0;
     else if (!strcmp(argv[i], "--recover")) recover_only = 1;
-    else {
-      fprintf(stderr, "usage: burrow-jsc-host --bundle FILE --config FILE --ifname NAME [--endpoints JSON] [--aead noble|openssl] [--dh noble|openssl] [--no-apply]\n"
-                      "       burrow-jsc-host --ifname NAME --recover   (undo what a killed host for NAME left)\n");
-      return 2;
-    }
+    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(USAGE HELP, stdout); return 0; }
+    else { fprintf(stderr, "burrow-jsc-host: unknown argument %s\n" USAGE, argv[i]); return 2; }
   }
   if (!ifname || strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/') || ifname[0] == '.') {
     fprintf(stderr, "burrow-jsc-host: --ifname NAME is required: 1 to %d characters, no '/', not starting with '.'\n", IFNAMSIZ - 1);
