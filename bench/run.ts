@@ -4,6 +4,7 @@ import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
 import { runFloodBench } from './flood.js';
 import { runServerBench } from './server.js';
+import { runStickyBench } from './sticky.js';
 import { runThroughputBench } from './throughput.js';
 
 const benches: Record<string, () => void | Promise<void>> = {
@@ -12,6 +13,7 @@ const benches: Record<string, () => void | Promise<void>> = {
   flood: runFloodBench,
   throughput: () => runThroughputBench(),
   server: () => runServerBench(),
+  sticky: runStickyBench,
 };
 
 const wanted = process.argv.slice(2);
