@@ -6,6 +6,7 @@ import { runFloodBench } from './flood.js';
 import { runJscBench } from './jsc.js';
 import { runLoopBench } from './loop.js';
 import { runServerBench } from './server.js';
+import { runStickyBench } from './sticky.js';
 import { runThroughputBench } from './throughput.js';
 
 const benches: Record<string, () => void | Promise<void>> = {
@@ -16,6 +17,7 @@ const benches: Record<string, () => void | Promise<void>> = {
   server: () => runServerBench(),
   jsc: runJscBench,
   loop: runLoopBench,
+  sticky: runStickyBench,
 };
 
 const wanted = process.argv.slice(2);

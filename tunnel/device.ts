@@ -801,10 +801,15 @@ export class Device {
     return Number.isFinite(wall) && wall > 0 ? wall : 0;
   }
 
+  /** The sender of an authenticated packet becomes the peer's endpoint, with the local address it wrote to. */
   private roam(peer: Peer, from: Endpoint): void {
-    if (sameEndpoint(peer.endpoint, from)) return;
-    peer.endpoint = { host: from.host, port: from.port };
-    this.io.event?.({ type: 'endpoint-changed', peer: peer.name, endpoint: peer.endpoint });
+    const was = peer.endpoint;
+    if (sameEndpoint(was, from)) return;
+    peer.endpoint = from.source === undefined ? { host: from.host, port: from.port } : { host: from.host, port: from.port, source: from.source };
+    // Only the peer's address and port are news; our source follows silently.
+    if (was === undefined || was.host !== from.host || was.port !== from.port) {
+      this.io.event?.({ type: 'endpoint-changed', peer: peer.name, endpoint: peer.endpoint });
+    }
   }
 
   /** True when `index` names a handshake of ours still waiting for its response. */

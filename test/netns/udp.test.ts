@@ -145,7 +145,7 @@ describe.skipIf(requireHost(['ip']))('UdpTransport (batched native sockets), in 
     expect(r.back.map((g: Json) => g.text).sort()).toEqual(['mapped', 'one', 'three', 'two']);
     for (const g of r.back) expect(g.port).toBe(r.bPort);
     expect(r.sameEndpoint).toBe(true);
-    expect(r.stats).toEqual({ droppedSends: 0, unroutableSends: 0, failedSends: 0, truncatedReceives: 0 });
+    expect(r.stats).toEqual({ droppedSends: 0, unroutableSends: 0, failedSends: 0, truncatedReceives: 0, clearedSources: 0 });
   });
 
   it('queues a burst beyond one sendmmsg, drops and counts what does not fit, and exits clean', async () => {

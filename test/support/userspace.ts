@@ -13,9 +13,12 @@ const BURROW_GO = join(import.meta.dirname, '..', '..', 'bin', 'burrow-go.js');
 export const USERSPACE = {
   'burrow-go': { command: process.execPath, args: [BURROW_GO, '-f'] },
   'wireguard-go': { command: join(PEERS_BIN_DIR, 'wireguard-go'), args: ['-f'] },
+  /** Debian's build (0.0.20220316), whose Linux bind still has its own sticky sockets. */
+  'debian-wireguard-go': { command: 'wireguard-go', args: ['-f'] },
 } as const;
 export type Userspace = keyof typeof USERSPACE;
-export const USERSPACE_NAMES = Object.keys(USERSPACE) as Userspace[];
+/** Burrow and the latest wireguard-go, the reference. */
+export const USERSPACE_NAMES: Userspace[] = ['burrow-go', 'wireguard-go'];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
