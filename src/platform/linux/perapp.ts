@@ -16,7 +16,7 @@
 //                              route is chosen again, into table M. The conntrack mark
 //                              stays with the flow after the set entry expires.
 //     restore   (prerouting)   replies of those flows carry the mark too
-//     snat      (postrouting)  marked flows leaving by the tunnel take its address: the
+//     source    (postrouting)  marked flows leaving by the tunnel take its address: the
 //                              socket chose its source before the mark rerouted it
 // An app's processes are its exec cgroup, its configured cgroups and its uids. Every
 // change is journalled before it is made (UndoStack), and `down` removes all of it, also
@@ -72,7 +72,7 @@ export function renderPerApp(v: PerAppValues): string {
       lines.push(`  set ${setName(rule.name, family)} { type ipv${family}_addr; flags timeout; size ${SET_SIZE}; }`);
     }
   }
-  lines.push('  chain dns {', '    type nat hook output priority dstnat; policy accept;');
+  lines.push('  chain dns {', '    type nat hook output priority -100; policy accept;');
   for (const { rule, port } of v.apps) {
     for (const match of appMatches(v.ifname, rule)) lines.push(`    ${match} meta l4proto { tcp, udp } th dport ${DNS_PORT} redirect to :${port}`);
   }
@@ -90,8 +90,8 @@ export function renderPerApp(v: PerAppValues): string {
     '    type filter hook prerouting priority mangle; policy accept;',
     `    ct mark ${m} meta mark set ${m}`,
     '  }',
-    '  chain snat {',
-    '    type nat hook postrouting priority srcnat; policy accept;',
+    '  chain source {',
+    '    type nat hook postrouting priority 100; policy accept;',
     `    oifname "${v.ifname}" ct mark ${m} masquerade`,
     '  }',
     '}',
