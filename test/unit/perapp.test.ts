@@ -8,7 +8,7 @@ import { ConfigError, formatConfig, parseConfig } from '../../src/config/index.j
 import { idnToAscii } from '../../src/config/idn.js';
 import { applyLinux, type Exec, LinuxPlatformError } from '../../src/platform/linux/index.js';
 import { findCgroup2Mount } from '../../src/platform/linux/cgroup.js';
-import { renderPerApp, renderSetAdd } from '../../src/platform/linux/perapp.js';
+import { checkTableOwner, renderPerApp, renderSetAdd } from '../../src/platform/linux/perapp.js';
 import { isLinuxUndo } from '../../src/platform/linux/undo.js';
 import { answerTtl, appRules, comparableName, matchesDomain, setEntryTimeout, tunnelSettings } from '../../src/policy/index.js';
 import { followChain, nameservers, udpLimit } from '../../src/runtime/resolver.js';
@@ -147,6 +147,15 @@ describe('the nftables table', () => {
     // Established flows keep the mark from conntrack, not from the set.
     expect(text.match(/ct mark 0xca6c meta mark set 0xca6c/g)).toHaveLength(2);
     expect(text).toContain('oifname "wg0" ct mark 0xca6c masquerade');
+  });
+
+  it('never replaces the table of another tunnel (its kill switch), only its own or none', async () => {
+    const listing = (stdout: string, exitCode = 0): Exec => async () => ({ exitCode, stdout, stderr: '' });
+    const killSwitch = 'table inet burrow {\n\tcomment "Burrow\'s kill switch for wg1: removed by burrow down wg1"\n}\n';
+    await expect(checkTableOwner(listing(killSwitch), 'wg0')).rejects.toThrow(/belongs to another tunnel .*kill switch for wg1/);
+    await expect(checkTableOwner(listing(killSwitch), 'wg1')).resolves.toBeUndefined();
+    await expect(checkTableOwner(listing('', 1), 'wg0')).resolves.toBeUndefined();
+    await expect(checkTableOwner(listing('table inet burrow {\n}\n'), 'wg0')).rejects.toThrow(/no comment/);
   });
 
   it('adds addresses with their timeouts, per family', () => {

@@ -124,12 +124,29 @@ async function must(o: ApplyPerAppOptions, argv: readonly string[], input?: stri
 }
 
 /**
+ * Refuses to replace Burrow's table when another tunnel owns it: loading ours would lift
+ * that tunnel's kill switch (or its per-app routing). The table's comment names its
+ * tunnel; a table of this tunnel (left by its daemon that died) may be replaced.
+ */
+export async function checkTableOwner(exec: Exec, ifname: string): Promise<void> {
+  const r = await exec('nft', ['list', 'table', 'inet', PER_APP_TABLE]);
+  if (r.exitCode !== 0) return; // no such table
+  const comment = /comment "([^"]*)"/.exec(r.stdout)?.[1];
+  if (comment !== undefined && comment.endsWith(`burrow down ${ifname}`)) return;
+  throw new LinuxPlatformError(
+    'ERR_PLATFORM_COMMAND',
+    `the nftables table inet ${PER_APP_TABLE} belongs to another tunnel (${comment ?? 'no comment'}): one tunnel with the kill switch or per-app routing runs at a time`,
+  );
+}
+
+/**
  * Makes the cgroups, the sysctl, the rules and the table, each undo on `o.stack` (the
  * session's journal) before its change. The resolver must already listen on the ports.
  */
 export async function applyPerApp(o: ApplyPerAppOptions): Promise<void> {
   const { stack, ifname, mark } = o;
   const change = (undo: LinuxUndo, make: () => Promise<unknown> | unknown): Promise<unknown> => stack.around(describeUndo(undo), undo, async () => make());
+  await checkTableOwner(o.exec, ifname);
   const root = cgroup2Root();
   // The shared parent only if this tunnel made it, and removed only when empty.
   if (makeCgroup(root, BURROW_CGROUP)) await change({ kind: 'cgroup', path: BURROW_CGROUP, ifEmpty: true }, () => undefined);
