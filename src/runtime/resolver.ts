@@ -10,7 +10,8 @@
 //   MAX_CNAME_HOPS times), and every address at the end of it is added to the app's
 //   nftables set, with the record's TTL clamped (policy/perapp.ts), BEFORE the answer is
 //   sent: a connection the app opens with the answer is always marked. The answer's TTLs
-//   are lowered to what the set keeps. Other types (MX, SRV, TXT…) of a matched name are
+//   are lowered to what the set keeps. A or AAAA of a family the tunnel has no address
+//   of is answered with no address (NODATA). Other types (MX, SRV, TXT…) of a matched name are
 //   answered from the tunnel's DNS too, and add nothing.
 //   Any other name is passed, bytes as they came, to the direct resolver (the system's,
 //   /etc/resolv.conf when the tunnel came up), over the transport the app used.
@@ -314,6 +315,11 @@ export class PerAppResolver {
     const question = query.questions?.[0];
     if (question === undefined || query.questions!.length !== 1) return encodeResponse(query, RCODE.FORMERR);
     if (!appMatches(l.app, question.name)) return this.forwardDirect(msg, query, transport);
+    // A family the tunnel has no address of cannot be routed through it: no such
+    // address (NODATA), so the app takes the other family through the tunnel.
+    if ((question.type === 'A' && this.o.tunnelSource.v4 === undefined) || (question.type === 'AAAA' && this.o.tunnelSource.v6 === undefined)) {
+      return encodeResponse(query, RCODE.NOERROR);
+    }
 
     let reply: Buffer;
     try {

@@ -2,7 +2,9 @@
 // MailDomains and friends), the [App] sections of a configuration, the apps the policy
 // derives, the TTL bounds, the nftables table, the resolver's pure parts and how
 // applyLinux routes a per-app tunnel.
+import { createSocket } from 'node:dgram';
 import { domainToASCII } from 'node:url';
+import dnsPacket from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, formatConfig, parseConfig } from '../../src/config/index.js';
 import { idnToAscii } from '../../src/config/idn.js';
@@ -11,7 +13,7 @@ import { findCgroup2Mount } from '../../src/platform/linux/cgroup.js';
 import { checkTableOwner, renderPerApp, renderSetAdd } from '../../src/platform/linux/perapp.js';
 import { isLinuxUndo } from '../../src/platform/linux/undo.js';
 import { answerTtl, appRules, comparableName, matchesDomain, setEntryTimeout, tunnelSettings } from '../../src/policy/index.js';
-import { followChain, nameservers, udpLimit } from '../../src/runtime/resolver.js';
+import { followChain, nameservers, PerAppResolver, udpLimit } from '../../src/runtime/resolver.js';
 
 const KEY = 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=';
 const PEER = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
@@ -250,4 +252,45 @@ describe('journal records and the cgroup2 mount', () => {
     expect(findCgroup2Mount('36 24 0:30 / /mnt/with\\040space rw - cgroup2 none rw')).toBe('/mnt/with space');
     expect(findCgroup2Mount(hybrid.split('\n')[0]!)).toBeUndefined();
   });
+});
+
+describe('the resolver on the loopback', () => {
+  const ask = (port: number, name: string, type: 'A' | 'AAAA'): Promise<dnsPacket.DecodedPacket & { rcode: string }> =>
+    new Promise((resolve, reject) => {
+      const socket = createSocket('udp4');
+      socket.on('message', (msg) => {
+        socket.close();
+        resolve(dnsPacket.decode(msg) as dnsPacket.DecodedPacket & { rcode: string });
+      });
+      socket.on('error', reject);
+      socket.send(dnsPacket.encode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }] }), port, '127.0.0.1');
+    });
+
+  it('answers a family the tunnel has no address of with none; a matched name whose tunnel DNS is silent is SERVFAIL, never asked elsewhere', async () => {
+    const added: string[] = [];
+    const log = { error: () => undefined, info: () => undefined, debug: () => undefined };
+    const resolver = await PerAppResolver.start({
+      apps: [{ name: 'mail', domains: ['corp.example'], cgroups: [], uids: [] }],
+      // Nothing listens there: the query times out on the loopback.
+      tunnelServers: ['127.0.0.9'],
+      tunnelSource: { v4: '127.0.0.1' },
+      directServers: [],
+      addToSet: async (app, entries) => {
+        added.push(`${app} ${entries.length}`);
+      },
+      log: log as never,
+    });
+    try {
+      const port = resolver.ports.get('mail')!;
+      const v6 = await ask(port, 'imap.corp.example', 'AAAA');
+      expect([v6.rcode, v6.answers, v6.id]).toEqual(['NOERROR', [], 7]);
+      const v4 = await ask(port, 'IMAP.corp.example.', 'A');
+      expect(v4.rcode).toBe('SERVFAIL');
+      // Not the app's name, and no direct resolver: SERVFAIL at once.
+      expect((await ask(port, 'www.example.org', 'A')).rcode).toBe('SERVFAIL');
+      expect(added).toEqual([]);
+    } finally {
+      await resolver.close();
+    }
+  }, 20_000);
 });
