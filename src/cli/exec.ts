@@ -29,10 +29,10 @@ export function findAppCgroup(root: string, app: string, ifname?: string): strin
   const having = tunnels.filter((t) => existsSync(join(root, execCgroup(t, app))) && (ifname === undefined || t === ifname));
   if (having.length === 1) return execCgroup(having[0]!, app);
   if (having.length === 0) {
-    const where = ifname === undefined ? 'no tunnel that is up' : `the tunnel ${ifname} is not up, or`;
-    throw new CliError(`${where} routes the app ${app}: bring up a configuration with its domains first (MailDomains for mail, CalendarDomains, ContactsDomains, or an [App] with Name = ${app} and Domains)`, EXIT_FAILURE);
+    const where = ifname === undefined ? `no tunnel that is up routes the app ${app}` : `the tunnel ${ifname} is not up or does not route the app ${app}`;
+    throw new CliError(`${where}: bring up a configuration with its domains first (MailDomains for mail, CalendarDomains, ContactsDomains, or an [App] with Name = ${app} and Domains)`, EXIT_FAILURE);
   }
-  throw new CliError(`the app ${app} is routed by several tunnels (${having.map((p) => p).join(', ')}): say which with --interface`, EXIT_BAD_INPUT);
+  throw new CliError(`the app ${app} is routed by several tunnels (${having.join(', ')}): say which with --interface`, EXIT_BAD_INPUT);
 }
 
 /** The invoking user under sudo, with their home and name for the environment. */

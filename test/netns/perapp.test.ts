@@ -50,10 +50,16 @@ async function startDns(ns: Netns, zone: object): Promise<() => string[]> {
   return () => ns.outputOf(child).split('\n').filter((l) => l.startsWith('query '));
 }
 
+/**
+ * The client tunnel of the running test. cgroups are not per network namespace: a tunnel
+ * another test left up also has burrow/ITS-IFACE/mail, so `burrow exec` is told which.
+ */
+let clientIf = '';
+
 /** `node SCRIPT ARGS` in the client, in `app` (burrow exec) or outside any app. */
 async function node(t: Topology, app: string | undefined, script: string, args: string[]): Promise<{ code: number; out: string }> {
   const argv = [process.execPath, join(SUPPORT, script), ...args];
-  const full = app === undefined ? argv : [process.execPath, CLI, 'exec', '--app', app, '--', ...argv];
+  const full = app === undefined ? argv : [process.execPath, CLI, 'exec', '--app', app, '--interface', clientIf, '--', ...argv];
   try {
     return { code: 0, out: await t.client.exec(app === undefined ? full[0]! : 'env', app === undefined ? full.slice(1) : full, { timeoutMs: 20_000 }) };
   } catch (e) {
@@ -130,6 +136,7 @@ describe.skipIf(requireHost(['ip', 'nft', 'unshare', 'setpriv', 'ss']))('per-app
     const [s, c] = [keys(), keys()];
     const sIf = uniqueName('ps');
     const cIf = uniqueName('pc');
+    clientIf = cIf;
     await up(scope, t.server, writeConf(dir, sIf, [
       '[Interface]', `PrivateKey = ${s.priv}`, 'Address = 10.99.0.1/24, fd99::1/64', `ListenPort = ${TUNNEL_PORT}`, '',
       '[Peer]', `PublicKey = ${c.pub}`, `AllowedIPs = ${TUNNEL.v4}/32, ${TUNNEL.v6}/128`,
@@ -221,7 +228,7 @@ describe.skipIf(requireHost(['ip', 'nft', 'unshare', 'setpriv', 'ss']))('per-app
     expect((await node(t, undefined, 'connect.mjs', [CORP.main, String(TCP_PORT), '4'])).code).not.toBe(0);
 
     // After the TTL the set entry is gone (mail.corp.test has TTL 1, kept 30 s), but a connection opened before stays up.
-    const long = t.client.spawn('env', [process.execPath, CLI, 'exec', '--app', 'mail', '--', process.execPath, join(SUPPORT, 'connect.mjs'), 'mail.corp.test', String(TCP_PORT), '4', '75']);
+    const long = t.client.spawn('env', [process.execPath, CLI, 'exec', '--app', 'mail', '--interface', cIf, '--', process.execPath, join(SUPPORT, 'connect.mjs'), 'mail.corp.test', String(TCP_PORT), '4', '75']);
     const echoes = (): number => Number(/echo (\d+)\n(?![\s\S]*echo)/.exec(t.client.outputOf(long))?.[1] ?? 0);
     const deadline = Date.now() + 70_000;
     while ((await setElements(t.client, 'mail', 4)).includes(CORP.main) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1000));
@@ -246,7 +253,7 @@ describe.skipIf(requireHost(['ip', 'nft', 'unshare', 'setpriv', 'ss']))('per-app
     const before = await clientState(t.client);
     await up(scope, t.client, conf, cIf);
 
-    const asUser = await t.client.exec('env', ['SUDO_UID=65534', 'SUDO_GID=65534', process.execPath, CLI, 'exec', '--app', 'mail', '--', 'sh', '-c', 'id -u; id -g; cat /proc/self/cgroup']);
+    const asUser = await t.client.exec('env', ['SUDO_UID=65534', 'SUDO_GID=65534', process.execPath, CLI, 'exec', '--app', 'mail', '--interface', cIf, '--', 'sh', '-c', 'id -u; id -g; cat /proc/self/cgroup']);
     expect(asUser.split('\n').slice(0, 2)).toEqual(['65534', '65534']);
     expect(asUser).toContain(`0::/burrow/${cIf}/mail`);
 
@@ -261,7 +268,7 @@ describe.skipIf(requireHost(['ip', 'nft', 'unshare', 'setpriv', 'ss']))('per-app
     expect(unknown.stderr).toContain('routes the app games');
 
     // A process in the app outlives its tunnel's daemon, which is SIGKILLed.
-    const sleeper = t.client.spawn('env', [process.execPath, CLI, 'exec', '--app', 'mail', '--', 'sleep', '60']);
+    const sleeper = t.client.spawn('env', [process.execPath, CLI, 'exec', '--app', 'mail', '--interface', cIf, '--', 'sleep', '60']);
     const cgroupProcs = join(cgroupRoot(), 'burrow', cIf, 'mail', 'cgroup.procs');
     const deadline = Date.now() + 10_000;
     while ((!existsSync(cgroupProcs) || readFileSync(cgroupProcs, 'utf8').trim() === '') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

@@ -3,9 +3,13 @@
 // derives, the TTL bounds, the nftables table, the resolver's pure parts and how
 // applyLinux routes a per-app tunnel.
 import { createSocket } from 'node:dgram';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { domainToASCII } from 'node:url';
 import dnsPacket from 'dns-packet';
 import { describe, expect, it } from 'vitest';
+import { findAppCgroup } from '../../src/cli/exec.js';
 import { ConfigError, formatConfig, parseConfig } from '../../src/config/index.js';
 import { idnToAscii } from '../../src/config/idn.js';
 import { applyLinux, type Exec, LinuxPlatformError } from '../../src/platform/linux/index.js';
@@ -293,4 +297,24 @@ describe('the resolver on the loopback', () => {
       await resolver.close();
     }
   }, 20_000);
+});
+
+describe('burrow exec finds the app\'s cgroup', () => {
+  it('takes the only tunnel that routes the app, asks which when several do, and says when none does', () => {
+    const root = mkdtempSync(join(tmpdir(), 'burrow-cgroup-'));
+    try {
+      mkdirSync(join(root, 'burrow', 'wg0', 'mail'), { recursive: true });
+      mkdirSync(join(root, 'burrow', 'wg0', 'calendar'), { recursive: true });
+      expect(findAppCgroup(root, 'mail')).toBe('burrow/wg0/mail');
+      mkdirSync(join(root, 'burrow', 'wg1', 'mail'), { recursive: true });
+      expect(() => findAppCgroup(root, 'mail')).toThrow(/routed by several tunnels \(wg0, wg1\): say which with --interface/);
+      expect(findAppCgroup(root, 'mail', 'wg1')).toBe('burrow/wg1/mail');
+      expect(findAppCgroup(root, 'calendar')).toBe('burrow/wg0/calendar');
+      expect(() => findAppCgroup(root, 'contacts')).toThrow(/no tunnel that is up routes the app contacts/);
+      expect(() => findAppCgroup(root, 'calendar', 'wg1')).toThrow(/the tunnel wg1 is not up or does not route the app calendar/);
+      expect(() => findAppCgroup(root, '../x')).toThrow(/an app name is/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
