@@ -25,8 +25,9 @@ import { type AppliedLinux, applyLinux, createExec, type Exec, runHooks } from '
 import type { LinuxStep } from '../platform/linux/plan.js';
 import { isLinuxUndo, type LinuxUndo, undoLinux } from '../platform/linux/undo.js';
 import { UndoStack } from '../platform/undo.js';
-import { type TunnelEndpoint, tunnelSettings } from '../policy/index.js';
+import { appRules, type TunnelEndpoint, tunnelSettings } from '../policy/index.js';
 import { isRunning, Journal, readJournal } from './journal.js';
+import { startPerApp } from './perapp.js';
 import type { Logger } from './log.js';
 import { saveConfig } from './save-config.js';
 import { describeEvent, type PeerSetup, Tunnel } from './tunnel.js';
@@ -131,7 +132,8 @@ export class Session {
     // `up` undid the rest) becomes this session's, so that it is never unrecorded.
     const leftover = readJournal(ifname, isLinuxUndo);
     if (leftover !== undefined && isRunning(leftover.daemon, ifname)) throw new Error(`${ifname} is run by another daemon (pid ${leftover.daemon.pid})`);
-    const journal = Journal.forInterface<LinuxUndo>(ifname, options.configPath, config?.interface.includeAllNetworks === true);
+    const apps = config === undefined ? [] : appRules(config).map((a) => ({ name: a.name, domains: [...a.domains] }));
+    const journal = Journal.forInterface<LinuxUndo>(ifname, options.configPath, config?.interface.includeAllNetworks === true, apps);
     const stack = new UndoStack<LinuxUndo>((undo) => undoLinux(undo, exec, (line) => log.info(`[#] ${line}`)), journal.persist);
     for (const e of leftover?.entries ?? []) stack.intend(e.what, e.undo, { keep: e.keep });
     journal.write(); // who owns the interface, before anything is changed
@@ -165,6 +167,7 @@ export class Session {
           undo: stack,
           ...(options.platformSteps === undefined ? {} : { extraSteps: options.platformSteps }),
         });
+        await startPerApp(settings, session.applied, { ifname, exec, stack, log });
         // A full tunnel's bypass table may be another than the one asked for (51820 taken).
         const mark = session.applied.fwmark;
         if (mark !== undefined && mark !== tunnel.udp.fwmark) tunnel.udp.setMark(mark);
