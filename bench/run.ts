@@ -3,6 +3,8 @@
 import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
 import { runFloodBench } from './flood.js';
+import { runJscBench } from './jsc.js';
+import { runLoopBench } from './loop.js';
 import { runServerBench } from './server.js';
 import { runStickyBench } from './sticky.js';
 import { runThroughputBench } from './throughput.js';
@@ -13,6 +15,8 @@ const benches: Record<string, () => void | Promise<void>> = {
   flood: runFloodBench,
   throughput: () => runThroughputBench(),
   server: () => runServerBench(),
+  jsc: runJscBench,
+  loop: runLoopBench,
   sticky: runStickyBench,
 };
 

@@ -7,7 +7,7 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import fc from 'fast-check';
 import { describeRequest } from '../support/uapi.js';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { encodeKey } from '../../crypto/keys.js';
 import { nobleDh } from '../../crypto/x25519.js';
 import { Device } from '../../tunnel/device.js';
@@ -168,6 +168,20 @@ describe('uapi set: device keys', () => {
     expect(hex(b.device.privateKey)).toBe(hex(key(9)));
     expect(hex(b.device.publicKey)).toBe(hex(pub(key(9))));
     expect(b.device.peerStatus(0).map((p) => p.publicKey)).toEqual([encodeKey(PEER_A)]);
+  });
+
+  it('private_key equal to the running key, clamped or not, is no change: the sessions stay (wg syncconf with the same key)', async () => {
+    const b = new FakeBackend(key(1));
+    const setPrivateKey = vi.spyOn(b.device, 'setPrivateKey');
+    const unclamped = key(1);
+    unclamped[0] = unclamped[0]! | 7;
+    for (const k of [key(1), unclamped]) expect(await handleUapi(set(`private_key=${hex(k)}`), b)).toBe(OK);
+    expect(setPrivateKey).not.toHaveBeenCalled();
+    expect(await handleUapi(set(`private_key=${hex(key(2))}`), b)).toBe(OK);
+    expect(await handleUapi(set(`private_key=${ZERO}`), b)).toBe(OK);
+    expect(await handleUapi(set(`private_key=${ZERO}`), b)).toBe(OK);
+    expect(setPrivateKey).toHaveBeenCalledTimes(2);
+    expect(b.device.hasIdentity).toBe(false);
   });
 
   it('private_key all zeros removes the key, as `wg set private-key /dev/null`: get then has none; a key brings it back', async () => {

@@ -15,7 +15,9 @@
 // The device is reached through UapiDeviceControl, the few methods a `set` and a `get`
 // need; Device implements it as it is.
 
+import { timingSafeEqual } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
+import { clamp } from '../../../crypto/index.js';
 import { encodeKey, publicKeyOf } from '../../../crypto/keys.js';
 import { MAX_PEERS, type PeerStatus, type PeerUpdate } from '../../../tunnel/device.js';
 import { describe, UAPI_ERRNO, UapiError } from './errors.js';
@@ -163,7 +165,7 @@ export async function applySet(request: UapiSetRequest, backend: UapiBackend): P
   // 3. The engine's part: synchronous, and checked above, so it does not fail halfway.
   const device = backend.device;
   let changed = undo.length > 0;
-  if (request.privateKey !== undefined) {
+  if (request.privateKey !== undefined && !holdsKey(device, request.privateKey)) {
     device.setPrivateKey(request.privateKey);
     changed = true;
   }
@@ -187,6 +189,21 @@ export async function applySet(request: UapiSetRequest, backend: UapiBackend): P
     }
   });
   return { changed };
+}
+
+/**
+ * True when the device's key is already `privateKey` (once clamped, as the device keeps
+ * it). Setting it again is then no change, as in the kernel and wireguard-go: `wg
+ * syncconf` and `wg setconf` with the running key must not end every session.
+ */
+function holdsKey(device: UapiDeviceControl, privateKey: Uint8Array): boolean {
+  const wanted = privateKey.slice();
+  if (wanted.some((b) => b !== 0)) clamp(wanted);
+  const held = device.privateKey;
+  const same = timingSafeEqual(wanted, held);
+  wanted.fill(0);
+  held.fill(0);
+  return same;
 }
 
 /** Undoes the runtime steps, newest first; a step that cannot be undone turns the refusal into ENOTRECOVERABLE. */
