@@ -6,7 +6,10 @@
 import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
 import { runFloodBench } from './flood.js';
+import { runJscBench } from './jsc.js';
+import { runLoopBench } from './loop.js';
 import { runServerBench } from './server.js';
+import { runStickyBench } from './sticky.js';
 import { runThroughputBench } from './throughput.js';
 
 const benches: Record<string, (options: readonly string[]) => void | Promise<void>> = {
@@ -15,6 +18,9 @@ const benches: Record<string, (options: readonly string[]) => void | Promise<voi
   flood: runFloodBench,
   throughput: (options) => runThroughputBench(options),
   server: () => runServerBench(),
+  jsc: runJscBench,
+  loop: runLoopBench,
+  sticky: runStickyBench,
 };
 
 const args = process.argv.slice(2);

@@ -4,6 +4,7 @@
 import './no-inspector.js'; // first: see the file
 import { Command, CommanderError, Option } from 'commander';
 import { demo } from './demo.js';
+import { execInApp } from './exec.js';
 import { down } from './down.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE } from './errors.js';
 import { genkey, genpsk, pubkey, readStdin } from './keys.js';
@@ -18,6 +19,7 @@ program
   .description('A WireGuard-compatible VPN in TypeScript.\n\nExit codes: 0 success, 1 the operation failed, 2 the input was wrong.')
   .version('0.1.0')
   .showHelpAfterError()
+  .enablePositionalOptions()
   .exitOverride();
 
 program
@@ -58,6 +60,28 @@ program
     const interfaces = await readInterfaces(ifname);
     if (opts.json) process.stdout.write(`${JSON.stringify(ifname === undefined ? interfaces : interfaces[0], null, 2)}\n`);
     else process.stdout.write(interfaces.map(formatInterface).join('\n'));
+  });
+
+program
+  .command('exec')
+  .description("run a command as one of an app's processes for per-app routing: its names that match the app's domains go through the tunnel (needs root; under sudo the command runs as you)")
+  .requiredOption('--app <name>', 'the app: mail, calendar, contacts, or the Name of an [App] section')
+  .option('-i, --interface <iface>', 'the tunnel, when more than one routes this app')
+  .argument('<command...>', 'the command and its arguments (put -- before a command that takes options)')
+  .passThroughOptions()
+  .addHelpText(
+    'after',
+    `
+The tunnel must be up (burrow up) with domains for the app: MailDomains (mail),
+CalendarDomains (calendar), ContactsDomains (contacts), or an [App] section's Domains.
+The command is put in the cgroup burrow/IFACE/APP before it starts; so is all it starts.
+Its DNS is answered by Burrow's resolver for the app; a connection to an address of a
+matching name goes through the tunnel, everything else directly. See docs/per-app.md.
+
+  sudo burrow exec --app mail -- thunderbird`,
+  )
+  .action(async (command: string[], opts: { app: string; interface?: string }) => {
+    process.exitCode = await execInApp(command, { app: opts.app, ...(opts.interface === undefined ? {} : { interface: opts.interface }) });
   });
 
 program

@@ -3,6 +3,8 @@
 import { nodeDh } from '../runtime/node-crypto.js';
 import { isLinuxUndo } from '../platform/linux/undo.js';
 import { readJournal } from '../runtime/journal.js';
+import { createExec } from '../platform/linux/exec.js';
+import { PER_APP_TABLE, setName } from '../platform/linux/perapp.js';
 import { listInterfaces, parseGetReply, type UapiInterface, uapiRequest } from '../runtime/uapi-client.js';
 
 /** The kill switch's state as `burrow show` reports it. */
@@ -14,7 +16,15 @@ export interface KillSwitchStatus {
   readonly reason?: string;
 }
 
-export type ShownInterface = UapiInterface & { killSwitch?: KillSwitchStatus };
+/** One app of per-app routing: its domains, and the addresses its set routes now. */
+export interface PerAppStatus {
+  readonly name: string;
+  readonly domains: readonly string[];
+  /** Live entries of its nftables sets; undefined when they cannot be read. */
+  readonly entries: { readonly v4: number; readonly v6: number } | undefined;
+}
+
+export type ShownInterface = UapiInterface & { killSwitch?: KillSwitchStatus; perApp?: PerAppStatus[] };
 
 /** A session's keys expire REJECT_AFTER_TIME (180 s) after its handshake: then nothing can pass. */
 const REJECT_AFTER_SECONDS = 180;
@@ -30,13 +40,30 @@ export async function readInterface(ifname: string): Promise<ShownInterface> {
   const reply = await uapiRequest(ifname, 'get=1\n\n');
   const shown: ShownInterface = parseGetReply(ifname, reply, (k) => nodeDh.publicKey(k));
   let killSwitch = false;
+  let apps: readonly { name: string; domains: readonly string[] }[] = [];
   try {
-    killSwitch = readJournal(ifname, isLinuxUndo)?.killSwitch === true;
+    const journal = readJournal(ifname, isLinuxUndo);
+    killSwitch = journal?.killSwitch === true;
+    apps = journal?.perApp ?? [];
   } catch {
     // a journal this version cannot read says nothing about the kill switch
   }
   if (killSwitch) shown.killSwitch = killSwitchStatus(shown);
+  if (apps.length > 0) shown.perApp = await Promise.all(apps.map(async (a) => ({ name: a.name, domains: a.domains, entries: await setEntries(a.name) })));
   return shown;
+}
+
+/** The number of elements of an app's two sets now (expired ones are gone). */
+async function setEntries(app: string): Promise<{ v4: number; v6: number } | undefined> {
+  const exec = createExec();
+  const count = async (family: 4 | 6): Promise<number | undefined> => {
+    const r = await exec('nft', ['-j', 'list', 'set', 'inet', PER_APP_TABLE, setName(app, family)]);
+    if (r.exitCode !== 0) return undefined;
+    const set = (JSON.parse(r.stdout) as { nftables: { set?: { elem?: unknown[] } }[] }).nftables.find((x) => x.set !== undefined)?.set;
+    return set?.elem?.length ?? 0;
+  };
+  const [v4, v6] = await Promise.all([count(4), count(6)]);
+  return v4 === undefined || v6 === undefined ? undefined : { v4, v6 };
 }
 
 export async function readInterfaces(ifname?: string): Promise<ShownInterface[]> {
@@ -81,6 +108,10 @@ export function formatInterface(i: ShownInterface): string {
   if (i.listenPort) lines.push(`  listening port: ${i.listenPort}`);
   if (i.fwmark) lines.push(`  fwmark: 0x${i.fwmark.toString(16)}`);
   if (i.killSwitch) lines.push(`  kill switch: on, ${i.killSwitch.blocking ? `blocking: ${i.killSwitch.reason}` : 'not blocking (the tunnel is up)'}`);
+  for (const a of i.perApp ?? []) {
+    const live = a.entries === undefined ? 'set not readable' : `${plural(a.entries.v4 + a.entries.v6, 'live address')} (${a.entries.v4} IPv4, ${a.entries.v6} IPv6)`;
+    lines.push(`  app ${a.name}: ${a.domains.join(', ')}; ${live}`);
+  }
   for (const p of i.peers) {
     lines.push('', `peer: ${p.publicKey}`);
     if (p.hasPresharedKey) lines.push('  preshared key: (hidden)');

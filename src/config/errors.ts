@@ -37,6 +37,11 @@ export type ConfigErrorCode =
   | 'ERR_CONFIG_BAD_KEEPALIVE'
   | 'ERR_CONFIG_BAD_BOOLEAN'
   | 'ERR_CONFIG_BAD_DOMAIN'
+  /** An [App]'s Name, CGroup or UID that is not one. */
+  | 'ERR_CONFIG_BAD_APP'
+  /** An [App] without a Name, or two [App]s with one name. */
+  | 'ERR_CONFIG_MISSING_APP_NAME'
+  | 'ERR_CONFIG_DUPLICATE_APP'
   /** A key given with nothing after the "=" where a value is required. */
   | 'ERR_CONFIG_EMPTY_VALUE'
   /** ExcludeLocalNetworks = true without IncludeAllNetworks = true. */

@@ -1,7 +1,7 @@
 // src/config: wg-quick configuration text <-> typed Config, with Burrow's own keys
 // (IncludeAllNetworks, ExcludeLocalNetworks, Mail/Calendar/ContactsDomains).
 
-export type { Config, DnsSettings, Endpoint, InterfaceConfig, IpAddress, IpFamily, IpPrefix, PeerConfig, RoutingTable } from './types.js';
+export type { AppConfig, Config, DnsSettings, Endpoint, InterfaceConfig, IpAddress, IpFamily, IpPrefix, PeerConfig, RoutingTable } from './types.js';
 export { ConfigError, type ConfigErrorCode } from './errors.js';
 export { parseConfig } from './parse.js';
 export { formatConfig, type FormatOptions, HIDDEN } from './write.js';

@@ -3,11 +3,13 @@
 // The file is read as wg-quick reads it (wg-quick(8) parse_options, and `wg setconf`
 // for the keys it passes on):
 //   - a line is cut at its first "#", then trimmed; blank lines are skipped;
-//   - "[Interface]" and "[Peer]" open sections, matched without regard to case;
+//   - "[Interface]" and "[Peer]" open sections, matched without regard to case; so does
+//     Burrow's "[App]" (per-app routing: Name, Domains, CGroup, UID; docs/per-app.md);
 //   - "Key = value": the key is what comes before the first "=", the value what comes
 //     after it (so a base64 key's trailing "=" stays in the value); keys are matched
 //     without regard to case and reported in wg-quick's spelling;
-//   - Address, DNS, AllowedIPs, the Pre/Post hooks and Burrow's domain lists may be
+//   - Address, DNS, AllowedIPs, the Pre/Post hooks, Burrow's domain lists and an [App]'s
+//     Domains, CGroup and UID may be
 //     repeated and accumulate in order; any other key given twice in one section is an
 //     error (wg would silently keep the last one).
 // It is stricter than wg-quick wherever wg-quick would fail later, or silently do
@@ -16,11 +18,13 @@
 import { ConfigError, type ConfigErrorCode, quote } from './errors.js';
 import type { IpPrefix } from './ip.js';
 import { parseEndpoint } from './endpoint.js';
-import type { Config, Endpoint, InterfaceConfig, PeerConfig, RoutingTable } from './types.js';
+import type { AppConfig, Config, Endpoint, InterfaceConfig, PeerConfig, RoutingTable } from './types.js';
 import {
   checkHook,
   MTU_MIN_IPV6,
+  parseAppName,
   parseBoolean,
+  parseCGroup,
   parseDns,
   parseDomainList,
   parseFwMark,
@@ -30,12 +34,13 @@ import {
   parsePort,
   parsePrefixList,
   parseTable,
+  parseUid,
   trimAscii,
   ValueError,
 } from './values.js';
 import { publicKeyOf } from '../../crypto/keys.js';
 
-type Section = 'interface' | 'peer';
+type Section = 'interface' | 'peer' | 'app';
 
 /** `repeat`: the key may appear several times in one section, its values accumulating. */
 interface KeySpec {
@@ -69,11 +74,15 @@ const KEYS: ReadonlyMap<string, KeySpec> = new Map(
       ['AllowedIPs', 'peer', true],
       ['Endpoint', 'peer', false],
       ['PersistentKeepalive', 'peer', false],
+      ['Name', 'app', false],
+      ['Domains', 'app', true],
+      ['CGroup', 'app', true],
+      ['UID', 'app', true],
     ] as const
   ).map(([name, section, repeat]) => [name.toLowerCase(), { name, section, repeat }]),
 );
 
-const SECTION_TITLE: Record<Section, string> = { interface: '[Interface]', peer: '[Peer]' };
+const SECTION_TITLE: Record<Section, string> = { interface: '[Interface]', peer: '[Peer]', app: '[App]' };
 
 interface InterfaceDraft {
   headerLine: number;
@@ -97,6 +106,15 @@ interface InterfaceDraft {
   mailDomains: string[];
   calendarDomains: string[];
   contactsDomains: string[];
+}
+
+interface AppDraft {
+  headerLine: number;
+  name?: string;
+  nameLine?: number;
+  domains: string[];
+  cgroups: string[];
+  uids: number[];
 }
 
 interface PeerDraft {
@@ -124,6 +142,7 @@ export function parseConfig(text: string, fileName: string): Config {
 
   let iface: InterfaceDraft | undefined;
   const peers: PeerDraft[] = [];
+  const apps: AppDraft[] = [];
   let section: Section | undefined;
   // Lines of the scalar keys already seen in the current section.
   let seen = new Map<string, number>();
@@ -139,7 +158,7 @@ export function parseConfig(text: string, fileName: string): Config {
     if (stripped.startsWith('[')) {
       const header = /^\[([^\]]*)\]$/.exec(stripped);
       if (header === null) {
-        fail('ERR_CONFIG_SYNTAX', lineNumber, undefined, 'a section header is [Interface] or [Peer], alone on its line');
+        fail('ERR_CONFIG_SYNTAX', lineNumber, undefined, 'a section header is [Interface], [Peer] or [App], alone on its line');
       }
       const name = header[1]!.toLowerCase();
       if (name === 'interface') {
@@ -151,9 +170,12 @@ export function parseConfig(text: string, fileName: string): Config {
       } else if (name === 'peer') {
         peers.push({ headerLine: lineNumber, allowedIPs: [] });
         section = 'peer';
+      } else if (name === 'app') {
+        apps.push({ headerLine: lineNumber, domains: [], cgroups: [], uids: [] });
+        section = 'app';
       } else {
         const shown = quote(header[0]);
-        fail('ERR_CONFIG_UNKNOWN_SECTION', lineNumber, undefined, `unknown section${shown === undefined ? '' : ` ${shown}`}: expected [Interface] or [Peer]`);
+        fail('ERR_CONFIG_UNKNOWN_SECTION', lineNumber, undefined, `unknown section${shown === undefined ? '' : ` ${shown}`}: expected [Interface], [Peer] or [App]`);
       }
       seen = new Map();
       continue;
@@ -180,7 +202,7 @@ export function parseConfig(text: string, fileName: string): Config {
     }
     const key = spec.name;
     if (section === undefined) {
-      fail('ERR_CONFIG_OUTSIDE_SECTION', lineNumber, key, `keys come after an [Interface] or [Peer] header; this one belongs in ${SECTION_TITLE[spec.section]}`);
+      fail('ERR_CONFIG_OUTSIDE_SECTION', lineNumber, key, `keys come after an [Interface], [Peer] or [App] header; this one belongs in ${SECTION_TITLE[spec.section]}`);
     }
     if (spec.section !== section) {
       fail('ERR_CONFIG_WRONG_SECTION', lineNumber, key, `belongs in ${SECTION_TITLE[spec.section]}, not in ${SECTION_TITLE[section]}`);
@@ -193,7 +215,8 @@ export function parseConfig(text: string, fileName: string): Config {
 
     try {
       if (section === 'interface') setInterfaceKey(iface!, key, value, lineNumber);
-      else setPeerKey(peers[peers.length - 1]!, key, value, lineNumber);
+      else if (section === 'peer') setPeerKey(peers[peers.length - 1]!, key, value, lineNumber);
+      else setAppKey(apps[apps.length - 1]!, key, value, lineNumber);
     } catch (error) {
       if (error instanceof ValueError) fail(error.code, lineNumber, key, error.message);
       throw error;
@@ -201,7 +224,7 @@ export function parseConfig(text: string, fileName: string): Config {
   }
 
   if (iface === undefined) return fail('ERR_CONFIG_MISSING_INTERFACE', undefined, undefined, 'no [Interface] section');
-  return finish(iface, peers, fail);
+  return finish(iface, peers, apps, fail);
 }
 
 function newInterface(headerLine: number): InterfaceDraft {
@@ -311,10 +334,42 @@ function setPeerKey(draft: PeerDraft, key: string, value: string, line: number):
   }
 }
 
+function setAppKey(draft: AppDraft, key: string, value: string, line: number): void {
+  switch (key) {
+    case 'Name':
+      draft.name = parseAppName(required(value));
+      draft.nameLine = line;
+      return;
+    case 'Domains':
+      draft.domains.push(...parseDomainList(value));
+      return;
+    case 'CGroup':
+      draft.cgroups.push(parseCGroup(required(value)));
+      return;
+    case 'UID':
+      draft.uids.push(parseUid(required(value)));
+      return;
+  }
+}
+
+/** The [App] sections, checked: each has a Name, no two share one. */
+function finishApps(appDrafts: AppDraft[], fail: Fail): AppConfig[] {
+  const apps: AppConfig[] = [];
+  const byName = new Map<string, number>();
+  for (const a of appDrafts) {
+    if (a.name === undefined) return fail('ERR_CONFIG_MISSING_APP_NAME', a.headerLine, 'Name', '[App] needs a Name (mail, calendar, contacts, or your own)');
+    const first = byName.get(a.name);
+    if (first !== undefined) fail('ERR_CONFIG_DUPLICATE_APP', a.nameLine, 'Name', `a second [App] named ${a.name} (the first is at line ${first})`);
+    byName.set(a.name, a.headerLine);
+    apps.push({ name: a.name, domains: a.domains, cgroups: a.cgroups, uids: a.uids });
+  }
+  return apps;
+}
+
 type Fail = (code: ConfigErrorCode, line: number | undefined, key: string | undefined, detail: string) => never;
 
 /** Checks that need a whole section, or the whole file, then builds the Config. */
-function finish(draft: InterfaceDraft, peerDrafts: PeerDraft[], fail: Fail): Config {
+function finish(draft: InterfaceDraft, peerDrafts: PeerDraft[], appDrafts: AppDraft[], fail: Fail): Config {
   if (draft.privateKey === undefined) {
     return fail('ERR_CONFIG_MISSING_PRIVATE_KEY', draft.headerLine, 'PrivateKey', '[Interface] needs a PrivateKey (make one with `burrow genkey`)');
   }
@@ -387,7 +442,8 @@ function finish(draft: InterfaceDraft, peerDrafts: PeerDraft[], fail: Fail): Con
     calendarDomains: draft.calendarDomains,
     contactsDomains: draft.contactsDomains,
   };
-  return { interface: iface, peers };
+  const apps = finishApps(appDrafts, fail);
+  return apps.length === 0 ? { interface: iface, peers } : { interface: iface, peers, apps };
 }
 
 function hex(bytes: Uint8Array): string {

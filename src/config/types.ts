@@ -64,7 +64,25 @@ export interface PeerConfig {
   readonly persistentKeepalive?: number;
 }
 
+/**
+ * Burrow: an [App] section, per-app routing on Linux. Its processes are those in one of
+ * `cgroups`, those run by one of `uids`, and those started with `burrow exec --app NAME`.
+ * The built-in apps mail, calendar and contacts take their domains from MailDomains,
+ * CalendarDomains and ContactsDomains too.
+ */
+export interface AppConfig {
+  /** Lower case: letters, digits and "_", starting with a letter; at most 24 characters. */
+  readonly name: string;
+  /** ASCII (punycode), lower case, no trailing dot; matched as suffixes on label boundaries. */
+  readonly domains: string[];
+  /** cgroup v2 paths relative to the cgroup2 root, without leading or trailing "/". */
+  readonly cgroups: string[];
+  readonly uids: number[];
+}
+
 export interface Config {
   readonly interface: InterfaceConfig;
   readonly peers: PeerConfig[];
+  /** [App] sections, in file order; absent when the file has none. */
+  readonly apps?: AppConfig[];
 }

@@ -2,6 +2,7 @@
 // throws a ValueError saying what was expected; parse.ts adds the file, line and key.
 // write.ts uses the same parsers to check what it is about to write.
 
+import { idnToAscii } from './idn.js';
 import { decodeKey, KeyFormatError } from '../../crypto/keys.js';
 import { type ConfigErrorCode, quote } from './errors.js';
 import { formatIpv4, formatIpv6, IpFormatError, type IpPrefix, parseIpAddress, parsePrefix } from './ip.js';
@@ -171,11 +172,26 @@ export function parseDomain(text: string): string {
   return lower;
 }
 
-/** A comma-separated list of domains (MailDomains and friends). */
+/**
+ * A domain of a per-app list, as Apple compares them: one trailing dot is ignored and an
+ * internationalised name is taken in its ASCII form (punycode, idn.ts),
+ * then it must be a DNS name (parseDomain). Returned in that ASCII, lower-case form.
+ */
+export function parseMatchDomain(text: string): string {
+  const bare = text.endsWith('.') && !text.endsWith('..') ? text.slice(0, -1) : text;
+  if (/[^\u0000-\u007f]/.test(bare)) {
+    const ascii = idnToAscii(bare);
+    if (ascii === undefined) throw new ValueError('ERR_CONFIG_BAD_DOMAIN', 'an internationalised domain that IDNA cannot turn into ASCII (punycode)');
+    return parseDomain(ascii);
+  }
+  return parseDomain(bare);
+}
+
+/** A comma-separated list of domains (MailDomains and friends, an [App]'s Domains). */
 export function parseDomainList(value: string): string[] {
   return splitList(value).map((item, i) => {
     try {
-      return parseDomain(item);
+      return parseMatchDomain(item);
     } catch (error) {
       if (error instanceof ValueError) throw new ValueError(error.code, `${entry(i, item)}: ${error.message}`);
       throw error;
@@ -243,4 +259,38 @@ export function checkHook(text: string): string {
   if (text.includes('#')) throw new ValueError('ERR_CONFIG_UNREPRESENTABLE', 'a command cannot contain "#": wg-quick reads it as a comment');
   if (trimAscii(text) !== text) throw new ValueError('ERR_CONFIG_UNREPRESENTABLE', 'a command cannot start or end with white space');
   return text;
+}
+
+/** An [App]'s Name: it names nftables sets and cgroups, so a short identifier. */
+export function parseAppName(text: string): string {
+  if (!/^[a-z][a-z0-9_]{0,23}$/.test(text)) {
+    throw new ValueError('ERR_CONFIG_BAD_APP', 'an app name is 1 to 24 lower-case letters, digits and "_", starting with a letter (mail, calendar, contacts, or your own)');
+  }
+  return text;
+}
+
+/**
+ * A cgroup v2 path, relative to the cgroup2 mount ("user.slice/user-1000.slice/…"); a
+ * leading and trailing "/" are dropped. No "." or ".." components, nothing but the
+ * characters systemd and mkdir use for unit names.
+ */
+export function parseCGroup(text: string): string {
+  const path = text.replace(/^\/+/, '').replace(/\/+$/, '');
+  const parts = path.split('/');
+  if (path === '' || parts.some((p) => p === '' || p === '.' || p === '..' || !/^[A-Za-z0-9_.@:+=-]+$/.test(p))) {
+    throw new ValueError(
+      'ERR_CONFIG_BAD_APP',
+      'a cgroup is a path under the cgroup2 mount such as user.slice/user-1000.slice/user@1000.service/app.slice/app-mail.slice (components of letters, digits and _ . @ : + = -)',
+    );
+  }
+  if (parts.length > 32) throw new ValueError('ERR_CONFIG_BAD_APP', 'a cgroup path is at most 32 components deep');
+  return parts.join('/');
+}
+
+/** A user id for an [App]: 1..2^32-2. Root (0) is refused: Burrow's own resolver runs as root. */
+export function parseUid(text: string): number {
+  const n = decimal(text);
+  if (n === undefined || n > 0xfffffffe) throw new ValueError('ERR_CONFIG_BAD_APP', 'a UID is a decimal user id (see `id -u NAME`)');
+  if (n === 0) throw new ValueError('ERR_CONFIG_BAD_APP', "UID 0 is refused: root's processes include Burrow's own resolver, whose queries must not be redirected to itself");
+  return n;
 }

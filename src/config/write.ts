@@ -16,7 +16,7 @@ import { type IpPrefix, makePrefix } from './ip.js';
 import { parseConfig } from './parse.js';
 import type { Config, PeerConfig } from './types.js';
 import { formatEndpoint, parseHost } from './endpoint.js';
-import { canonicalIp, checkHook, parseDomain, ValueError } from './values.js';
+import { canonicalIp, checkHook, parseAppName, parseCGroup, parseDomain, ValueError } from './values.js';
 
 export interface FormatOptions {
   /** Write "(hidden)" in place of PrivateKey and PresharedKey. */
@@ -81,6 +81,13 @@ function render(config: Config, redact: boolean): string {
   for (const peer of config.peers) {
     out.push('', '[Peer]');
     renderPeer(peer, put, secret);
+  }
+  for (const app of config.apps ?? []) {
+    out.push('', '[App]');
+    put('Name', checked('Name', () => parseAppName(app.name)));
+    if (app.domains.length > 0) put('Domains', app.domains.map((d) => checked('Domains', () => parseDomain(d))).join(', '));
+    for (const cgroup of app.cgroups) put('CGroup', checked('CGroup', () => parseCGroup(cgroup)));
+    for (const uid of app.uids) put('UID', String(uid));
   }
   return out.join('\n') + '\n';
 }

@@ -27,6 +27,7 @@
 //                   platform takes the first free table from there and uses the same number).
 
 import { DEFAULT_MTU } from '../../tunnel/constants.js';
+import { type AppRule, appRules } from './perapp.js';
 import { type Config, type Endpoint, formatIpAddress, type IpFamily, type IpPrefix, makePrefix, parseIpAddress, type RoutingTable } from '../config/index.js';
 
 /** WireGuard's per-packet overhead that wg-quick subtracts: IPv6 40 + UDP 8 + data header 32. */
@@ -102,6 +103,11 @@ export interface TunnelSettings {
   /** With includeAllNetworks: the local networks may still be reached directly. */
   readonly excludeLocalNetworks: boolean;
   readonly perApp: PerAppDomains;
+  /**
+   * Per-app routing on Linux (perapp.ts): the apps with domains, built-ins first; absent
+   * when there are none.
+   */
+  readonly apps?: AppRule[];
 }
 
 export interface TunnelSettingsOptions {
@@ -180,13 +186,16 @@ export function tunnelSettings(config: Config, opts: TunnelSettingsOptions = {})
     v6: ipv6.includedRoutes.some((p) => p.prefixLength === 0),
   };
   const table: RoutingTable = iface.table ?? 'auto';
+  const apps = appRules(config);
   const configuredMark = iface.fwMark !== undefined && iface.fwMark !== 0 ? iface.fwMark : undefined;
   let fwmark: number | undefined;
   let fwmarkSource: TunnelSettings['fwmarkSource'];
   if (configuredMark !== undefined) {
     fwmark = configuredMark;
     fwmarkSource = 'config';
-  } else if (table === 'auto' && (fullTunnel.v4 || fullTunnel.v6)) {
+  } else if (table === 'auto' && (fullTunnel.v4 || fullTunnel.v6) && (apps.length === 0 || iface.includeAllNetworks)) {
+    // (Per-app routing puts even a /0 in a table of its own, reached by the apps' mark
+    // only: the tunnel's socket needs no mark to bypass it.)
     fwmark = DEFAULT_FWMARK;
     fwmarkSource = 'auto';
   }
@@ -214,5 +223,6 @@ export function tunnelSettings(config: Config, opts: TunnelSettingsOptions = {})
       calendar: [...iface.calendarDomains],
       contacts: [...iface.contactsDomains],
     },
+    ...(apps.length === 0 ? {} : { apps }),
   };
 }

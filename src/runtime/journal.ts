@@ -45,6 +45,8 @@ export interface JournalState<R> {
   readonly config: string | undefined;
   /** The session runs a kill switch (IncludeAllNetworks), for `burrow show`. */
   readonly killSwitch?: boolean;
+  /** The apps of per-app routing and their domains, for `burrow show`; absent or empty without. */
+  readonly perApp?: readonly { readonly name: string; readonly domains: readonly string[] }[];
   /** Run, in order, before the undos (PreDown) and after them (PostDown). */
   readonly hooks: { readonly preDown: readonly string[]; readonly postDown: readonly string[] };
   readonly entries: readonly JournalEntry<R>[];
@@ -145,8 +147,8 @@ export class Journal<R> {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   }
 
-  static forInterface<R>(ifname: string, config: string | undefined, killSwitch = false): Journal<R> {
-    return new Journal<R>(journalPath(ifname), { ifname, daemon: ownIdentity(), startedAt: Date.now(), config, killSwitch });
+  static forInterface<R>(ifname: string, config: string | undefined, killSwitch = false, perApp: JournalState<R>['perApp'] = []): Journal<R> {
+    return new Journal<R>(journalPath(ifname), { ifname, daemon: ownIdentity(), startedAt: Date.now(), config, killSwitch, ...(perApp.length === 0 ? {} : { perApp }) });
   }
 
   /** The undo stack's persist hook: the records of `stack`, oldest first. */
@@ -221,10 +223,22 @@ export function readJournal<R>(ifname: string, isRecord: (value: unknown) => val
     startedAt: typeof v.startedAt === 'number' ? v.startedAt : 0,
     config: typeof v.config === 'string' ? v.config : undefined,
     killSwitch: v.killSwitch === true,
+    ...(perAppOf(v.perApp) === undefined ? {} : { perApp: perAppOf(v.perApp)! }),
     hooks: { preDown: hooks.preDown, postDown: hooks.postDown },
     entries,
     modified,
   };
+}
+
+/** The journal's app list, if it is one (it only informs `burrow show`). */
+function perAppOf(value: unknown): JournalState<unknown>['perApp'] {
+  if (!Array.isArray(value)) return undefined;
+  const ok = value.every(
+    (a: unknown) =>
+      typeof a === 'object' && a !== null && typeof (a as { name?: unknown }).name === 'string' &&
+      Array.isArray((a as { domains?: unknown }).domains) && ((a as { domains: unknown[] }).domains).every((d) => typeof d === 'string'),
+  );
+  return ok ? (value as { name: string; domains: string[] }[]) : undefined;
 }
 
 export function removeJournal(ifname: string): void {

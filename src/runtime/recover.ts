@@ -35,6 +35,7 @@ export function describeChanges(undos: readonly LinuxUndo[]): string {
     if (u.kind === 'resolv-conf') kinds.add('DNS');
     else if (u.kind === 'sysctl') kinds.add('sysctls');
     else if (u.kind === 'link') kinds.add('link settings');
+    else if (u.kind === 'cgroup') kinds.add('cgroups');
     else if (u.argv[0]!.endsWith('resolvconf') || u.argv[0]!.endsWith('resolvectl')) kinds.add('DNS');
     else if (u.argv[0] === 'nft') kinds.add('firewall table');
     else if (u.argv.includes('rule')) kinds.add('rules');
@@ -42,7 +43,7 @@ export function describeChanges(undos: readonly LinuxUndo[]): string {
     else if (u.argv.includes('address')) kinds.add('addresses');
     else kinds.add('settings');
   }
-  const order = ['addresses', 'link settings', 'routes', 'rules', 'DNS', 'sysctls', 'firewall table', 'settings'];
+  const order = ['addresses', 'link settings', 'routes', 'rules', 'DNS', 'sysctls', 'firewall table', 'cgroups', 'settings'];
   const list = order.filter((k) => kinds.has(k));
   if (list.length === 0) return 'nothing was left to remove';
   return list.length === 1 ? list[0]! : `${list.slice(0, -1).join(', ')} and ${list.at(-1)}`;

@@ -25,8 +25,9 @@ import { type AppliedLinux, applyLinux, createExec, type Exec, runHooks } from '
 import type { LinuxStep } from '../platform/linux/plan.js';
 import { isLinuxUndo, type LinuxUndo, undoLinux } from '../platform/linux/undo.js';
 import { UndoStack } from '../platform/undo.js';
-import { type TunnelEndpoint, tunnelSettings } from '../policy/index.js';
+import { appRules, type TunnelEndpoint, tunnelSettings } from '../policy/index.js';
 import { isRunning, Journal, readJournal } from './journal.js';
+import { startPerApp } from './perapp.js';
 import type { Logger } from './log.js';
 import { saveConfig } from './save-config.js';
 import { describeEvent, type PeerSetup, Tunnel } from './tunnel.js';
@@ -131,7 +132,8 @@ export class Session {
     // `up` undid the rest) becomes this session's, so that it is never unrecorded.
     const leftover = readJournal(ifname, isLinuxUndo);
     if (leftover !== undefined && isRunning(leftover.daemon, ifname)) throw new Error(`${ifname} is run by another daemon (pid ${leftover.daemon.pid})`);
-    const journal = Journal.forInterface<LinuxUndo>(ifname, options.configPath, config?.interface.includeAllNetworks === true);
+    const apps = config === undefined ? [] : appRules(config).map((a) => ({ name: a.name, domains: [...a.domains] }));
+    const journal = Journal.forInterface<LinuxUndo>(ifname, options.configPath, config?.interface.includeAllNetworks === true, apps);
     const stack = new UndoStack<LinuxUndo>((undo) => undoLinux(undo, exec, (line) => log.info(`[#] ${line}`)), journal.persist);
     for (const e of leftover?.entries ?? []) stack.intend(e.what, e.undo, { keep: e.keep });
     journal.write(); // who owns the interface, before anything is changed
@@ -151,6 +153,12 @@ export class Session {
       });
       stack.defer('stop the tunnel', () => tunnel.stop());
       session = new Session(ifname, tunnel, stack, journal, options);
+      if (settings === undefined) {
+        // burrow-go: the new TUN gets wireguard-go's MTU (the kernel makes it 1500); wg-quick
+        // or `ip link` may change it, and the engine follows. It goes with the interface.
+        const r = await exec('ip', ['link', 'set', 'dev', ifname, 'mtu', String(tunnel.mtu)]);
+        if (r.exitCode !== 0) throw new Error(`cannot set the MTU of ${ifname}: ${r.stderr.trim()}`);
+      }
       if (settings !== undefined) {
         session.applied = await applyLinux(settings, {
           ifname,
@@ -159,6 +167,7 @@ export class Session {
           undo: stack,
           ...(options.platformSteps === undefined ? {} : { extraSteps: options.platformSteps }),
         });
+        await startPerApp(settings, session.applied, { ifname, exec, stack, log });
         // A full tunnel's bypass table may be another than the one asked for (51820 taken).
         const mark = session.applied.fwmark;
         if (mark !== undefined && mark !== tunnel.udp.fwmark) tunnel.udp.setMark(mark);
@@ -324,14 +333,19 @@ export class Session {
     return changes.length === 0 ? 'nothing changed' : changes.join('; ');
   }
 
-  /** wireguard-go and wg-quick: the daemon goes when its interface is deleted (`ip link del`). */
+  /**
+   * wireguard-go and wg-quick: the daemon goes when its interface is deleted (`ip link
+   * del`). Each poll also has the engine follow the interface's MTU.
+   */
   private watchInterface(): void {
     const path = `/sys/class/net/${this.ifname}/ifindex`;
     let index: string | undefined;
     const check = async (): Promise<void> => {
       const now = await readFile(path, 'utf8').catch(() => undefined);
       if (index === undefined) index = now;
-      else if (now !== index) this.options.onStopRequested?.(`the interface ${this.ifname} was removed`);
+      else if (now !== index) return this.options.onStopRequested?.(`the interface ${this.ifname} was removed`);
+      // The MTU may have been lowered (`ip link set IF mtu N`): padding follows it.
+      this.tunnel.followMtu();
     };
     void check();
     this.interfaceWatch = setInterval(() => void check(), INTERFACE_POLL_MS);

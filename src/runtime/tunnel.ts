@@ -5,11 +5,17 @@
 //   UDP --message----> Device.receiveDatagram (opened in place in the UDP slot)
 //       --> queued as a view --GRO (gro.ts), writePackets once per recvmmsg batch--> TUN
 //   one setTimeout --> Device.tick(now) --> re-armed for the deadline it returns
+//
+// The MTU is the interface's, followed while running (wg-quick and `ip link` set it after
+// the daemon starts): TUN slots and UDP receive slots hold the largest packet and datagram
+// any MTU allows, so nothing is cut short when it rises; the engine's MTU (padding) is
+// read again from sysfs when a packet longer than it comes out of the TUN, and each time
+// the session polls the interface (followMtu).
 
 import type { Aead } from '../../crypto/aead.js';
 import type { Dh } from '../../crypto/x25519.js';
-import { getRandomValues } from 'node:crypto';
-import { DEFAULT_MTU, Device, type DeviceEvent, type Endpoint, type PeerUpdate } from '../../tunnel/device.js';
+import { readFileSync } from 'node:fs';
+import { DEFAULT_MTU, Device, MAX_MTU, type DeviceEvent, type Endpoint, type PeerUpdate } from '../../tunnel/device.js';
 import { formatEndpoint } from '../../tunnel/endpoint.js';
 import { TRANSPORT_HEADER_LENGTH } from '../../tunnel/constants.js';
 import { sealedLength } from '../../tunnel/transport.js';
@@ -27,12 +33,12 @@ export interface TunnelOptions {
   ifname: string;
   /**
    * null: a device that has no key of its own yet (burrow-go, before `wg setconf` gives
-   * it one). It starts with a random key that no peer knows, so it completes no handshake.
+   * it one), as wireguard-go starts: it sends and answers no handshake until it has one.
    */
   privateKey: Uint8Array | null;
   listenPort: number;
   fwmark: number;
-  /** Default DEFAULT_MTU. */
+  /** The MTU the engine starts with; DEFAULT_MTU by default. Then the interface's is followed. */
   mtu?: number | undefined;
   peers: readonly PeerSetup[];
   /**
@@ -66,8 +72,10 @@ const BATCH = 64;
 /** Opened packets queued for one write to the TUN at most (a recvmmsg batch is 64). */
 const TUN_WRITE_BATCH = 64;
 const EMPTY = new Uint8Array(0);
-/** The longest opened packet GRO expects: a UDP receive slot (udp.ts); longer batches go out uncoalesced. */
+/** GRO's arena holds a batch of 64 packets of up to 16 KiB; a batch with more bytes goes out uncoalesced. */
 const MAX_DATAGRAM = 16384;
+/** A TUN slot: the header room, the largest IP packet, padding and tag. */
+const SLOT_SIZE = sealedLength(MAX_MTU, 0);
 
 export class Tunnel {
   readonly device: Device;
@@ -83,12 +91,43 @@ export class Tunnel {
   private readonly gro: Coalescer | undefined;
   private readonly batch: PacketBatch;
   private readonly clock: () => number;
+  /** sysfs's file for the interface's MTU; undefined once it cannot be read (an adopted fd). */
+  private mtuPath: string | undefined;
 
-  private constructor(readonly tun: TunDevice, readonly udp: UdpTransport, device: Device, readonly mtu: number, clock: () => number) {
+  private constructor(readonly tun: TunDevice, readonly udp: UdpTransport, device: Device, clock: () => number) {
     this.device = device;
     this.clock = clock;
     this.gro = tun.vnetHdr ? new Coalescer(TUN_WRITE_BATCH, TUN_WRITE_BATCH * MAX_DATAGRAM) : undefined;
-    this.batch = new PacketBatch({ capacity: BATCH, slotSize: Math.max(2048, sealedLength(mtu, mtu) + 64), headroom: TRANSPORT_HEADER_LENGTH });
+    this.batch = new PacketBatch({ capacity: BATCH, slotSize: SLOT_SIZE, headroom: TRANSPORT_HEADER_LENGTH });
+    this.mtuPath = `/sys/class/net/${tun.name}/mtu`;
+  }
+
+  /** The engine's MTU (it follows the interface's). */
+  get mtu(): number {
+    return this.device.mtu;
+  }
+
+  /**
+   * Reads the interface's MTU and gives it to the engine; returns it. Where it cannot be
+   * read (a descriptor adopted from outside), the engine keeps the MTU it has.
+   */
+  followMtu(): number {
+    if (this.mtuPath === undefined) return this.device.mtu;
+    let mtu: number;
+    try {
+      mtu = Number(readFileSync(this.mtuPath, 'utf8'));
+    } catch {
+      this.mtuPath = undefined;
+      return this.device.mtu;
+    }
+    if (Number.isInteger(mtu) && mtu !== this.device.mtu) {
+      try {
+        this.device.setMtu(mtu);
+      } catch {
+        // An MTU the engine does not take (below 68): padding keeps the one it has.
+      }
+    }
+    return this.device.mtu;
   }
 
   /** Opens the TUN and the sockets and starts moving packets. Undoes what it made on failure. */
@@ -104,7 +143,7 @@ export class Tunnel {
         () => tunnel?.writeQueued());
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
-        { privateKey: o.privateKey ?? getRandomValues(new Uint8Array(32)), mtu, aead: o.aead ?? createAddonAead(), dh: o.dh ?? nodeDh, wallClock: Date.now },
+        { privateKey: o.privateKey, mtu, aead: o.aead ?? createAddonAead(), dh: o.dh ?? nodeDh, wallClock: Date.now },
         {
           send: (data, to) => udp!.send(data, to),
           write: (packet) => tunnel?.writePacket(packet),
@@ -112,7 +151,7 @@ export class Tunnel {
         },
       );
       for (const p of o.peers) device.setPeer(p.publicKey, p);
-      tunnel = new Tunnel(tun, udp, device, mtu, o.now ?? (() => performance.now()));
+      tunnel = new Tunnel(tun, udp, device, o.now ?? (() => performance.now()));
       tun.onReadable((error) => {
         if (error) log(`tun: ${error.message}`);
         else tunnel!.onTunReadable();
@@ -138,9 +177,9 @@ export class Tunnel {
       const now = this.now();
       for (let i = 0; i < n; i++) {
         const length = batch.lengths[i]!;
-        const slot = batch.slot(i);
-        if (sealedLength(length, this.mtu) > slot.length) continue; // larger than any MTU we set
-        this.device.sendPacket(slot, length, now);
+        // Longer than the engine's MTU: the interface's has risen since it was read.
+        if (length > this.device.mtu) this.followMtu();
+        this.device.sendPacket(batch.slot(i), length, now);
       }
       if (n < batch.capacity) break;
     }

@@ -403,15 +403,15 @@ describe('applyLinux (scripted system)', () => {
     expect(sys.changes()).not.toContain('sysctl -q -w net.ipv4.conf.all.src_valid_mark=0');
   });
 
-  it('refuses per-app routing, which it cannot enforce yet; the kill switch is enforced, and loaded first', async () => {
+  it('refuses per-app domains with IncludeAllNetworks on Linux; the kill switch alone is enforced, and loaded first', async () => {
     const sys = fakeSystem();
     const settings = tunnelSettings(fixture('burrow-kill-switch'));
     const error = await applyLinux(settings, { ifname: 'wg0', exec: sys.exec, dns: FILE_DNS }).catch((e: unknown) => e);
-    expect((error as LinuxPlatformError).code).toBe('ERR_PLATFORM_UNSUPPORTED');
-    expect((error as Error).message).toMatch(/^per-app domains/);
-    expect((error as Error).message).not.toMatch(/IncludeAllNetworks/);
+    expect((error as LinuxPlatformError).code).toBe('ERR_PLATFORM_ARG');
+    expect((error as Error).message).toMatch(/^per-app domains and IncludeAllNetworks = true cannot be combined/);
     expect(sys.ran).toEqual([]);
-    const applied = await applyLinux(settings, { ifname: 'wg0', exec: sys.exec, dns: FILE_DNS, allowUnenforced: true });
+    const { apps: _apps, ...killSwitchOnly } = settings;
+    const applied = await applyLinux(killSwitchOnly, { ifname: 'wg0', exec: sys.exec, dns: FILE_DNS });
     expect(applied.commands[0]).toMatch(/^nft -f -  # stdin: table inet burrow \{/);
     expect(sys.changes()[0]).toBe('nft -f -');
   });

@@ -31,12 +31,6 @@ export interface ApplyLinuxOptions {
   readonly exec?: Exec;
   /** Default: resolvconf when it is on PATH, else /etc/resolv.conf rewritten (dns.ts). */
   readonly dns?: DnsMethod;
-  /**
-   * Bring the tunnel up even though the settings ask for the kill switch or per-app
-   * routing, which this layer does not enforce yet. Default false: refuse, because a kill
-   * switch that silently is not there is a leak.
-   */
-  readonly allowUnenforced?: boolean;
   /** Called with each command that changes the system, before it runs (wg-quick's "[#] …"). */
   readonly log?: (command: string) => void;
   /**
@@ -60,6 +54,11 @@ export interface AppliedLinux {
   readonly fwmark: number | undefined;
   /** The table holding the full tunnel's default routes, when Table = auto made one. */
   readonly bypassTable: number | undefined;
+  /**
+   * Per-app routing (settings.apps): the table that holds the tunnel's routes, which only
+   * the apps' marked flows reach; the mark is the same number. Undefined without apps.
+   */
+  readonly perAppTable: number | undefined;
   /**
    * The MTU set on the interface: settings.mtu, or, when the config gave none, wg-quick's
    * "route to the endpoint minus 80" if that is smaller.
@@ -207,12 +206,36 @@ async function wgQuickMtu(run: Runner, settings: TunnelSettings): Promise<number
   return (smallest === Infinity ? FALLBACK_LINK_MTU : smallest) - TUNNEL_OVERHEAD_BYTES;
 }
 
-/** What the settings ask for that this layer cannot enforce yet. */
-function unenforced(settings: TunnelSettings): string[] {
-  const out: string[] = [];
-  const apps = (['mail', 'calendar', 'contacts'] as const).filter((app) => settings.perApp[app].length > 0);
-  if (apps.length > 0) out.push(`per-app domains (${apps.join(', ')})`);
-  return out;
+/**
+ * Why per-app routing cannot run with these settings on Linux, or undefined. With the
+ * kill switch every packet already goes through the tunnel (docs/per-app.md); without
+ * routes or without the tunnel's resolver, the apps' names could go nowhere.
+ */
+function perAppRefusal(settings: TunnelSettings): string | undefined {
+  if (settings.apps === undefined) return undefined;
+  if (settings.includeAllNetworks) {
+    return 'per-app domains and IncludeAllNetworks = true cannot be combined on Linux: with the kill switch every packet goes through the tunnel already (see docs/per-app.md)';
+  }
+  if (settings.table === 'off') return 'per-app domains need the tunnel\'s routes, and Table = off asks for none';
+  if (settings.dns.servers.length === 0) return "per-app domains need DNS = the tunnel's resolver, which answers the apps' names";
+  return undefined;
+}
+
+/**
+ * Per-app routing routes nothing in the main table: the tunnel's routes (every peer's
+ * AllowedIPs, a /0 included) go into a table of their own, reached only by the apps'
+ * marked flows, and the system's resolver is left alone (the apps' resolver asks the
+ * tunnel's DNS servers). The table is the configured one, else the first free from
+ * 51820, never the tunnel socket's own mark.
+ */
+async function perAppSettings(run: Runner, settings: TunnelSettings): Promise<{ settings: TunnelSettings; table: number }> {
+  let table: number;
+  if (typeof settings.table === 'number') table = settings.table;
+  else {
+    table = await firstFreeTable(run, DEFAULT_FWMARK);
+    if (table === settings.fwmark) table = await firstFreeTable(run, table + 1);
+  }
+  return { settings: { ...settings, table, dns: { servers: [], searchDomains: [], matchDomains: [] } }, table };
 }
 
 interface StepContext {
@@ -312,17 +335,11 @@ const routeKey = (step: LinuxStep): string => (step.kind === 'command' ? step.ar
  * On failure everything already applied is removed again and a LinuxPlatformError says
  * which command failed and why.
  */
-export async function applyLinux(settings: TunnelSettings, opts: ApplyLinuxOptions): Promise<AppliedLinux> {
+export async function applyLinux(asked: TunnelSettings, opts: ApplyLinuxOptions): Promise<AppliedLinux> {
   const { ifname } = opts;
   checkIfname(ifname);
-  const missing = unenforced(settings);
-  if (missing.length > 0 && opts.allowUnenforced !== true) {
-    throw new LinuxPlatformError(
-      'ERR_PLATFORM_UNSUPPORTED',
-      `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not enforced on Linux yet; refusing to bring ${ifname} up without ` +
-        `${missing.length > 1 ? 'them' : 'it'} (allowUnenforced brings it up anyway)`,
-    );
-  }
+  const refusal = perAppRefusal(asked);
+  if (refusal !== undefined) throw new LinuxPlatformError('ERR_PLATFORM_ARG', refusal);
   const exec = opts.exec ?? createExec();
   const run = new Runner(exec, opts.log);
   const stack = opts.undo ?? new UndoStack<LinuxUndo>((undo) => undoLinux(undo, exec, opts.log));
@@ -330,6 +347,9 @@ export async function applyLinux(settings: TunnelSettings, opts: ApplyLinuxOptio
 
   // Fails with "Device "x" does not exist." before anything is changed.
   await linkState(run, ifname);
+  let settings = asked;
+  let perAppTable: number | undefined;
+  if (asked.apps !== undefined) ({ settings, table: perAppTable } = await perAppSettings(run, asked));
   let bypassTable: number | undefined;
   if (needsBypass(settings)) {
     // wg-quick: a configured FwMark is the table too, used as is; else the first free one.
@@ -440,5 +460,5 @@ export async function applyLinux(settings: TunnelSettings, opts: ApplyLinuxOptio
   };
 
   const fwmark = settings.fwmarkSource === 'config' ? settings.fwmark : bypassTable;
-  return { ifname, fwmark, bypassTable, mtu, commands, undo, syncRoutes, syncEndpoints };
+  return { ifname, fwmark, bypassTable, perAppTable, mtu, commands, undo, syncRoutes, syncEndpoints };
 }

@@ -9,8 +9,6 @@ export type LinuxPlatformErrorCode =
   | 'ERR_PLATFORM_COMMAND'
   /** A PreUp/PostUp/PreDown/PostDown hook exited non-zero. */
   | 'ERR_PLATFORM_HOOK'
-  /** The settings ask for something this layer does not enforce yet (the kill switch, per-app routing). */
-  | 'ERR_PLATFORM_UNSUPPORTED'
   /** undo() could not remove everything; calling it again retries what is left. */
   | 'ERR_PLATFORM_UNDO';
 

@@ -9,6 +9,7 @@
 
 import { LinuxPlatformError, describeFailure, renderCommand } from './errors.js';
 import type { Exec } from './exec.js';
+import { BURROW_CGROUP, cgroup2Root, removeCgroup } from './cgroup.js';
 
 export type LinuxUndo =
   /** Run this deletion; "already gone" counts as done. */
@@ -25,7 +26,12 @@ export type LinuxUndo =
    * Write `original` back to `path` (remove the file when it was null), unless the file
    * no longer holds what Burrow wrote: then someone rewrote it since, and theirs is newer.
    */
-  | { readonly kind: 'resolv-conf'; readonly path: string; readonly original: string | null; readonly written: string };
+  | { readonly kind: 'resolv-conf'; readonly path: string; readonly original: string | null; readonly written: string }
+  /**
+   * Remove one of Burrow's cgroups (cgroup.ts), moving processes still in it to the root
+   * cgroup; with `ifEmpty`, only when nothing is left in it (a parent others may share).
+   */
+  | { readonly kind: 'cgroup'; readonly path: string; readonly ifEmpty: boolean };
 
 export const SRC_VALID_MARK = 'net.ipv4.conf.all.src_valid_mark';
 
@@ -58,6 +64,8 @@ export function describeUndo(undo: LinuxUndo): string {
       return renderCommand(['sysctl', '-q', '-w', `${undo.key}=${undo.value}`]);
     case 'resolv-conf':
       return undo.original === null ? `remove ${undo.path}` : `restore ${undo.path}`;
+    case 'cgroup':
+      return `remove the cgroup ${undo.path}${undo.ifEmpty ? ' if it is empty' : ''}`;
   }
 }
 
@@ -84,6 +92,9 @@ export async function undoLinux(undo: LinuxUndo, exec: Exec, log?: (line: string
       else await must(exec, ['tee', undo.path], undo.original);
       return;
     }
+    case 'cgroup':
+      removeCgroup(cgroup2Root(), undo.path, undo.ifEmpty);
+      return;
   }
 }
 
@@ -101,6 +112,14 @@ export function isLinuxUndo(value: unknown): value is LinuxUndo {
       return typeof v.key === 'string' && /^[a-z0-9_.]+$/.test(v.key) && typeof v.value === 'string' && (v.ownMark === undefined || Number.isInteger(v.ownMark));
     case 'resolv-conf':
       return typeof v.path === 'string' && (v.original === null || typeof v.original === 'string') && typeof v.written === 'string';
+    case 'cgroup':
+      // Only Burrow's own cgroups, by a plain relative path.
+      return (
+        typeof v.path === 'string' &&
+        (v.path === BURROW_CGROUP || v.path.startsWith(`${BURROW_CGROUP}/`)) &&
+        v.path.split('/').every((p) => /^[A-Za-z0-9_.=+-]+$/.test(p) && p !== '.' && p !== '..') &&
+        typeof v.ifEmpty === 'boolean'
+      );
     default:
       return false;
   }
