@@ -118,7 +118,7 @@ export class Tunnel {
       udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from), () => tunnel?.device.beginTurn());
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
-        { privateKey: o.privateKey, mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClock: Date.now },
+        { privateKey: o.privateKey, mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClock: Date.now, listenPort: () => udp!.port },
         {
           send: (data, to) => udp!.send(data, to),
           write: (packet) => tunnel?.writePacket(packet),
