@@ -36,9 +36,10 @@
 // formatRegistry writes a file that parseRegistry reads back to equal data.
 
 import { encodeKey } from '../crypto/keys.js';
-import { type Config, ConfigError, formatConfig, formatEndpoint, type IpPrefix, makePrefix, parseConfig, type PeerConfig } from '../src/config/index.js';
+import { type Config, ConfigError, formatConfig, formatEndpoint, type IpPrefix, makePrefix, parseConfigLines, type PeerConfig } from '../src/config/index.js';
 import { parseEndpoint } from '../src/config/endpoint.js';
 import { parseKey } from '../src/config/values.js';
+import { nodeDh } from '../src/runtime/node-crypto.js';
 
 export class RegistryError extends Error {
   override readonly name = 'RegistryError';
@@ -126,16 +127,19 @@ interface Block {
 
 /** Reads a registry; throws RegistryError naming FILE:LINE and what was expected. */
 export function parseRegistry(text: string, path: string): RegistryData {
-  const lines = text.split('\n');
-  const disabled: boolean[] = [];
-  const view = lines.map((line, i) => {
-    const off = line.startsWith(DISABLED);
-    disabled[i] = off;
-    return off ? line.slice(DISABLED.length).replace(/^ /, '') : line;
-  });
+  // One pass over the lines: wg-quick's view of the file is the same lines with the
+  // disabled peers' "#~ " taken off, parsed as any wg-quick file is.
+  const view = text.split('\n');
+  const disabled = new Uint8Array(view.length);
+  for (let i = 0; i < view.length; i++) {
+    const line = view[i]!;
+    if (!line.startsWith(DISABLED)) continue;
+    disabled[i] = 1;
+    view[i] = line.charCodeAt(DISABLED.length) === 32 ? line.slice(DISABLED.length + 1) : line.slice(DISABLED.length);
+  }
   let config: Config;
   try {
-    config = parseConfig(view.join('\n'), path);
+    config = parseConfigLines(view, path, { publicKeyOf: (k) => nodeDh.publicKey(k) });
   } catch (e) {
     if (e instanceof ConfigError) throw new RegistryError('ERR_REGISTRY_DAMAGED', e.message);
     throw e;
@@ -143,34 +147,39 @@ export function parseRegistry(text: string, path: string): RegistryData {
   const at = (i: number) => `${path}:${i + 1}`;
   const blocks: Block[] = [];
   let section: 'none' | 'interface' | 'peer' = 'none';
+  let block: Block | undefined;
   let serverMeta: { line: number; text: string } | undefined;
   for (let i = 0; i < view.length; i++) {
     const line = view[i]!.trim();
     if (line === '') continue;
-    const header = /^\[(interface|peer)\]/i.exec(line);
-    if (header !== null) {
-      section = header[1]!.toLowerCase() as 'interface' | 'peer';
-      if (section === 'peer') blocks.push({ headerLine: i, disabled: disabled[i]! });
-      else if (disabled[i]) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: the [Interface] section cannot be disabled: remove the "#~"`);
+    const off = disabled[i] === 1;
+    const first = line.charCodeAt(0);
+    if (first === 91 /* [ */) {
+      const header = /^\[(interface|peer)\]/i.exec(line);
+      if (header !== null) {
+        section = header[1]!.toLowerCase() as 'interface' | 'peer';
+        if (section === 'peer') blocks.push((block = { headerLine: i, disabled: off }));
+        else if (off) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: the [Interface] section cannot be disabled: remove the "#~"`);
+        else block = undefined;
+        continue;
+      }
+    }
+    if (first !== 35 /* # */) {
+      if (block !== undefined && off !== block.disabled) {
+        throw new RegistryError(
+          'ERR_REGISTRY_DAMAGED',
+          block.disabled
+            ? `${at(i)}: expected "#~ " before this line, as before every line of the disabled peer whose [Peer] is at line ${block.headerLine + 1}`
+            : `${at(i)}: a line behind "#~ " in an enabled peer (its [Peer] at line ${block.headerLine + 1} has none)`,
+        );
+      }
+      if (block === undefined && off) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: "#~ " is only for the lines of a disabled [Peer]`);
       continue;
-    }
-    const block = section === 'peer' ? blocks[blocks.length - 1]! : undefined;
-    const isComment = line.startsWith('#');
-    if (!isComment && block !== undefined && disabled[i] !== block.disabled) {
-      throw new RegistryError(
-        'ERR_REGISTRY_DAMAGED',
-        block.disabled
-          ? `${at(i)}: expected "#~ " before this line, as before every line of the disabled peer whose [Peer] is at line ${block.headerLine + 1}`
-          : `${at(i)}: a line behind "#~ " in an enabled peer (its [Peer] at line ${block.headerLine + 1} has none)`,
-      );
-    }
-    if (!isComment && block === undefined && disabled[i]) {
-      throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: "#~ " is only for the lines of a disabled [Peer]`);
     }
     const peerMeta = PEER_META.exec(line);
     if (peerMeta !== null) {
       if (block === undefined) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: a "# burrow:" line belongs right after a [Peer] header`);
-      if (disabled[i] !== block.disabled) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: this "# burrow:" line and its [Peer] (line ${block.headerLine + 1}) differ in "#~ "`);
+      if (off !== block.disabled) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: this "# burrow:" line and its [Peer] (line ${block.headerLine + 1}) differ in "#~ "`);
       if (block.meta !== undefined) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: a second "# burrow:" line for the [Peer] at line ${block.headerLine + 1} (the first is at line ${block.meta.line + 1})`);
       block.meta = { line: i, text: peerMeta[1]! };
       continue;
