@@ -4,13 +4,14 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
 import { parseConfig, parsePrefix } from '../../src/config/index.js';
 import { allocateAddresses } from '../../server/allocate.js';
 import { earliestExpiry } from '../../server/companion.js';
 import { addPeer, changePeer, clientConfig, peerStatus, since } from '../../server/peers.js';
-import { formatRegistry, parseRegistry, type RegistryData, RegistryError, sessionConfig } from '../../server/registry.js';
+import { formatRegistry, parseRegistry, parseTime, type RegistryData, RegistryError, sessionConfig } from '../../server/registry.js';
 import { FileRegistry } from '../../server/store.js';
 
 const key = () => encodeKey(publicKeyOf(generatePrivateKey()));
@@ -106,6 +107,35 @@ describe('registry text', () => {
     const twin: RegistryData = { ...data, peers: [data.peers[0]!, { ...data.peers[0]!, name: 'twin' }] };
     expect(() => formatRegistry(twin)).toThrow(/the same PublicKey/);
     expect(() => formatRegistry({ ...data, peers: [{ ...data.peers[0]!, name: 'no spaces' }] })).toThrow(/name: a peer name is/);
+  });
+});
+
+describe('times', () => {
+  // What parseTime must agree with: Date's reading of the text, written as toISOString writes it.
+  const roundTrip = (text: string): string | undefined => {
+    const ms = Date.parse(text);
+    return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+  };
+  const two = (lo: number, hi: number) => fc.integer({ min: lo, max: hi }).map((n) => String(n).padStart(2, '0'));
+
+  it('reads its own spelling as toISOString writes it, and any other time as Date reads it', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: Date.UTC(0, 0, 1), max: Date.UTC(9999, 11, 31, 23, 59, 59, 999) }), (ms) => {
+        const text = new Date(ms).toISOString();
+        expect(parseTime(text)).toBe(text);
+      }),
+    );
+    // Fields out of range (Feb 30, hour 24, minute 60, month 13) in the canonical shape: as Date reads them.
+    fc.assert(
+      fc.property(fc.integer({ min: 1900, max: 2100 }), two(0, 13), two(0, 32), two(0, 24), two(0, 60), two(0, 60), (y, mo, d, h, mi, s) => {
+        const text = `${y}-${mo}-${d}T${h}:${mi}:${s}.000Z`;
+        expect(parseTime(text)).toBe(roundTrip(text));
+      }),
+      { numRuns: 2000 },
+    );
+    for (const text of ['2026-02-30T00:00:00.000Z', '2025-02-29T00:00:00.000Z', '2024-02-29T00:00:00.000Z', '2100-02-29T00:00:00.000Z', '2000-02-29T00:00:00.000Z', '2026-01-01T24:00:00.000Z', '2026-04-31T12:00:00.000Z']) {
+      expect(parseTime(text)).toBe(roundTrip(text));
+    }
   });
 });
 
