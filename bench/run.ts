@@ -3,6 +3,7 @@
 import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
 import { runFloodBench } from './flood.js';
+import { runHandshakesBench } from './handshakes.js';
 import { runServerBench } from './server.js';
 import { runThroughputBench } from './throughput.js';
 
@@ -12,6 +13,7 @@ const benches: Record<string, () => void | Promise<void>> = {
   flood: runFloodBench,
   throughput: () => runThroughputBench(),
   server: () => runServerBench(),
+  handshakes: () => runHandshakesBench(),
 };
 
 const wanted = process.argv.slice(2);
