@@ -5,6 +5,7 @@ import { runEngineBench } from './engine.js';
 import { runFloodBench } from './flood.js';
 import { runHandshakesBench } from './handshakes.js';
 import { runServerBench } from './server.js';
+import { runServerClientsBench } from './server-clients.js';
 import { runThroughputBench } from './throughput.js';
 
 const benches: Record<string, () => void | Promise<void>> = {
@@ -14,6 +15,7 @@ const benches: Record<string, () => void | Promise<void>> = {
   throughput: () => runThroughputBench(),
   server: () => runServerBench(),
   handshakes: () => runHandshakesBench(),
+  'server-clients': () => runServerClientsBench(),
 };
 
 const wanted = process.argv.slice(2);
