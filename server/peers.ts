@@ -252,7 +252,7 @@ export function clientConfig(data: RegistryData, record: PeerRecord, opts: Clien
       },
     ],
   };
-  let text = formatConfig(config);
+  let text = formatConfig(config, { publicKeyOf: (k) => nodeDh.publicKey(k) });
   privateKey.fill(0);
   if (record.clientKey === undefined) {
     text = text.replace(/^PrivateKey = .*$/m, `# PrivateKey = the private key of ${encodeKey(record.peer.publicKey)}, which stays on the client: put it here`);

@@ -85,6 +85,8 @@ export interface RegistryData {
 }
 
 const DISABLED = '#~';
+/** node:crypto's X25519 for the own-key checks (the portable one builds tables on first use). */
+const nodePublicKey = (privateKey: Uint8Array): Uint8Array => nodeDh.publicKey(privateKey);
 const PEER_META = /^#\s*burrow:(.*)$/;
 const SERVER_META = /^#\s*burrow-server:(.*)$/;
 export const PEER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,62}$/;
@@ -157,7 +159,7 @@ export function parseRegistry(text: string, path: string): RegistryData {
   }
   let config: Config;
   try {
-    config = parseConfigLines(view, path, { publicKeyOf: (k) => nodeDh.publicKey(k) });
+    config = parseConfigLines(view, path, { publicKeyOf: nodePublicKey });
   } catch (e) {
     if (e instanceof ConfigError) throw new RegistryError('ERR_REGISTRY_DAMAGED', e.message);
     throw e;
@@ -309,19 +311,68 @@ function peerLines(r: PeerRecord): string[] {
   return r.enabled ? out : out.map((l) => `${DISABLED} ${l}`);
 }
 
-/** The registry as its file's text. Throws (nothing is written) when the data would not read back. */
-export function formatRegistry(data: RegistryData, path = '(registry)'): string {
+/**
+ * The registry as its file's text. Throws (nothing is written) when the data would not
+ * read back: the text is checked as a read checks it.
+ *
+ * `read`, when given, is the data as parsed from the file this text replaces. Whatever
+ * `data` took from it unchanged (the same record objects, the same interface and
+ * settings) was checked by that read; then only the rest is read back (each new or
+ * changed peer with the [Interface], in a file of its own) and the checks that span peers
+ * (names, public keys, allowed IPs) run on the data, so one more peer costs one peer's
+ * parse, not the whole file's. Anything found wrong is reported by a full read of the text,
+ * with its FILE:LINE.
+ */
+export function formatRegistry(data: RegistryData, path = '(registry)', read?: RegistryData): string {
   for (const r of data.peers) {
     const bad = checkPeerName(r.name);
     if (bad !== undefined) throw new RegistryError('ERR_REGISTRY_INPUT', `name: ${bad}`);
   }
-  const head = formatConfig({ interface: data.config.interface, peers: [] }).trimEnd().split('\n');
+  const head = formatConfig({ interface: data.config.interface, peers: [] }, { publicKeyOf: nodePublicKey }).trimEnd().split('\n');
   const settings = settingsLine(data.settings);
   const out = [head[0]!, ...(settings === undefined ? [] : [settings]), ...head.slice(1)];
+  const headText = `${out.join('\n')}\n`;
   for (const r of data.peers) out.push('', ...peerLines(r));
   const text = `${out.join('\n')}\n`;
-  parseRegistry(text, path); // the same checks as a read: a write never makes a file `up` refuses
+  // The same checks as a read: a write never makes a file `up` refuses.
+  if (read === undefined || data.config !== read.config || data.settings !== read.settings || !readsBack(data, read, headText, path)) parseRegistry(text, path);
   return text;
+}
+
+/**
+ * True when `data` reads back, checking only what differs from `read` (see
+ * formatRegistry); false when something is wrong (the caller reads the whole text to
+ * say what, and where).
+ */
+function readsBack(data: RegistryData, read: RegistryData, headText: string, path: string): boolean {
+  const known = new Set(read.peers);
+  const names = new Set<string>();
+  const keys = new Set<string>();
+  const owners = new Map<string, PeerRecord>();
+  for (const r of data.peers) {
+    let checked = r;
+    if (!known.has(r)) {
+      try {
+        const alone = parseRegistry(`${headText}\n${peerLines(r).join('\n')}\n`, path).peers;
+        if (alone.length !== 1) return false;
+        checked = alone[0]!;
+      } catch (e) {
+        if (e instanceof RegistryError) return false;
+        throw e;
+      }
+    }
+    if (names.has(checked.name)) return false;
+    names.add(checked.name);
+    const key = encodeKey(checked.peer.publicKey);
+    if (keys.has(key)) return false;
+    keys.add(key);
+    for (const a of checked.peer.allowedIPs) {
+      const owner = owners.get(a.text);
+      if (owner !== undefined && owner !== checked) return false;
+      owners.set(a.text, checked);
+    }
+  }
+  return true;
 }
 
 /** The Config a session runs: the interface and the enabled peers. */

@@ -11,7 +11,7 @@ import { parseConfig, parsePrefix } from '../../src/config/index.js';
 import { allocateAddresses } from '../../server/allocate.js';
 import { earliestExpiry } from '../../server/companion.js';
 import { addPeer, changePeer, clientConfig, peerStatus, since } from '../../server/peers.js';
-import { formatRegistry, parseRegistry, parseTime, type RegistryData, RegistryError, sessionConfig } from '../../server/registry.js';
+import { formatRegistry, parseRegistry, parseTime, type PeerRecord, type RegistryData, RegistryError, sessionConfig } from '../../server/registry.js';
 import { FileRegistry } from '../../server/store.js';
 
 const key = () => encodeKey(publicKeyOf(generatePrivateKey()));
@@ -107,6 +107,41 @@ describe('registry text', () => {
     const twin: RegistryData = { ...data, peers: [data.peers[0]!, { ...data.peers[0]!, name: 'twin' }] };
     expect(() => formatRegistry(twin)).toThrow(/the same PublicKey/);
     expect(() => formatRegistry({ ...data, peers: [{ ...data.peers[0]!, name: 'no spaces' }] })).toThrow(/name: a peer name is/);
+  });
+
+  it('given the data it was read as, reads back only what changed, and refuses what a full read refuses, with FILE:LINE', () => {
+    const read = parseRegistry(file([alice, bob]), 'wg0.conf');
+    const [a, b] = read.peers as [PeerRecord, PeerRecord];
+    const fresh = (over: Partial<PeerRecord> = {}, peer: Partial<PeerRecord['peer']> = {}): PeerRecord => ({
+      name: 'carol', created: '2026-12-03T00:00:00.000Z', enabled: true, rx: 0, tx: 0, ...over,
+      peer: { publicKey: publicKeyOf(generatePrivateKey()), allowedIPs: [parsePrefix('10.8.0.4/32'), parsePrefix('fd00:8::4/128')], ...peer },
+    });
+    const cases: [string, RegistryData][] = [
+      ['a new peer', { ...read, peers: [a, b, fresh()] }],
+      ['a new peer named as another', { ...read, peers: [a, b, fresh({ name: 'bob' })] }],
+      ["a new peer with another's key", { ...read, peers: [a, b, fresh({}, { publicKey: a.peer.publicKey })] }],
+      ["a new peer with another's address", { ...read, peers: [a, b, fresh({}, { allowedIPs: [parsePrefix('10.8.0.4/32'), parsePrefix('fd00:8::3/128')] })] }],
+      ["a new peer with another's address, unmasked", { ...read, peers: [a, b, fresh({}, { allowedIPs: [parsePrefix('10.8.0.2/32'), parsePrefix('fd00:8:0:0::2/128')] })] }],
+      ["a new peer with the server's own key", { ...read, peers: [a, b, fresh({}, { publicKey: publicKeyOf(read.config.interface.privateKey) })] }],
+      ['a kept peer renamed onto another', { ...read, peers: [a, { ...b, name: 'alice' }] }],
+      ['a disabled new peer', { ...read, peers: [a, b, fresh({ enabled: false })] }],
+      ['a peer removed', { ...read, peers: [b] }],
+    ];
+    for (const [what, data] of cases) {
+      let full: string | Error;
+      try {
+        full = formatRegistry(data, 'wg0.conf');
+      } catch (e) {
+        full = e as Error;
+      }
+      let fast: string | Error;
+      try {
+        fast = formatRegistry(data, 'wg0.conf', read);
+      } catch (e) {
+        fast = e as Error;
+      }
+      expect(fast instanceof Error ? `${fast.name}: ${fast.message}` : fast, what).toEqual(full instanceof Error ? `${full.name}: ${full.message}` : full);
+    }
   });
 });
 
