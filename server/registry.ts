@@ -305,7 +305,8 @@ function peerLines(r: PeerRecord): string[] {
   const p = r.peer;
   const out = ['[Peer]', `# burrow: ${meta.join(' ')}`, `PublicKey = ${encodeKey(p.publicKey)}`];
   if (p.presharedKey !== undefined) out.push(`PresharedKey = ${encodeKey(p.presharedKey)}`);
-  if (p.allowedIPs.length > 0) out.push(`AllowedIPs = ${p.allowedIPs.map((a) => makePrefix(a.family, a.address, a.prefixLength).text).join(', ')}`);
+  // An IpPrefix's text is the canonical form of its address and length (ip.ts): no need to format it again.
+  if (p.allowedIPs.length > 0) out.push(`AllowedIPs = ${p.allowedIPs.map((a) => a.text).join(', ')}`);
   if (p.endpoint !== undefined) out.push(`Endpoint = ${formatEndpoint(p.endpoint)}`);
   if (p.persistentKeepalive !== undefined) out.push(`PersistentKeepalive = ${p.persistentKeepalive}`);
   return r.enabled ? out : out.map((l) => `${DISABLED} ${l}`);
