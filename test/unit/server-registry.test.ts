@@ -195,6 +195,18 @@ describe('allocation', () => {
     const odd3 = ['[Peer]', '# burrow: name=odd', `PublicKey = ${key()}`, 'AllowedIPs = fd00:8::3/128'];
     expect(allocateAddresses(parseRegistry(file([alice, odd3]), 'wg0.conf')).map((a) => a.text)).toEqual(['10.8.0.4/32', 'fd00:8::4/128']);
   });
+
+  it('counts host numbers across byte boundaries, in a subnet that does not end on one, ignoring addresses outside it', () => {
+    // 10.8.16.0/20 and fd00:8::/64: host numbers 1..299 taken, and 301; 10.9.1.44 and fd01::12c (host number 300 if the network were not compared) are elsewhere.
+    const taken = [...Array.from({ length: 299 }, (_, i) => i + 1), 301];
+    const v4 = (n: number) => `10.8.${16 + (n >> 8)}.${n & 255}/32`;
+    const peers = taken.map((n) => ['[Peer]', `# burrow: name=p${n}`, `PublicKey = ${key()}`, `AllowedIPs = ${v4(n)}, fd00:8::${n.toString(16)}/128`]);
+    peers.push(['[Peer]', '# burrow: name=elsewhere', `PublicKey = ${key()}`, 'AllowedIPs = 10.9.1.44/32, fd01::12c/128']);
+    const data = parseRegistry(file(peers).replace('Address = 10.8.0.1/24, fd00:8::1/64', 'Address = 10.8.16.1/20, fd00:8::1/64'), 'wg0.conf');
+    expect(allocateAddresses(data).map((a) => a.text)).toEqual(['10.8.17.44/32', 'fd00:8::12c/128']);
+    const more = { ...data, peers: [...data.peers, { ...data.peers[0]!, name: 'n300', peer: { ...data.peers[0]!.peer, allowedIPs: [parsePrefix('10.8.17.44/32'), parsePrefix('fd00:8::12c/128')] } }] };
+    expect(allocateAddresses(more).map((a) => a.text)).toEqual(['10.8.17.46/32', 'fd00:8::12e/128']);
+  });
 });
 
 describe('the file store and the commands on it (server not running)', () => {
