@@ -3,9 +3,11 @@
 import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
 import { runFloodBench } from './flood.js';
+import { runHandshakesBench } from './handshakes.js';
 import { runJscBench } from './jsc.js';
 import { runLoopBench } from './loop.js';
 import { runServerBench } from './server.js';
+import { runServerClientsBench } from './server-clients.js';
 import { runStickyBench } from './sticky.js';
 import { runThroughputBench } from './throughput.js';
 
@@ -18,6 +20,8 @@ const benches: Record<string, () => void | Promise<void>> = {
   jsc: runJscBench,
   loop: runLoopBench,
   sticky: runStickyBench,
+  handshakes: () => runHandshakesBench(),
+  'server-clients': () => runServerClientsBench(),
 };
 
 const wanted = process.argv.slice(2);

@@ -54,6 +54,12 @@ export function since(live: { rxBytes: number; txBytes: number }, before: { rx: 
 
 const hex = (key: Uint8Array): string => Buffer.from(key).toString('hex');
 
+/** Two 32-byte keys are equal (compared as bytes: no text made per peer of a large registry). */
+function sameKey(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < 32; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** The running server's state, or undefined when it is not up. */
 export async function running(ifname: string): Promise<UapiInterface | undefined> {
   try {
@@ -127,8 +133,8 @@ export async function addPeer(registry: PeerRegistry, input: AddPeerInput): Prom
       throw new RegistryError('ERR_REGISTRY_INPUT', `--public-key: ${(e as Error).message}`);
     }
   } else {
-    const priv = generatePrivateKey();
-    publicKey = publicKeyOf(priv);
+    const priv = generatePrivateKey(nodeDh);
+    publicKey = publicKeyOf(priv, nodeDh);
     clientKey = encodeKey(priv);
     priv.fill(0);
   }
@@ -138,10 +144,9 @@ export async function addPeer(registry: PeerRegistry, input: AddPeerInput): Prom
       throw new RegistryError('ERR_REGISTRY_INPUT', 'the server has no endpoint for its clients: set endpoint=HOST:PORT on its "# burrow-server:" line (burrow server init --endpoint does)');
     }
     if (data.peers.some((p) => p.name === input.name)) throw new RegistryError('ERR_REGISTRY_DUPLICATE', `a peer named '${input.name}' exists already`);
-    const key = encodeKey(publicKey);
-    const other = data.peers.find((p) => encodeKey(p.peer.publicKey) === key);
+    const other = data.peers.find((p) => sameKey(p.peer.publicKey, publicKey));
     if (other !== undefined) throw new RegistryError('ERR_REGISTRY_DUPLICATE', `the public key is already the peer '${other.name}''s`);
-    if (key === encodeKey(publicKeyOf(data.config.interface.privateKey))) throw new RegistryError('ERR_REGISTRY_INPUT', "the public key is the server's own");
+    if (sameKey(publicKeyOf(data.config.interface.privateKey, nodeDh), publicKey)) throw new RegistryError('ERR_REGISTRY_INPUT', "the public key is the server's own");
     const record: PeerRecord = {
       name: input.name,
       created: (input.now ?? new Date()).toISOString(),
@@ -242,7 +247,7 @@ export function clientTunnel(data: RegistryData, record: PeerRecord, opts: Clien
     }),
     peers: [
       {
-        publicKey: publicKeyOf(data.config.interface.privateKey),
+        publicKey: publicKeyOf(data.config.interface.privateKey, nodeDh),
         ...(record.peer.presharedKey === undefined ? {} : { presharedKey: record.peer.presharedKey }),
         allowedIPs: allowed.map((a) => parsePrefix(a, { mask: true })),
         endpoint: parseEndpoint(endpoint),
@@ -256,7 +261,7 @@ export function clientTunnel(data: RegistryData, record: PeerRecord, opts: Clien
 /** The client's wg-quick file for `record`, as `burrow up` and `wg-quick up` read it. */
 export function clientConfig(data: RegistryData, record: PeerRecord, opts: ClientConfigOptions = {}): string {
   const { config, privateKeyKnown } = clientTunnel(data, record, opts);
-  let text = formatConfig(config);
+  let text = formatConfig(config, { publicKeyOf: (k) => nodeDh.publicKey(k) });
   config.interface.privateKey.fill(0);
   if (!privateKeyKnown) {
     text = text.replace(/^PrivateKey = .*$/m, `# PrivateKey = the private key of ${encodeKey(record.peer.publicKey)}, which stays on the client: put it here`);

@@ -784,7 +784,7 @@ export class Device {
     this.clearHandshake(peer);
     this.dropStaged(peer);
     peer.timers.clearAll();
-    peer.cookies.clear();
+    peer.clearCookies();
     peer.lastSentHandshake = -Infinity; // a new session may start at once (wireguard-go does the same)
   }
 

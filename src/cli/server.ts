@@ -12,7 +12,6 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
-import QRCode from 'qrcode';
 import { serverCompanion } from '../../server/companion.js';
 import { detectUplink, initServer } from '../../server/init.js';
 import { addPeer, applyIfRunning, changePeer, clientConfig, formatPeerStatus, type PeerChange, peerStatus, readSnapshot, removeSnapshot, running } from '../../server/peers.js';
@@ -62,16 +61,20 @@ async function loadForUp(registry: FileRegistry): Promise<RegistryData> {
   return data;
 }
 
-/** Peers whose expiry has passed are disabled before the server starts, so they never load. */
-async function disableExpired(registry: FileRegistry, now = Date.now()): Promise<string[]> {
-  return registry.update((data) => {
-    const names: string[] = [];
-    const peers = data.peers.map((r) => {
-      if (!r.enabled || r.expires === undefined || Date.parse(r.expires) > now) return r;
-      names.push(r.name);
-      return { ...r, enabled: false };
-    });
-    return { data: { ...data, peers }, result: names };
+/** Enabled peers whose expiry has passed at `now`. */
+const expiredPeers = (data: RegistryData, now: number): string[] =>
+  data.peers.filter((r) => r.enabled && r.expires !== undefined && Date.parse(r.expires) <= now).map((r) => r.name);
+
+/**
+ * Peers whose expiry has passed are disabled before the server starts, so they never
+ * load. The registry is written only when one has; returns the data to start with.
+ */
+async function disableExpired(registry: FileRegistry, data: RegistryData, now = Date.now()): Promise<{ data: RegistryData; names: string[] }> {
+  if (expiredPeers(data, now).length === 0) return { data, names: [] };
+  return registry.update((current) => {
+    const names = expiredPeers(current, now);
+    const next = { ...current, peers: current.peers.map((r) => (names.includes(r.name) ? { ...r, enabled: false } : r)) };
+    return { data: next, result: { data: next, names } };
   });
 }
 
@@ -94,35 +97,27 @@ const exitCodeOf = (e: unknown): number => {
 
 export async function serverUp(path: string, options: ServerUpOptions = {}): Promise<string> {
   const { registry, ifname } = registryAt(path);
-  const data = await guarded(() => loadForUp(registry));
-  if (process.getuid?.() !== 0) throw new CliError('server up needs root (CAP_NET_ADMIN): run it with sudo', EXIT_FAILURE);
-  if (!options.daemonChild) {
-    if (runningDaemon(ifname) !== undefined || (await running(ifname)) !== undefined) {
-      throw new CliError(`${ifname} is already up; bring it down first with: burrow server down --config ${registry.location}`, EXIT_FAILURE);
-    }
-    const recovered = await recoverStale(ifname, say);
-    if (recovered !== undefined) say(recovered);
-    const expired = await guarded(() => disableExpired(registry));
-    if (expired.length > 0) say(`expired, now disabled: ${expired.join(', ')}`);
-  }
-  const exec = createExec();
-  const uplink = data.settings.uplink ?? (await detectUplink(exec));
-  if (uplink === undefined) throw new CliError(`${registry.location}: no uplink: there is no default route; name the interface with uplink=IFACE on the "# burrow-server:" line`, EXIT_BAD_INPUT);
-
   if (!options.foreground) {
+    // The detaching parent reads no registry: the daemon reads it once, and a damaged
+    // one comes back as its report (FILE:LINE, exit 2) before anything has changed.
+    if (process.getuid?.() !== 0) throw new CliError('server up needs root (CAP_NET_ADMIN): run it with sudo', EXIT_FAILURE);
+    await clearTheWay(registry, ifname);
     const argv = [process.argv[1]!, 'server', 'up', '--config', registry.location, '--foreground', '--daemon-child', ...(options.verbose ? ['--verbose'] : [])];
     const report = await spawnDaemon(argv, logPath(ifname));
     if (!report.ready) throw new CliError(report.message, report.exitCode);
-    return `${report.message}; NAT out of ${uplink}`;
+    return report.message;
   }
-
-  // The daemon reads the registry again: the parent may have disabled expired peers.
-  const current = await guarded(() => loadForUp(registry));
-  const config = sessionConfig(current);
-  const steps = forwardingSteps({ ifname, uplink, subnets: tunnelSubnets(config), clientToClient: current.settings.clientToClient });
   const report = (r: ChildReport) => {
     if (options.daemonChild && process.send) process.send(r);
   };
+  let prepared: Awaited<ReturnType<typeof prepareUp>>;
+  try {
+    prepared = await prepareUp(registry, ifname, options);
+  } catch (e) {
+    report({ ready: false, message: (cliError(e) as Error).message, exitCode: exitCodeOf(e) });
+    throw e;
+  }
+  const { config, uplink, steps, notes } = prepared;
   const code = await runDaemon({
     ifname,
     config,
@@ -135,14 +130,45 @@ export async function serverUp(path: string, options: ServerUpOptions = {}): Pro
       const next = sessionConfig(await registry.read());
       return { config: next, endpoints: await resolveEndpoints(next, registry.location) };
     },
-    report,
+    report: (r) => report(r.ready ? { ...r, message: [r.message, `NAT out of ${uplink}`, ...notes].join('; ') } : r),
     exitCodeOf,
   });
   if (code !== 0) process.exitCode = code;
   return `${ifname} is down`;
 }
 
+/** Refuses a server that runs already; undoes what a crashed one left (its journal), and says so. */
+async function clearTheWay(registry: FileRegistry, ifname: string): Promise<void> {
+  if (runningDaemon(ifname) !== undefined || (await running(ifname)) !== undefined) {
+    throw new CliError(`${ifname} is already up; bring it down first with: burrow server down --config ${registry.location}`, EXIT_FAILURE);
+  }
+  const recovered = await recoverStale(ifname, say);
+  if (recovered !== undefined) say(recovered);
+}
+
+/**
+ * What the server process does before its session starts: the registry read (once) and
+ * checked whole, expired peers disabled, the uplink found, the NAT steps planned.
+ */
+async function prepareUp(registry: FileRegistry, ifname: string, options: ServerUpOptions) {
+  const loaded = await guarded(() => loadForUp(registry));
+  if (process.getuid?.() !== 0) throw new CliError('server up needs root (CAP_NET_ADMIN): run it with sudo', EXIT_FAILURE);
+  // The daemon child's parent has done this before it started the child.
+  if (!options.daemonChild) await clearTheWay(registry, ifname);
+  const { data, names } = await guarded(() => disableExpired(registry, loaded));
+  const notes = names.length === 0 ? [] : [`expired, now disabled: ${names.join(', ')}`];
+  if (!options.daemonChild) for (const note of notes) say(note);
+  const uplink = data.settings.uplink ?? (await detectUplink(createExec()));
+  if (uplink === undefined) throw new CliError(`${registry.location}: no uplink: there is no default route; name the interface with uplink=IFACE on the "# burrow-server:" line`, EXIT_BAD_INPUT);
+  const config = sessionConfig(data);
+  const steps = forwardingSteps({ ifname, uplink, subnets: tunnelSubnets(config), clientToClient: data.settings.clientToClient });
+  return { config, uplink, steps, notes };
+}
+
 async function qrOutput(text: string, opts: { qr?: boolean; png?: string }): Promise<string> {
+  if (!opts.qr && opts.png === undefined) return '';
+  // Loaded only when asked for: every other server command starts without it.
+  const { default: QRCode } = await import('qrcode');
   let out = '';
   if (opts.qr) out += await QRCode.toString(text, { type: 'terminal', small: true, errorCorrectionLevel: 'M' });
   if (opts.png !== undefined) {

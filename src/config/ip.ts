@@ -151,11 +151,19 @@ export function hasHostBits(prefix: IpPrefix): boolean {
 
 function maskBytes(address: Uint8Array, prefixLength: number): Uint8Array {
   const out = Uint8Array.from(address);
-  for (let i = 0; i < out.length; i++) {
-    const bitsHere = Math.max(0, Math.min(8, prefixLength - 8 * i));
-    out[i]! &= (0xff00 >>> bitsHere) & 0xff;
-  }
+  clearHostBits(out, prefixLength);
   return out;
+}
+
+/** Clears the bits after `prefixLength` in place; true when one was set. */
+function clearHostBits(bytes: Uint8Array, prefixLength: number): boolean {
+  let changed = false;
+  for (let i = prefixLength >>> 3; i < bytes.length; i++) {
+    const keep = (0xff00 >>> Math.max(0, Math.min(8, prefixLength - 8 * i))) & 0xff;
+    if ((bytes[i]! & ~keep) !== 0) changed = true;
+    bytes[i]! &= keep;
+  }
+  return changed;
 }
 
 export interface ParsePrefixOptions {
@@ -183,5 +191,9 @@ export function parsePrefix(text: string, options: ParsePrefixOptions = {}): IpP
       throw new IpFormatError(`an IPv${family} prefix length is at most ${maxLength(family)}`);
     }
   }
-  return makePrefix(family, options.mask === true ? maskBytes(bytes, length) : bytes, length);
+  const masked = options.mask === true && clearHostBits(bytes, length);
+  // The bytes are this call's own (no copy needed). Strictly parsed IPv4 text (no leading
+  // zeros anywhere) is already canonical: only IPv6 and masked addresses are formatted.
+  const canonical = family === 4 && slash >= 0 && !masked ? text : `${formatIpAddress({ family, bytes })}/${length}`;
+  return { family, address: bytes, prefixLength: length, text: canonical };
 }
