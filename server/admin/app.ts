@@ -20,16 +20,16 @@ import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { parseEndpoint } from '../../src/config/endpoint.js';
-import { RegistryError } from '../registry.js';
+import { clientConfig } from '../peers.js';
+import { findPeer, RegistryError } from '../registry.js';
 import { linkPage, registerApi } from './api.js';
 import { OneTimeLinks } from './links.js';
 import { renderMetrics } from './metrics.js';
 import { readPasswordFile, verifyPassword } from './password.js';
 import { LoginLimiter, sameSecret, SESSION_MS, Sessions } from './sessions.js';
+import type { Logger } from '../../src/runtime/log.js';
 import type { UsageTracker } from './tracker.js';
 import type { ServerView } from './view.js';
-import { clientConfig } from '../peers.js';
-import { findPeer } from '../registry.js';
 
 export const COOKIE = 'burrow_session';
 const CSRF_HEADER = 'x-csrf-token';
@@ -95,6 +95,8 @@ export interface AdminOptions {
   readonly metricsTokenFile: string;
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   readonly now?: () => number;
+  /** Where internal errors go (the daemon's log). */
+  readonly log?: Logger;
 }
 
 export async function buildAdminApp(o: AdminOptions): Promise<FastifyInstance> {
@@ -149,7 +151,7 @@ export async function buildAdminApp(o: AdminOptions): Promise<FastifyInstance> {
     return payload;
   });
 
-  app.setErrorHandler((e: FastifyError, _req, reply) => {
+  app.setErrorHandler((e: FastifyError, req, reply) => {
     if (e.validation !== undefined) {
       // fastify names the field ("body/name must match …"), except for an unknown one.
       const first = e.validation[0];
@@ -161,7 +163,7 @@ export async function buildAdminApp(o: AdminOptions): Promise<FastifyInstance> {
       return reply.code(status).send({ message: e.message });
     }
     if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) return reply.code(e.statusCode).send({ message: e.message });
-    reply.log.error(e);
+    o.log?.error(`admin: ${req.method} ${req.routeOptions.url ?? '?'}: ${e.message}`);
     return reply.code(500).send({ message: `internal error: ${e.message}` });
   });
 

@@ -67,7 +67,7 @@ export async function startServerExtras(o: { ifname: string; registry: FileRegis
         throw new AdminError('ERR_ADMIN_TLS', `cannot read the admin page's TLS files: ${(e as Error).message}`);
       }
     }
-    const app: FastifyInstance = await buildAdminApp({ view, tracker, passwordFile: files.password, metricsTokenFile: files.metricsToken, ...(tls === undefined ? {} : { tls }) });
+    const app: FastifyInstance = await buildAdminApp({ view, tracker, log: o.log, passwordFile: files.password, metricsTokenFile: files.metricsToken, ...(tls === undefined ? {} : { tls }) });
     try {
       await app.listen({ host, port });
     } catch (e) {

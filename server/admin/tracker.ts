@@ -109,7 +109,7 @@ export class UsageTracker {
     const month = monthOf(this.now());
     for (const p of list) {
       try {
-        if (!p.enabled && p.overQuota !== null && p.overQuota !== month) {
+        if (!p.enabled && p.overQuota !== null && p.overQuota !== month && (p.expires === null || Date.parse(p.expires) > this.now())) {
           await changePeer(view.registry, view.ifname, p.name, 'enable');
           log.info(`peer '${p.name}': a new month (${month}): enabled again after its quota cut-off in ${p.overQuota}`);
         } else if (p.enabled && this.overQuotaNow(p)) {
@@ -117,7 +117,8 @@ export class UsageTracker {
           log.info(`peer '${p.name}' reached its quota of ${p.quota} bytes for ${month}: disabled until next month`);
         }
       } catch (e) {
-        if (!(e instanceof RegistryError && e.code === 'ERR_REGISTRY_NO_PEER')) throw e;
+        // One peer's trouble (removed meanwhile, the registry busy) never stops the others' checks.
+        if (!(e instanceof RegistryError && e.code === 'ERR_REGISTRY_NO_PEER')) log.error(`usage: peer '${p.name}': ${(e as Error).message}`);
       }
     }
   }
