@@ -322,6 +322,7 @@ export function formatPeerStatus(list: readonly PeerStatus[], nowSeconds = Date.
         `  endpoint: ${s.endpoint ?? '(none)'}`,
         `  latest handshake: ${hs}`,
         `  transfer: ${bytes(s.rxBytes)} received, ${bytes(s.txBytes)} sent`,
+        ...(s.quota === null ? [] : [`  quota: ${bytes(s.quota)} a month${s.overQuota === null ? '' : ` (went over it in ${s.overQuota}: disabled until the month ends or the quota is raised)`}`]),
       ].join('\n');
     })
     .join('\n\n')

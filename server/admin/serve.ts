@@ -1,36 +1,16 @@
-// How the server's daemon runs the admin page and the usage tracker beside its session:
-// the files beside the registry, the bind checks, TLS, listen and close.
-//
-//   wg0.conf            the registry (server/registry.ts)
-//   wg0.admin-password  the admin password's scrypt hash (password.ts), 0600
-//   wg0.metrics-token   the bearer token for /metrics, 0600 (burrow server metrics-token)
-//   wg0.usage.json      24 h history and the month's counts (usage.ts), 0600
+// How the server's daemon runs the usage tracker (always) and the admin page (when
+// asked for) beside its session: the bind checks, TLS, listen and close. fastify is
+// loaded only when the page is on.
 
-import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../../src/runtime/log.js';
-import { writeFileAtomic } from '../../src/runtime/journal.js';
 import type { Session } from '../../src/runtime/session.js';
 import type { FileRegistry } from '../store.js';
-import { AdminError, type AdminBind, buildAdminApp, checkBind } from './app.js';
-import { besideRegistry } from './password.js';
+import { AdminError, type AdminBind, checkBind } from './bind.js';
+import { adminFiles } from './files.js';
 import { UsageTracker } from './tracker.js';
 import { serverView, type ServerView } from './view.js';
-
-export const adminFiles = (registryPath: string) => ({
-  password: besideRegistry(registryPath, 'admin-password'),
-  metricsToken: besideRegistry(registryPath, 'metrics-token'),
-  usage: besideRegistry(registryPath, 'usage.json'),
-});
-
-/** Writes a fresh metrics token (256 random bits) unless one exists or `rotate`; returns the file. */
-export function ensureMetricsToken(registryPath: string, rotate: boolean): { path: string; created: boolean } {
-  const path = adminFiles(registryPath).metricsToken;
-  if (existsSync(path) && !rotate) return { path, created: false };
-  writeFileAtomic(path, `${randomBytes(32).toString('base64url')}\n`, 0o600);
-  return { path, created: true };
-}
 
 export interface AdminServer {
   readonly url: string;
@@ -67,6 +47,7 @@ export async function startServerExtras(o: { ifname: string; registry: FileRegis
         throw new AdminError('ERR_ADMIN_TLS', `cannot read the admin page's TLS files: ${(e as Error).message}`);
       }
     }
+    const { buildAdminApp } = await import('./app.js');
     const app: FastifyInstance = await buildAdminApp({ view, tracker, log: o.log, passwordFile: files.password, metricsTokenFile: files.metricsToken, ...(tls === undefined ? {} : { tls }) });
     try {
       await app.listen({ host, port });

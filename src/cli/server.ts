@@ -12,8 +12,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
 import QRCode from 'qrcode';
-import { AdminError, type AdminBind, checkBind } from '../../server/admin/app.js';
-import { adminFiles, ensureMetricsToken, startServerExtras } from '../../server/admin/serve.js';
+import { AdminError, type AdminBind, checkBind } from '../../server/admin/bind.js';
+import { adminFiles, ensureMetricsToken } from '../../server/admin/files.js';
 import { checkPassword, writePasswordFile } from '../../server/admin/password.js';
 import { serverCompanion } from '../../server/companion.js';
 import { detectUplink, initServer } from '../../server/init.js';
@@ -157,6 +157,8 @@ export async function serverUp(path: string, options: ServerUpOptions = {}): Pro
   };
   const log = daemonLogger(ifname, options);
   const currentBind = adminBind(options, current);
+  // Loaded here only: the other commands start without the admin page's modules.
+  const { startServerExtras } = await import('../../server/admin/serve.js');
   let extras: Awaited<ReturnType<typeof startServerExtras>>;
   try {
     extras = await startServerExtras({ ifname, registry, log, ...(currentBind === undefined ? {} : { bind: currentBind }) });
