@@ -57,7 +57,8 @@ export async function startServerExtras(o: { ifname: string; registry: FileRegis
     }
     const url = `${tls === undefined ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}/`;
     if (!existsSync(files.password)) o.log.info(`admin page at ${url}: no password set yet (burrow server admin-password)`);
-    admin = { url, close: () => app.close() };
+    let closing: Promise<void> | undefined;
+    admin = { url, close: () => (closing ??= app.close()) };
   }
   return {
     view,

@@ -5,7 +5,8 @@
 // `burrow up` and see the row turn online with growing transfer; /metrics scraped by a
 // Prometheus text-format parser and matched against `wg show dump`; disable the peer
 // and see the client's traffic stop; a one-time link works once, then 404; a quota
-// cuts the peer off after the bytes set, and the page says why.
+// cuts the peer off after the bytes set, and the page says why; the usage history
+// survives a restart of the server.
 //
 // The browser runs inside the server's namespace (a wrapper runs it under `ip netns
 // exec`), so the admin page binds loopback as it would in production. The page is
@@ -222,5 +223,27 @@ describe.skipIf(requireHost(['ip', 'nft', 'ping', 'wg', 'chromium', 'zbarimg']))
     expect(readFileSync(registry, 'utf8')).toMatch(/over-quota=\d{4}-\d{2}/);
     expect(await reach(t.client, 'ping', ADDR.internet4)).toBe(false);
     await shot('7-over-quota');
+  }, 120_000);
+
+  it("the 24 h history and the month's usage survive a restart of the server; the sessions do not", async () => {
+    const history = async () => (JSON.parse(await pageGet('/api/peers')) as { peers: { name: string; history: number[]; usedThisMonth: number }[] }).peers.find((p) => p.name === 'phone')!;
+    const before = await history();
+    const sum = (h: number[]) => h.reduce((a, b) => a + b, 0);
+    expect(sum(before.history)).toBeGreaterThan(300 * 1024);
+    expect((await burrow(t.server, ['server', 'down', '--config', registry])).code).toBe(0);
+    expect(readFileSync(join(dir, `${sIf}.usage.json`), 'utf8')).toContain(before.history.filter((v) => v > 0).at(-1)!.toString());
+    const again = await burrow(t.server, ['server', 'up', '--config', registry, '--admin', ADMIN]);
+    expect(again.code, again.stderr).toBe(0);
+    await page.reload();
+    await page.waitForURL(`${BASE}/login`);
+    await page.getByLabel('Admin password').fill(PASSWORD);
+    await page.keyboard.press('Enter');
+    await page.waitForURL(`${BASE}/`);
+    await row().waitFor({ timeout: 15_000 });
+    const after = await history();
+    expect(sum(after.history)).toBe(sum(before.history));
+    expect(after.usedThisMonth).toBe(before.usedThisMonth);
+    expect(await row().locator('td.state').textContent()).toContain('over its quota');
+    await shot('8-after-restart');
   }, 120_000);
 });
