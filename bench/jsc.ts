@@ -3,7 +3,7 @@
 // TCP download through the tunnel (server -> client), so each client decrypts and writes
 // to its TUN and seals the ACKs. The C host runs once with the core's noble
 // ChaCha20-Poly1305 and once with OpenSSL's through the Aead seam. Needs root.
-//   node --import tsx bench/jsc.ts [--mb 32] [--runs 3]
+//   npm run bench -- jsc, or node --import tsx bench/jsc.ts [--mb 32] [--runs 3]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,8 +28,8 @@ function keys() {
   return { priv: encodeKey(k), pub: encodeKey(publicKeyOf(k)) };
 }
 
-/** Median MB/s of `runs` downloads of `mb` MB through one tunnel, with `client` as the client. */
-async function measure(client: Client, mb: number, runs: number): Promise<number> {
+/** MB/s of each of `runs` downloads of `mb` MB through one tunnel, with `client` as the client. */
+async function measure(client: Client, mb: number, runs: number): Promise<number[]> {
   const pair: Pair = await createPair({ prefix: 'bjb' });
   const dir = mkdtempSync(join(tmpdir(), 'burrow-bench-'));
   const stops: (() => Promise<unknown>)[] = [];
@@ -65,7 +65,7 @@ async function measure(client: Client, mb: number, runs: number): Promise<number
       if (t.receivedSha256 !== t.sentSha256) throw new Error(`${client}: checksum mismatch`);
       rates.push(t.bytes / 1024 / 1024 / (t.ms / 1000));
     }
-    return median(rates);
+    return rates;
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
     await pair.destroy();
@@ -79,9 +79,10 @@ export async function runJscBench(): Promise<void> {
   console.log(`TCP download through the tunnel, ${mb} MB, median of ${runs}; server: wireguard-go; 2 cores shared`);
   const results: [Client, number][] = [];
   for (const client of ['wireguard-go', 'node', 'jsc-openssl', 'jsc-noble'] as const) {
-    const rate = await measure(client, mb, runs);
+    const rates = await measure(client, mb, runs);
+    const rate = median(rates);
     results.push([client, rate]);
-    console.log(`  client ${client.padEnd(12)} ${rate.toFixed(1).padStart(7)} MB/s`);
+    console.log(`  client ${client.padEnd(12)} ${rate.toFixed(1).padStart(7)} MB/s  (runs: ${rates.map((r) => r.toFixed(1)).join(', ')})`);
   }
   const wg = results[0]![1];
   console.log(`  ratio to wireguard-go: ${results.slice(1).map(([c, r]) => `${c} ${(r / wg).toFixed(2)}`).join(', ')}`);

@@ -3,7 +3,10 @@
 import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
 import { runFloodBench } from './flood.js';
+import { runJscBench } from './jsc.js';
+import { runLoopBench } from './loop.js';
 import { runServerBench } from './server.js';
+import { runStickyBench } from './sticky.js';
 import { runThroughputBench } from './throughput.js';
 
 const benches: Record<string, () => void | Promise<void>> = {
@@ -12,6 +15,9 @@ const benches: Record<string, () => void | Promise<void>> = {
   flood: runFloodBench,
   throughput: () => runThroughputBench(),
   server: () => runServerBench(),
+  jsc: runJscBench,
+  loop: runLoopBench,
+  sticky: runStickyBench,
 };
 
 const wanted = process.argv.slice(2);

@@ -1,5 +1,8 @@
-// Randomness from the platform's CSPRNG (Web Crypto `getRandomValues`): present in Node,
-// JavaScriptCore and browsers, so crypto/ needs no `node:` import.
+// Randomness from the platform's CSPRNG (Web Crypto `getRandomValues`): present in Node
+// and browsers, so crypto/ needs no `node:` import. It is only the default: a bare
+// JavaScriptCore context has no `crypto` (Debian's `jsc` has none either), so every user
+// of randomness in crypto/ and tunnel/ takes a RandomSource, and the JSC driver
+// (src/apple/driver.ts) passes the host's (getrandom(2), SecRandomCopyBytes).
 
 export type RandomSource = (out: Uint8Array) => Uint8Array;
 

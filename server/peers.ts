@@ -223,8 +223,11 @@ export interface ClientConfigOptions {
   readonly persistentKeepalive?: number;
 }
 
-/** The client's wg-quick file for `record`, as `burrow up` and `wg-quick up` read it. */
-export function clientConfig(data: RegistryData, record: PeerRecord, opts: ClientConfigOptions = {}): string {
+/**
+ * The client's tunnel for `record`. Its private key is the one the server generated, or
+ * all zeros when the client keeps its own (`privateKeyKnown` false); the caller zeroes it.
+ */
+export function clientTunnel(data: RegistryData, record: PeerRecord, opts: ClientConfigOptions = {}): { config: Config; privateKeyKnown: boolean } {
   const endpoint = data.settings.endpoint;
   if (endpoint === undefined) {
     throw new RegistryError('ERR_REGISTRY_INPUT', 'the server has no endpoint for its clients: set endpoint=HOST:PORT on its "# burrow-server:" line (burrow server init --endpoint does)');
@@ -248,9 +251,15 @@ export function clientConfig(data: RegistryData, record: PeerRecord, opts: Clien
       },
     ],
   };
+  return { config, privateKeyKnown: record.clientKey !== undefined };
+}
+
+/** The client's wg-quick file for `record`, as `burrow up` and `wg-quick up` read it. */
+export function clientConfig(data: RegistryData, record: PeerRecord, opts: ClientConfigOptions = {}): string {
+  const { config, privateKeyKnown } = clientTunnel(data, record, opts);
   let text = formatConfig(config);
-  privateKey.fill(0);
-  if (record.clientKey === undefined) {
+  config.interface.privateKey.fill(0);
+  if (!privateKeyKnown) {
     text = text.replace(/^PrivateKey = .*$/m, `# PrivateKey = the private key of ${encodeKey(record.peer.publicKey)}, which stays on the client: put it here`);
   }
   return text;

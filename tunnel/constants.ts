@@ -51,6 +51,11 @@ export const TRANSPORT_HEADER_LENGTH = 16;
 export const TAG_LENGTH = 16;
 /** A transport message carries at least the 16-byte tag of an empty keepalive. */
 export const TRANSPORT_MIN_LENGTH = TRANSPORT_HEADER_LENGTH + TAG_LENGTH;
+/**
+ * The longest packet one transport message carries: a message is at most 65535 bytes
+ * (wireguard-go's MaxMessageSize), header and tag included (its MaxContentSize).
+ */
+export const MAX_CONTENT_LENGTH = 65535 - TRANSPORT_MIN_LENGTH;
 /** Plaintext is padded to a multiple of this (§5.4.6). */
 export const PADDING_MULTIPLE = 16;
 

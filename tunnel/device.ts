@@ -38,7 +38,7 @@ import { utf8Encode } from '../crypto/utf8.js';
 import { clamp, type Dh, nobleDh } from '../crypto/x25519.js';
 import { AllowedIps } from './allowedips.js';
 import {
-  DEFAULT_MTU, KEEPALIVE_TIMEOUT, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
+  DEFAULT_MTU, KEEPALIVE_TIMEOUT, MAX_CONTENT_LENGTH, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
   REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT, TRANSPORT_HEADER_LENGTH,
   TRANSPORT_MIN_LENGTH,
 } from './constants.js';
@@ -95,7 +95,11 @@ export type DropReason =
   | DecodeRefusal | HandshakeRefusal
   | 'unknown-index' | 'expired-keypair' | 'counter-limit' | 'replay' | 'bad-tag' | 'bad-ip' | 'source-not-allowed'
   | 'no-peer' | 'no-endpoint' | 'staged-full' | 'rate-limited' | 'cookie-sent' | 'bad-cookie' | 'unexpected-response'
-  | 'bad-peer-key' | 'handshake-budget';
+  | 'bad-peer-key' | 'handshake-budget'
+  /** The device has no private key: it neither sends nor answers handshakes, and drops what would need one. */
+  | 'no-identity'
+  /** A packet from the tunnel interface longer than MAX_CONTENT_LENGTH. */
+  | 'too-large';
 
 export type DeviceEvent =
   | { type: 'handshake-initiated'; peer: string; attempt: number }
@@ -116,7 +120,12 @@ export interface DeviceIo {
 }
 
 export interface DeviceOptions {
-  privateKey: Uint8Array;
+  /**
+   * The device's static private key. null, or all zeros, is a device without one, as the
+   * kernel and wireguard-go allow (`wg set IF private-key /dev/null`, or a `wg setconf`
+   * file without PrivateKey): it has no identity until a key is set.
+   */
+  privateKey: Uint8Array | null;
   /** Tunnel MTU: padding never goes past it. Default 1420. */
   mtu?: number;
   dh?: Dh;
@@ -184,21 +193,33 @@ export interface DeviceInspection {
   readonly stagedBytes: number;
 }
 
-/** Clamps a key in place, but leaves all zeros alone: that is "no key" to the control socket, as to wireguard-go. */
-function clampUnlessZero(key: Uint8Array): Uint8Array {
-  return key.some((x) => x !== 0) ? clamp(key) : key;
+/** Tunnel MTUs a device takes: Linux's smallest (ETH_MIN_MTU) to the largest IP packet. */
+export const MIN_MTU = 68;
+export const MAX_MTU = 65535;
+
+function checkMtu(mtu: number): number {
+  if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) throw new RangeError(`mtu: expected ${MIN_MTU} to ${MAX_MTU}, got ${mtu}`);
+  return mtu;
+}
+
+/** A clamped copy of `key`, or undefined for null or all zeros: "no key", to the control socket as to the kernel. */
+function clampedOrNone(key: Uint8Array | null): Uint8Array | undefined {
+  return key !== null && key.some((x) => x !== 0) ? clamp(key.slice()) : undefined;
 }
 
 export class Device {
-  readonly mtu: number;
+  /** The tunnel interface's MTU, which padding never goes past (setMtu follows the interface). */
+  mtu: number;
   private readonly b: Backends;
   private readonly random: RandomSource;
   private readonly io: DeviceIo;
   private readonly wallClock: (() => number) | undefined;
   private readonly wallClockAtZero: number;
-  private identity: Identity;
-  private ownName: string;
-  private cookieChecker: CookieChecker;
+  /** Undefined while the device has no private key. */
+  private identity: Identity | undefined;
+  /** Our public key as text; '' without an identity (no peer key encodes to it). */
+  private ownName = '';
+  private cookieChecker: CookieChecker | undefined;
   private readonly peersByKey = new Map<string, Peer>();
   private readonly indexTable: IndexTable;
   readonly allowedIps = new AllowedIps<Peer>();
@@ -224,8 +245,7 @@ export class Device {
     this.b = { dh: options.dh ?? nobleDh, aead: options.aead ?? nobleAead };
     this.random = options.random ?? systemRandom;
     this.indexTable = new IndexTable(this.random);
-    this.mtu = options.mtu ?? DEFAULT_MTU;
-    if (!Number.isInteger(this.mtu) || this.mtu < 576 || this.mtu > 65535) throw new RangeError('mtu: expected 576 to 65535');
+    this.mtu = checkMtu(options.mtu ?? DEFAULT_MTU);
     this.io = io;
     this.wallClock = options.wallClock;
     if (this.wallClock !== undefined && typeof this.wallClock !== 'function') throw new TypeError('wallClock: expected a function');
@@ -233,18 +253,28 @@ export class Device {
     this.underLoadHandshakes = options.underLoadHandshakes ?? UNDER_LOAD_HANDSHAKES;
     this.handshakeWorkPerTurn = options.handshakeWorkPerTurn ?? HANDSHAKE_WORK_PER_TURN;
     if (!(this.handshakeWorkPerTurn >= WORK_MAC1)) throw new RangeError('handshakeWorkPerTurn: expected at least 1');
-    this.identity = createIdentity(this.b, clampUnlessZero(options.privateKey.slice()));
-    this.ownName = encodeKey(this.identity.publicKey);
-    this.cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
+    if (options.privateKey !== null && !(options.privateKey instanceof Uint8Array && options.privateKey.length === 32)) {
+      throw new RangeError('privateKey: expected 32 bytes or null');
+    }
+    this.adoptIdentity(clampedOrNone(options.privateKey));
   }
 
+  /** Our public key; all zeros while the device has no private key (see hasIdentity). */
   get publicKey(): Uint8Array {
-    return this.identity.publicKey;
+    return this.identity?.publicKey ?? new Uint8Array(32);
   }
 
-  /** A copy of the private key, clamped (for the control socket's `get`); never logged. */
+  /** False while the device has no private key: it then sends and answers no handshake. */
+  get hasIdentity(): boolean {
+    return this.identity !== undefined;
+  }
+
+  /**
+   * A copy of the private key, clamped (for the control socket's `get`), all zeros when
+   * the device has none, as the control socket writes "no key"; never logged.
+   */
   get privateKey(): Uint8Array {
-    return this.identity.privateKey.slice();
+    return this.identity?.privateKey.slice() ?? new Uint8Array(32);
   }
 
   /**
@@ -252,18 +282,34 @@ export class Device {
    * The key is kept clamped (RFC 7748 §5), as the kernel and wireguard-go keep it, so
    * `wg show private-key` reads back the clamped form.
    */
-  setPrivateKey(privateKey: Uint8Array): void {
-    this.identity.privateKey.fill(0);
-    this.identity = createIdentity(this.b, clampUnlessZero(privateKey.slice()));
-    this.ownName = encodeKey(this.identity.publicKey);
-    this.cookieChecker = new CookieChecker(this.identity.publicKey, this.random);
+  setPrivateKey(privateKey: Uint8Array | null): void {
+    if (privateKey !== null && !(privateKey instanceof Uint8Array && privateKey.length === 32)) throw new RangeError('privateKey: expected 32 bytes or null');
+    this.identity?.privateKey.fill(0);
+    this.adoptIdentity(clampedOrNone(privateKey));
     // As the kernel: a peer whose key is now our own is removed.
-    const self = this.peersByKey.get(this.ownName);
-    if (self !== undefined) this.removePeer(this.identity.publicKey);
+    if (this.identity !== undefined && this.peersByKey.has(this.ownName)) this.removePeer(this.identity.publicKey);
+    // Every session ends; the static-static DH is derived again with the new key on the
+    // next handshake (a peer for which it is now zero is refused then, as 'bad-peer-key').
     for (const peer of this.peersByKey.values()) {
       this.zeroKeys(peer);
       peer.resetSecrets();
     }
+  }
+
+  /** Takes `clamped` (owned from here on) as the identity, or none. */
+  private adoptIdentity(clamped: Uint8Array | undefined): void {
+    this.identity = clamped === undefined ? undefined : createIdentity(this.b, clamped);
+    this.ownName = this.identity === undefined ? '' : encodeKey(this.identity.publicKey);
+    this.cookieChecker = this.identity === undefined ? undefined : new CookieChecker(this.identity.publicKey, this.random);
+  }
+
+  /**
+   * The interface's MTU changed (`ip link set IF mtu N`): padding follows it from the next
+   * packet on, as wireguard-go follows its TUN's MTU events. Packets staged before keep
+   * room for any MTU.
+   */
+  setMtu(mtu: number): void {
+    this.mtu = checkMtu(mtu);
   }
 
   // --- Configuration -------------------------------------------------------------
@@ -369,6 +415,9 @@ export class Device {
    */
   sendPacket(buf: Uint8Array, length: number, now: number): void {
     if (buf.length < sealedLength(length, this.mtu)) throw new RangeError(`buf: needs ${sealedLength(length, this.mtu)} bytes`);
+    // Larger than a transport message can carry (an interface MTU above what WireGuard
+    // allows): counted, never sent.
+    if (length > MAX_CONTENT_LENGTH) return this.drop('too-large');
     const ip = parseIpPacket(buf.subarray(TRANSPORT_HEADER_LENGTH, TRANSPORT_HEADER_LENGTH + length));
     if (!ip.ok) return this.drop('bad-ip');
     const peer = this.allowedIps.lookup(ip.destination);
@@ -413,7 +462,10 @@ export class Device {
     if (m.type !== MESSAGE_INITIATION && m.type !== MESSAGE_RESPONSE) return;
     const macOffset = m.type === MESSAGE_INITIATION ? INITIATION_MAC1_OFFSET : RESPONSE_MAC1_OFFSET;
     this.turnWork += WORK_MAC1;
-    if (!verifyMac1(data, macOffset, this.identity.mac1Key)) return this.drop('bad-mac1');
+    // No identity: no handshake of ours is pending, so no response reaches here either.
+    const identity = this.identity;
+    if (identity === undefined || this.cookieChecker === undefined) return this.drop('no-identity');
+    if (!verifyMac1(data, macOffset, identity.mac1Key)) return this.drop('bad-mac1');
     this.noteHandshake(now);
     if (this.isUnderLoad(now)) {
       const source = this.sourceBytes(from);
@@ -425,8 +477,8 @@ export class Device {
       if (!this.rateLimiter.allow(from.host, now)) return this.drop('rate-limited');
     }
     this.turnWork += WORK_HANDSHAKE;
-    if (m.type === MESSAGE_INITIATION) this.receiveInitiation(m, from, now);
-    else if (m.type === MESSAGE_RESPONSE) this.receiveResponse(m, from, now);
+    if (m.type === MESSAGE_INITIATION) this.receiveInitiation(identity, m, from, now);
+    else if (m.type === MESSAGE_RESPONSE) this.receiveResponse(identity, m, from, now);
   }
 
   // --- Input: time -------------------------------------------------------------------
@@ -479,12 +531,12 @@ export class Device {
     this.io.write(plaintext.subarray(0, ip.length));
   }
 
-  private receiveInitiation(m: Initiation, from: Endpoint, now: number): void {
+  private receiveInitiation(identity: Identity, m: Initiation, from: Endpoint, now: number): void {
     let lowOrder = false;
-    const consumed = consumeInitiation(this.b, this.identity, m, now, (remoteStatic) => {
+    const consumed = consumeInitiation(this.b, identity, m, now, (remoteStatic) => {
       const peer = this.peersByKey.get(encodeKey(remoteStatic));
       if (peer === undefined) return undefined;
-      const secrets = peer.secretsFor(this.b, this.identity);
+      const secrets = peer.secretsFor(this.b, identity);
       if (secrets === null) {
         lowOrder = true;
         return undefined;
@@ -514,16 +566,16 @@ export class Device {
     this.reschedule(peer);
   }
 
-  private receiveResponse(m: Response, from: Endpoint, now: number): void {
+  private receiveResponse(identity: Identity, m: Response, from: Endpoint, now: number): void {
     const entry = this.indexTable.get(m.receiverIndex);
     const peer = entry?.peer;
     const hs = peer?.handshake;
     if (peer === undefined || entry!.keypair !== undefined || hs?.kind !== 'initiation-sent' || hs.localIndex !== m.receiverIndex) {
       return this.drop('unexpected-response');
     }
-    const secrets = peer.secretsFor(this.b, this.identity);
+    const secrets = peer.secretsFor(this.b, identity);
     if (secrets === null) return this.drop('bad-peer-key');
-    const keys = consumeResponse(this.b, this.identity, secrets, hs.initiator, m);
+    const keys = consumeResponse(this.b, identity, secrets, hs.initiator, m);
     if (typeof keys === 'string') return this.drop(keys);
 
     peer.handshake = noHandshake();
@@ -573,7 +625,8 @@ export class Device {
 
   /** Stages a copy (see staging.ts); what it pushes out is counted as 'staged-full'. */
   private stage(peer: Peer, buf: Uint8Array, length: number): void {
-    const dropped = this.staging.push(peer, buf, length, sealedLength(length, this.mtu));
+    // Room for the padding of any MTU (0: no cap), as the MTU may change before it is sent.
+    const dropped = this.staging.push(peer, buf, length, sealedLength(length, 0));
     for (let i = dropped < 0 ? 1 : dropped; i > 0; i--) this.drop('staged-full');
   }
 
@@ -605,7 +658,13 @@ export class Device {
   private initiateHandshake(peer: Peer, now: number, isRetry: boolean): void {
     if (!isRetry) peer.timers.handshakeAttempts = 0;
     if (now - peer.lastSentHandshake < REKEY_TIMEOUT) return;
-    const secrets = peer.secretsFor(this.b, this.identity);
+    const identity = this.identity;
+    if (identity === undefined) {
+      // No key, no handshake: what waited for one (a keepalive, say) is dropped.
+      for (let i = Math.max(1, this.dropStaged(peer)); i > 0; i--) this.drop('no-identity');
+      return;
+    }
+    const secrets = peer.secretsFor(this.b, identity);
     if (secrets === null) return this.drop('bad-peer-key');
     peer.lastSentHandshake = now;
     this.clearHandshake(peer);
@@ -614,7 +673,7 @@ export class Device {
     // replay: a wall clock stepped back (NTP) must not lock the peer out until it catches up.
     const wall = Math.max(this.wallAt(now), peer.lastInitiationWall + TIMESTAMP_STEP);
     peer.lastInitiationWall = wall;
-    const init = createInitiation(this.b, this.identity, secrets, localIndex, this.b.dh.generatePrivateKey(this.random),
+    const init = createInitiation(this.b, identity, secrets, localIndex, this.b.dh.generatePrivateKey(this.random),
       tai64nFromMillis(wall), peer.cookies.current(now));
     if (init === null) {
       this.indexTable.free(peer, localIndex);
@@ -742,10 +801,15 @@ export class Device {
     return Number.isFinite(wall) && wall > 0 ? wall : 0;
   }
 
+  /** The sender of an authenticated packet becomes the peer's endpoint, with the local address it wrote to. */
   private roam(peer: Peer, from: Endpoint): void {
-    if (sameEndpoint(peer.endpoint, from)) return;
-    peer.endpoint = { host: from.host, port: from.port };
-    this.io.event?.({ type: 'endpoint-changed', peer: peer.name, endpoint: peer.endpoint });
+    const was = peer.endpoint;
+    if (sameEndpoint(was, from)) return;
+    peer.endpoint = from.source === undefined ? { host: from.host, port: from.port } : { host: from.host, port: from.port, source: from.source };
+    // Only the peer's address and port are news; our source follows silently.
+    if (was === undefined || was.host !== from.host || was.port !== from.port) {
+      this.io.event?.({ type: 'endpoint-changed', peer: peer.name, endpoint: peer.endpoint });
+    }
   }
 
   /** True when `index` names a handshake of ours still waiting for its response. */

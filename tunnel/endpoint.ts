@@ -11,9 +11,18 @@ export interface Endpoint {
    */
   readonly host: string;
   readonly port: number;
+  /**
+   * Our local address that an authenticated packet from this endpoint arrived on (IPv6
+   * link-local with "%ifindex"): replies leave from it, so a host with several addresses
+   * answers from the one the peer wrote to ("sticky sockets", as the kernel's WireGuard).
+   * Undefined: the kernel's choice.
+   */
+  readonly source?: string | undefined;
 }
 
-export const sameEndpoint = (a: Endpoint | undefined, b: Endpoint): boolean => a !== undefined && a.port === b.port && a.host === b.host;
+/** Same address, port and local source. */
+export const sameEndpoint = (a: Endpoint | undefined, b: Endpoint): boolean =>
+  a === b || (a !== undefined && a.port === b.port && a.host === b.host && a.source === b.source);
 
 /** "host:port", or "[host]:port" for IPv6, as wg(8) and wg-quick write it. */
 export const formatEndpoint = (e: Endpoint): string => (e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`);

@@ -18,6 +18,14 @@ namespace {
 
 constexpr uint32_t kAddrRecord = 24;
 constexpr uint32_t kMaxBatch = 1024;
+// Control buffer per message: one IP_PKTINFO or IPV6_PKTINFO cmsg.
+constexpr size_t kCtrl = CMSG_SPACE(sizeof(struct in6_pktinfo)) > CMSG_SPACE(sizeof(struct in_pktinfo))
+                             ? CMSG_SPACE(sizeof(struct in6_pktinfo))
+                             : CMSG_SPACE(sizeof(struct in_pktinfo));
+// Byte 20 of a local-address record (see udp_socket.h).
+constexpr uint8_t kSourceNone = 0;
+constexpr uint8_t kSourceSet = 1;
+constexpr uint8_t kSourceCleared = 2;
 
 std::string ErrnoName(int err) {
   char name[64];
@@ -50,13 +58,16 @@ struct Scratch {
   std::vector<struct mmsghdr> msgs;
   std::vector<struct iovec> iovs;
   std::vector<struct sockaddr_in6> addrs;  // large enough for either family
+  std::vector<uint64_t> ctrl;              // kCtrl bytes per message, 8-aligned for cmsghdr
   void Ensure(size_t n) {
     if (msgs.size() < n) {
       msgs.resize(n);
       iovs.resize(n);
       addrs.resize(n);
+      ctrl.resize(n * (kCtrl / sizeof(uint64_t) + 1));
     }
   }
+  void* Ctrl(size_t i) { return ctrl.data() + i * (kCtrl / sizeof(uint64_t) + 1); }
 };
 thread_local Scratch scratch;
 
@@ -96,6 +107,60 @@ socklen_t FromRecord(int family, const uint8_t* rec, struct sockaddr_in6* out) {
   out->sin6_scope_id = uint32_t(rec[20]) | (uint32_t(rec[21]) << 8) | (uint32_t(rec[22]) << 16) |
                        (uint32_t(rec[23]) << 24);
   return sizeof(struct sockaddr_in6);
+}
+
+// The local address a datagram arrived on, from its IP_PKTINFO / IPV6_PKTINFO cmsg, as a
+// local-address record: the address the reply should come from, and the interface.
+void ReadPktinfo(int family, const struct msghdr& h, uint8_t* rec) {
+  std::memset(rec, 0, kAddrRecord);
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(const_cast<struct msghdr*>(&h), c)) {
+    uint32_t ifindex;
+    if (family == 4 && c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      struct in_pktinfo info;
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      std::memcpy(rec, &info.ipi_spec_dst, 4);  // the local address, as wireguard-go takes it
+      ifindex = uint32_t(info.ipi_ifindex);
+    } else if (family == 6 && c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      struct in6_pktinfo info;
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      std::memcpy(rec, &info.ipi6_addr, 16);
+      ifindex = info.ipi6_ifindex;
+    } else {
+      continue;
+    }
+    std::memcpy(rec + 16, &ifindex, 4);
+    rec[20] = kSourceSet;
+    return;
+  }
+}
+
+// Attaches a source-address cmsg to `h` from a local-address record: IP_PKTINFO's
+// ipi_spec_dst (the kernel picks the interface), or IPV6_PKTINFO with the interface only
+// for a link-local address, which needs it.
+void WritePktinfo(int family, const uint8_t* rec, void* buf, struct msghdr& h) {
+  std::memset(buf, 0, kCtrl);
+  h.msg_control = buf;
+  struct cmsghdr* c = reinterpret_cast<struct cmsghdr*>(buf);
+  if (family == 4) {
+    struct in_pktinfo info;
+    std::memset(&info, 0, sizeof info);
+    std::memcpy(&info.ipi_spec_dst, rec, 4);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof info);
+    std::memcpy(CMSG_DATA(c), &info, sizeof info);
+    h.msg_controllen = CMSG_SPACE(sizeof info);
+    return;
+  }
+  struct in6_pktinfo info;
+  std::memset(&info, 0, sizeof info);
+  std::memcpy(&info.ipi6_addr, rec, 16);
+  if (IN6_IS_ADDR_LINKLOCAL(&info.ipi6_addr)) std::memcpy(&info.ipi6_ifindex, rec + 16, 4);
+  c->cmsg_level = IPPROTO_IPV6;
+  c->cmsg_type = IPV6_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof info);
+  std::memcpy(CMSG_DATA(c), &info, sizeof info);
+  h.msg_controllen = CMSG_SPACE(sizeof info);
 }
 
 // watch()'s callback gets the ready events, or (-1, error code) once if polling failed,
@@ -153,6 +218,9 @@ UdpSocket::UdpSocket(const Napi::CallbackInfo& info)
   }
   const char* failed = nullptr;
   if (family == 6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) failed = "setsockopt IPV6_V6ONLY";
+  // The local address of each datagram received (recvBatch's `locals`).
+  if (failed == nullptr && family == 4 && setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0) failed = "setsockopt IP_PKTINFO";
+  if (failed == nullptr && family == 6 && setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one) < 0) failed = "setsockopt IPV6_RECVPKTINFO";
   // Buffer sizes are best effort, as Node's recvBufferSize is capped by rmem_max.
   if (size > 0) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
@@ -178,9 +246,10 @@ Napi::Value UdpSocket::Port(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, ntohs(sa.sin6_port));
 }
 
-// recvBatch(arena, slotSize, lengths, addrs, max) -> datagrams received into slots
-// 0..n-1 (0 when none are queued). A datagram longer than its slot is dropped, its
-// length reported as 0. A socket error with nothing received returns -errno.
+// recvBatch(arena, slotSize, lengths, addrs, max[, locals]) -> datagrams received into
+// slots 0..n-1 (0 when none are queued). A datagram longer than its slot is dropped, its
+// length reported as 0. A socket error with nothing received returns -errno. With
+// `locals`, the local address each datagram arrived on goes there (local-address records).
 Napi::Value UdpSocket::RecvBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Uint8Array arena = ArgBytes(info, 0);
@@ -188,6 +257,12 @@ Napi::Value UdpSocket::RecvBatch(const Napi::CallbackInfo& info) {
   Napi::Uint32Array lengths = ArgWords(info, 2);
   Napi::Uint8Array addrs = ArgBytes(info, 3);
   uint32_t max = ArgU32(info, 4);
+  uint8_t* locals = nullptr;
+  if (info.Length() > 5 && !info[5].IsUndefined()) {
+    Napi::Uint8Array l = ArgBytes(info, 5);
+    if (uint64_t(max) * kAddrRecord > l.ByteLength()) throw Napi::RangeError::New(env, "locals out of range");
+    locals = l.Data();
+  }
   if (max > kMaxBatch || slotSize == 0 || max > lengths.ElementLength() ||
       uint64_t(max) * slotSize > arena.ByteLength() || uint64_t(max) * kAddrRecord > addrs.ByteLength()) {
     throw Napi::RangeError::New(env, "batch slots out of range");
@@ -204,6 +279,10 @@ Napi::Value UdpSocket::RecvBatch(const Napi::CallbackInfo& info) {
     h.msg_namelen = sizeof(struct sockaddr_in6);
     h.msg_iov = &scratch.iovs[i];
     h.msg_iovlen = 1;
+    if (locals != nullptr) {
+      h.msg_control = scratch.Ctrl(i);
+      h.msg_controllen = kCtrl;
+    }
     scratch.msgs[i].msg_len = 0;
   }
   int r;
@@ -224,13 +303,18 @@ Napi::Value UdpSocket::RecvBatch(const Napi::CallbackInfo& info) {
       lens[i] = scratch.msgs[i].msg_len;
     }
     ToRecord(family_, scratch.addrs[i], addrs.Data() + size_t(i) * kAddrRecord);
+    if (locals != nullptr) ReadPktinfo(family_, scratch.msgs[i].msg_hdr, locals + size_t(i) * kAddrRecord);
   }
   return Napi::Number::New(env, r);
 }
 
-// sendBatch(arena, offsets, lengths, addrs, start, count) -> datagrams consumed from
-// index `start` on: sent, or refused by the kernel (counted in stats and skipped, as
-// node:dgram drops them). Fewer than `count` means the socket would block.
+// sendBatch(arena, offsets, lengths, addrs, start, count[, sources]) -> datagrams
+// consumed from index `start` on: sent, or refused by the kernel (counted in stats and
+// skipped, as node:dgram drops them). Fewer than `count` means the socket would block.
+// With `sources`, a datagram whose local-address record is set goes out from that
+// address; if the kernel refuses it (EINVAL, EADDRNOTAVAIL, ENETUNREACH: the address is
+// gone), the record is marked cleared and the datagram sent again from the kernel's
+// choice, as the kernel's WireGuard does; a second refusal counts as any other.
 Napi::Value UdpSocket::SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Uint8Array arena = ArgBytes(info, 0);
@@ -242,6 +326,12 @@ Napi::Value UdpSocket::SendBatch(const Napi::CallbackInfo& info) {
   uint64_t end = uint64_t(start) + count;
   if (end > offsets.ElementLength() || end > lengths.ElementLength() || end * kAddrRecord > addrs.ByteLength()) {
     throw Napi::RangeError::New(env, "batch out of range");
+  }
+  uint8_t* sources = nullptr;
+  if (info.Length() > 6 && !info[6].IsUndefined()) {
+    Napi::Uint8Array s = ArgBytes(info, 6);
+    if (end * kAddrRecord > s.ByteLength()) throw Napi::RangeError::New(env, "sources out of range");
+    sources = s.Data();
   }
   if (io_.fd() < 0) ThrowErrno(env, EBADF, "sendmmsg");
   uint32_t done = 0;
@@ -261,6 +351,9 @@ Napi::Value UdpSocket::SendBatch(const Napi::CallbackInfo& info) {
       h.msg_name = &scratch.addrs[k];
       h.msg_iov = &scratch.iovs[k];
       h.msg_iovlen = 1;
+      if (sources != nullptr && sources[size_t(i) * kAddrRecord + 20] == kSourceSet) {
+        WritePktinfo(family_, sources + size_t(i) * kAddrRecord, scratch.Ctrl(k), h);
+      }
     }
     int r = sendmmsg(io_.fd(), scratch.msgs.data(), n, MSG_DONTWAIT);
     if (r > 0) {
@@ -270,6 +363,14 @@ Napi::Value UdpSocket::SendBatch(const Napi::CallbackInfo& info) {
     int err = r == 0 ? EAGAIN : errno;
     if (err == EINTR) continue;
     if (err == EAGAIN || err == EWOULDBLOCK) break;
+    uint8_t* source = sources == nullptr ? nullptr : sources + size_t(start + done) * kAddrRecord;
+    if (source != nullptr && source[20] == kSourceSet) {
+      // Sticky, but not too sticky: the source is gone; the same datagram goes again from
+      // the kernel's choice.
+      source[20] = kSourceCleared;
+      clearedSources_++;
+      continue;
+    }
     // This datagram was refused (no route, a firewall, too long...): skip it.
     failedSends_++;
     lastSendErrno_ = err;
@@ -294,6 +395,7 @@ Napi::Value UdpSocket::Stats(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("truncatedReceives", Napi::Number::New(env, double(truncatedReceives_)));
   o.Set("failedSends", Napi::Number::New(env, double(failedSends_)));
+  o.Set("clearedSources", Napi::Number::New(env, double(clearedSources_)));
   o.Set("lastSendError", lastSendErrno_ == 0 ? env.Undefined() : Napi::String::New(env, ErrnoName(lastSendErrno_)));
   return o;
 }

@@ -6,6 +6,9 @@
 //
 // Addresses cross the boundary as 24-byte records: bytes 0-15 the address (IPv4 in
 // 0-3), 16-17 the port (big-endian), 20-23 the IPv6 scope id (little-endian).
+// Local addresses (where a datagram arrived, where one should leave from) are 24-byte
+// records too: 0-15 the address, 16-19 the interface index (little-endian), 20 a state:
+// 0 none (the kernel's choice), 1 set, 2 cleared by sendBatch (the kernel refused it).
 #pragma once
 
 #include <napi.h>
@@ -36,6 +39,7 @@ class UdpSocket : public PolledWrap<UdpSocket> {
 
   uint64_t truncatedReceives_ = 0;
   uint64_t failedSends_ = 0;
+  uint64_t clearedSources_ = 0;
   int lastSendErrno_ = 0;
 };
 

@@ -13,13 +13,17 @@
 // profile updates the installed one in place. The private key is written only with
 // --include-private-key (otherwise the app supplies it, e.g. from the Keychain); the file
 // is 0600 either way, since preshared keys stay in. The plist library writes the XML.
+// `burrow server client-config NAME --format mobileconfig` builds its profile here too,
+// from the client's tunnel as the server knows it (clientProfile).
 
 import { createHash } from 'node:crypto';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fchmodSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { build, type PlistValue } from 'plist';
 import { encodeKey, publicKeyOf } from '../../crypto/keys.js';
 import { type Config, formatConfig, formatEndpoint, parseConfig } from '../config/index.js';
+import { clientTunnel } from '../../server/peers.js';
+import { findPeer, type RegistryData } from '../../server/registry.js';
 import { CliError, EXIT_BAD_INPUT } from './errors.js';
 
 export const DEFAULT_BUNDLE_ID = 'net.burrow.app';
@@ -39,6 +43,11 @@ export interface ProfileOptions {
   providerBundleId?: string;
   perApp?: boolean;
   includePrivateKey?: boolean;
+  /**
+   * The interface's public key, when its private key is not known (a server's client
+   * that keeps its own key): the profile's identity is derived from it.
+   */
+  publicKey?: Uint8Array;
 }
 
 type Dict = { [key: string]: PlistValue };
@@ -61,7 +70,7 @@ function vendorText(config: Config, includePrivateKey: boolean): string {
 export function buildProfile(config: Config, o: ProfileOptions): Dict {
   const bundleId = o.bundleId ?? DEFAULT_BUNDLE_ID;
   const provider = o.providerBundleId ?? `${bundleId}.network-extension`;
-  const publicKey = encodeKey(publicKeyOf(config.interface.privateKey));
+  const publicKey = encodeKey(o.publicKey ?? publicKeyOf(config.interface.privateKey));
   const identity = [o.name, publicKey, bundleId];
   const base = `${bundleId}.burrow.${createHash('sha256').update(identity.join('\0')).digest('hex').slice(0, 16)}`;
   const i = config.interface;
@@ -129,6 +138,20 @@ export function profileXml(config: Config, o: ProfileOptions): string {
   return build(buildProfile(config, o));
 }
 
+/**
+ * Writes a profile to `path` with mode 0600, also when a file with a wider mode stood
+ * there: the mode is narrowed before the first byte is written.
+ */
+export function writeProfile(path: string, xml: string): void {
+  const fd = openSync(path, 'w', 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    writeSync(fd, xml);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export interface ProfileCommandOptions {
   format: string;
   bundleId?: string;
@@ -147,7 +170,29 @@ export function profileCommand(path: string, o: ProfileCommandOptions): string {
     ...(o.bundleId === undefined ? {} : { bundleId: o.bundleId }),
   });
   const out = o.output ?? `${name}.mobileconfig`;
-  writeFileSync(out, xml, { mode: 0o600 });
-  chmodSync(out, 0o600); // also when the file was there before with a wider mode
+  writeProfile(out, xml);
   return out;
+}
+
+/**
+ * `burrow server client-config NAME --format mobileconfig`: the client's tunnel as the
+ * server knows it, through buildProfile, written 0600 to `output` (default
+ * NAME.mobileconfig). Returns the path.
+ */
+export function clientProfile(data: RegistryData, name: string, o: { bundleId?: string; includePrivateKey?: boolean; output?: string }): string {
+  const record = findPeer(data, name);
+  const { config, privateKeyKnown } = clientTunnel(data, record);
+  try {
+    if (o.includePrivateKey && !privateKeyKnown) {
+      throw new CliError(`--include-private-key: '${name}' keeps its private key on the client (it was added with --public-key); the app supplies it`, EXIT_BAD_INPUT);
+    }
+    const out = o.output ?? `${name}.mobileconfig`;
+    writeProfile(out, profileXml(config, {
+      name, publicKey: record.peer.publicKey, includePrivateKey: o.includePrivateKey === true,
+      ...(o.bundleId === undefined ? {} : { bundleId: o.bundleId }),
+    }));
+    return out;
+  } finally {
+    config.interface.privateKey.fill(0);
+  }
 }

@@ -4,7 +4,8 @@
 //
 //   init          DIR/IFACE.conf with fresh keys, a free subnet and a ULA /64
 //   up / down     the session with every enabled peer, plus forwarding and NAT, journalled
-//   add-peer, remove-peer, disable, enable, list-peers, client-config
+//   add-peer, remove-peer, disable, enable, list-peers, client-config (also as a
+//                 .mobileconfig, through src/cli/profile.ts as `burrow profile`)
 //                 the registry first (one atomic write), then the running server through
 //                 its control socket, one peer at a time
 
@@ -28,6 +29,7 @@ import { BoundedLogFile, createLogger, type Logger, parseLogLevel } from '../run
 import { ifnameFromConfigPath, runningDaemon } from './daemon.js';
 import { down } from './down.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE } from './errors.js';
+import { clientProfile } from './profile.js';
 import { readSecret } from './secret.js';
 import { recoverStale, resolveEndpoints } from './up.js';
 
@@ -333,13 +335,22 @@ export function serverCommand(): Command {
 
   server
     .command('client-config')
-    .description("print a peer's client configuration (for burrow up, wg-quick or the WireGuard apps)")
+    .description("print a peer's client configuration (for burrow up, wg-quick or the WireGuard apps), or write it as a configuration profile for a managed Mac")
     .argument('<name>')
     .addOption(configOption())
     .option('--qr', 'also print it as a QR code, for the WireGuard mobile apps')
     .option('--png <file>', 'also write the QR code to this PNG file (0600)')
-    .action(async (name: string, o: { config: string; qr?: boolean; png?: string }) => {
+    .addOption(new Option('--format <format>', 'conf: the wg-quick text; mobileconfig: a profile for the Burrow app, as `burrow profile` writes').choices(['conf', 'mobileconfig']).default('conf'))
+    .option('--bundle-id <id>', "mobileconfig: the Burrow app's bundle identifier (VPNSubType)")
+    .option('--include-private-key', "mobileconfig: put the client's private key in the profile (only when the server generated it)")
+    .option('-o, --output <file>', 'mobileconfig: where to write it, 0600 (default NAME.mobileconfig)')
+    .action(async (name: string, o: { config: string; qr?: boolean; png?: string; format: string; bundleId?: string; includePrivateKey?: boolean; output?: string }) => {
       const { registry } = registryAt(o.config);
+      if (o.format === 'mobileconfig') {
+        if (o.qr || o.png !== undefined) throw new CliError('--qr and --png go with --format conf', EXIT_BAD_INPUT);
+        process.stdout.write(`${await guarded(async () => clientProfile(await registry.read(), name, o))}\n`);
+        return;
+      }
       const text = await guarded(async () => {
         const data = await registry.read();
         return clientConfig(data, findPeer(data, name));

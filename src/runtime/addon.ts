@@ -33,14 +33,18 @@ export interface NativeTunFd {
 export interface NativeUdpStats {
   truncatedReceives: number;
   failedSends: number;
+  /** Source addresses the kernel refused (gone), each datagram sent again from its choice. */
+  clearedSources: number;
   lastSendError: string | undefined;
 }
 
 export interface NativeUdpSocket {
   readonly fd: number;
   readonly port: number;
-  recvBatch(arena: Uint8Array, slotSize: number, lengths: Uint32Array, addrs: Uint8Array, max: number): number;
-  sendBatch(arena: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, start: number, count: number): number;
+  /** `locals`: where each datagram arrived (local-address records, see udp_socket.h). */
+  recvBatch(arena: Uint8Array, slotSize: number, lengths: Uint32Array, addrs: Uint8Array, max: number, locals?: Uint8Array): number;
+  /** `sources`: where each datagram should leave from; byte 20 of a refused one becomes 2. */
+  sendBatch(arena: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, start: number, count: number, sources?: Uint8Array): number;
   watch(callback: (events: number, code?: string) => void, events: number): void;
   close(): void;
   stats(): NativeUdpStats;

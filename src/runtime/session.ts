@@ -151,6 +151,12 @@ export class Session {
       });
       stack.defer('stop the tunnel', () => tunnel.stop());
       session = new Session(ifname, tunnel, stack, journal, options);
+      if (settings === undefined) {
+        // burrow-go: the new TUN gets wireguard-go's MTU (the kernel makes it 1500); wg-quick
+        // or `ip link` may change it, and the engine follows. It goes with the interface.
+        const r = await exec('ip', ['link', 'set', 'dev', ifname, 'mtu', String(tunnel.mtu)]);
+        if (r.exitCode !== 0) throw new Error(`cannot set the MTU of ${ifname}: ${r.stderr.trim()}`);
+      }
       if (settings !== undefined) {
         session.applied = await applyLinux(settings, {
           ifname,
@@ -324,14 +330,19 @@ export class Session {
     return changes.length === 0 ? 'nothing changed' : changes.join('; ');
   }
 
-  /** wireguard-go and wg-quick: the daemon goes when its interface is deleted (`ip link del`). */
+  /**
+   * wireguard-go and wg-quick: the daemon goes when its interface is deleted (`ip link
+   * del`). Each poll also has the engine follow the interface's MTU.
+   */
   private watchInterface(): void {
     const path = `/sys/class/net/${this.ifname}/ifindex`;
     let index: string | undefined;
     const check = async (): Promise<void> => {
       const now = await readFile(path, 'utf8').catch(() => undefined);
       if (index === undefined) index = now;
-      else if (now !== index) this.options.onStopRequested?.(`the interface ${this.ifname} was removed`);
+      else if (now !== index) return this.options.onStopRequested?.(`the interface ${this.ifname} was removed`);
+      // The MTU may have been lowered (`ip link set IF mtu N`): padding follows it.
+      this.tunnel.followMtu();
     };
     void check();
     this.interfaceWatch = setInterval(() => void check(), INTERFACE_POLL_MS);

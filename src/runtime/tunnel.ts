@@ -4,11 +4,17 @@
 //   TUN --readBatch--> Device.sendPacket (sealed in place in the batch slot) --> UDP
 //   UDP --message----> Device.receiveDatagram (opened in place) --writePackets--> TUN
 //   one setTimeout --> Device.tick(now) --> re-armed for the deadline it returns
+//
+// The MTU is the interface's, followed while running (wg-quick and `ip link` set it after
+// the daemon starts): TUN slots and UDP receive slots hold the largest packet and datagram
+// any MTU allows, so nothing is cut short when it rises; the engine's MTU (padding) is
+// read again from sysfs when a packet longer than it comes out of the TUN, and each time
+// the session polls the interface (followMtu).
 
 import type { Aead } from '../../crypto/aead.js';
 import type { Dh } from '../../crypto/x25519.js';
-import { getRandomValues } from 'node:crypto';
-import { DEFAULT_MTU, Device, type DeviceEvent, type Endpoint, type PeerUpdate } from '../../tunnel/device.js';
+import { readFileSync } from 'node:fs';
+import { DEFAULT_MTU, Device, MAX_MTU, type DeviceEvent, type Endpoint, type PeerUpdate } from '../../tunnel/device.js';
 import { formatEndpoint } from '../../tunnel/endpoint.js';
 import { TRANSPORT_HEADER_LENGTH } from '../../tunnel/constants.js';
 import { sealedLength } from '../../tunnel/transport.js';
@@ -24,12 +30,12 @@ export interface TunnelOptions {
   ifname: string;
   /**
    * null: a device that has no key of its own yet (burrow-go, before `wg setconf` gives
-   * it one). It starts with a random key that no peer knows, so it completes no handshake.
+   * it one), as wireguard-go starts: it sends and answers no handshake until it has one.
    */
   privateKey: Uint8Array | null;
   listenPort: number;
   fwmark: number;
-  /** Default DEFAULT_MTU. */
+  /** The MTU the engine starts with; DEFAULT_MTU by default. Then the interface's is followed. */
   mtu?: number | undefined;
   peers: readonly PeerSetup[];
   /** Backends; node:crypto by default (measured faster, see bench/crypto.ts). */
@@ -51,6 +57,8 @@ export interface TunnelOptions {
 }
 
 const BATCH = 64;
+/** A TUN slot: the header room, the largest IP packet, padding and tag. */
+const SLOT_SIZE = sealedLength(MAX_MTU, 0);
 
 export class Tunnel {
   readonly device: Device;
@@ -60,11 +68,42 @@ export class Tunnel {
   private readonly writeOne: Uint8Array[] = [new Uint8Array(0)];
   private readonly batch: PacketBatch;
   private readonly clock: () => number;
+  /** sysfs's file for the interface's MTU; undefined once it cannot be read (an adopted fd). */
+  private mtuPath: string | undefined;
 
-  private constructor(readonly tun: TunDevice, readonly udp: UdpTransport, device: Device, readonly mtu: number, clock: () => number) {
+  private constructor(readonly tun: TunDevice, readonly udp: UdpTransport, device: Device, clock: () => number) {
     this.device = device;
     this.clock = clock;
-    this.batch = new PacketBatch({ capacity: BATCH, slotSize: Math.max(2048, sealedLength(mtu, mtu) + 64), headroom: TRANSPORT_HEADER_LENGTH });
+    this.batch = new PacketBatch({ capacity: BATCH, slotSize: SLOT_SIZE, headroom: TRANSPORT_HEADER_LENGTH });
+    this.mtuPath = `/sys/class/net/${tun.name}/mtu`;
+  }
+
+  /** The engine's MTU (it follows the interface's). */
+  get mtu(): number {
+    return this.device.mtu;
+  }
+
+  /**
+   * Reads the interface's MTU and gives it to the engine; returns it. Where it cannot be
+   * read (a descriptor adopted from outside), the engine keeps the MTU it has.
+   */
+  followMtu(): number {
+    if (this.mtuPath === undefined) return this.device.mtu;
+    let mtu: number;
+    try {
+      mtu = Number(readFileSync(this.mtuPath, 'utf8'));
+    } catch {
+      this.mtuPath = undefined;
+      return this.device.mtu;
+    }
+    if (Number.isInteger(mtu) && mtu !== this.device.mtu) {
+      try {
+        this.device.setMtu(mtu);
+      } catch {
+        // An MTU the engine does not take (below 68): padding keeps the one it has.
+      }
+    }
+    return this.device.mtu;
   }
 
   /** Opens the TUN and the sockets and starts moving packets. Undoes what it made on failure. */
@@ -79,7 +118,7 @@ export class Tunnel {
       udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from), () => tunnel?.device.beginTurn());
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
-        { privateKey: o.privateKey ?? getRandomValues(new Uint8Array(32)), mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClock: Date.now },
+        { privateKey: o.privateKey, mtu, aead: o.aead ?? nodeAead, dh: o.dh ?? nodeDh, wallClock: Date.now },
         {
           send: (data, to) => udp!.send(data, to),
           write: (packet) => tunnel?.writePacket(packet),
@@ -87,7 +126,7 @@ export class Tunnel {
         },
       );
       for (const p of o.peers) device.setPeer(p.publicKey, p);
-      tunnel = new Tunnel(tun, udp, device, mtu, o.now ?? (() => performance.now()));
+      tunnel = new Tunnel(tun, udp, device, o.now ?? (() => performance.now()));
       tun.onReadable((error) => {
         if (error) log(`tun: ${error.message}`);
         else tunnel!.onTunReadable();
@@ -113,9 +152,9 @@ export class Tunnel {
       const now = this.now();
       for (let i = 0; i < n; i++) {
         const length = batch.lengths[i]!;
-        const slot = batch.slot(i);
-        if (sealedLength(length, this.mtu) > slot.length) continue; // larger than any MTU we set
-        this.device.sendPacket(slot, length, now);
+        // Longer than the engine's MTU: the interface's has risen since it was read.
+        if (length > this.device.mtu) this.followMtu();
+        this.device.sendPacket(batch.slot(i), length, now);
       }
       if (n < batch.capacity) break;
     }

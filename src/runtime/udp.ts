@@ -12,6 +12,12 @@
 //     the event-loop turn, or as soon as FLUSH_AT datagrams are waiting. If the socket
 //     would block, the rest stays queued and is flushed when libuv says it is writable;
 //     a datagram that finds the queue full is dropped and counted.
+//   - sticky source addresses: each datagram's Endpoint carries the local address it
+//     arrived on (IP_PKTINFO / IPV6_PKTINFO), and a datagram sent to an Endpoint with a
+//     `source` leaves from that address. When the kernel refuses a source (the address
+//     was removed), the addon sends the datagram again from the kernel's choice, and the
+//     source is not used again until a datagram arrives on it ("sticky, but not too
+//     sticky", as the kernel's WireGuard).
 
 import type { Endpoint } from '../../tunnel/endpoint.js';
 import { AddonError, loadAddon, type NativeAddon, type NativeUdpSocket } from './addon.js';
@@ -30,8 +36,8 @@ export class UdpError extends Error {
 /** Datagrams read per recvmmsg, and recvmmsg calls per readable event at most. */
 const RECV_BATCH = 64;
 const RECV_ROUNDS = 16;
-/** Bytes per receive slot: any datagram of a 9000-byte (jumbo) MTU tunnel. */
-const RECV_SLOT = 16384;
+/** Bytes per receive slot: any UDP datagram (65,527 bytes of payload at most, over IPv6), so any tunnel MTU. */
+const RECV_SLOT = 65536;
 /** Send queue, per socket: datagrams and bytes. */
 const SEND_ENTRIES = 1024;
 const SEND_BYTES = 1 << 20;
@@ -39,8 +45,14 @@ const SEND_BYTES = 1 << 20;
 const FLUSH_AT = 64;
 /** Kernel socket buffers, as node:dgram's recvBufferSize/sendBufferSize were. */
 const SOCKET_BUFFER = 4 << 20;
-/** Endpoint objects cached per address and port. */
+/** Endpoint objects cached per address and port (and per local address, at most LOCAL_CACHE of them). */
 const ENDPOINT_CACHE = 4096;
+const LOCAL_CACHE = 64;
+/** Sources the kernel refused, remembered until a datagram arrives on them again. */
+const STALE_SOURCES = 256;
+/** Byte 20 of a local-address record (udp_socket.h). */
+const SOURCE_SET = 1;
+const SOURCE_CLEARED = 2;
 /** Bytes per address record shared with the addon (see udp_socket.h). */
 const ADDR = 24;
 const UV_READABLE = 1;
@@ -65,12 +77,28 @@ export interface UdpStats {
   failedSends: number;
   /** Datagrams received that were longer than a receive slot, dropped. */
   truncatedReceives: number;
+  /** Datagrams whose source address the kernel refused (gone), sent again from its choice. */
+  clearedSources: number;
 }
 
-/** A parsed destination: the endpoint it was parsed from, the socket family and the address record for the addon. */
+/** A parsed destination: the endpoint it was parsed from, the socket family, the address record for the addon, and the source's, if any. */
 interface Destination extends Endpoint {
   readonly family: 4 | 6;
   readonly record: Uint8Array;
+  readonly sourceRecord: Uint8Array | undefined;
+}
+
+/** The local-address record of `source` ("a.b.c.d", or IPv6 with "%ifindex"), if it is of `family`. */
+function parseSource(source: string | undefined, family: 4 | 6): Uint8Array | undefined {
+  if (source === undefined) return undefined;
+  const percent = source.indexOf('%');
+  const text = percent < 0 ? source : source.slice(0, percent);
+  const ifindex = percent < 0 ? 0 : Number(source.slice(percent + 1));
+  const record = new Uint8Array(ADDR);
+  if (addon().parseAddress(text, record) !== family || !Number.isInteger(ifindex) || ifindex < 0 || ifindex > 0xffff_ffff) return undefined;
+  new DataView(record.buffer).setUint32(16, ifindex, true);
+  record[20] = SOURCE_SET;
+  return record;
 }
 
 /** Parses `to` into an address record; undefined if it is not an IP address and port. */
@@ -111,7 +139,7 @@ function parseDestination(to: Endpoint): Destination | undefined {
   record[21] = (scope >>> 8) & 0xff;
   record[22] = (scope >>> 16) & 0xff;
   record[23] = scope >>> 24;
-  return { host, port, family, record };
+  return { host, port, source: to.source, family, record, sourceRecord: parseSource(to.source, family) };
 }
 
 /** One socket and its send queue. */
@@ -120,6 +148,9 @@ class Socket {
   private readonly offsets = new Uint32Array(SEND_ENTRIES);
   private readonly lengths = new Uint32Array(SEND_ENTRIES);
   private readonly addrs = new Uint8Array(SEND_ENTRIES * ADDR);
+  /** Each queued datagram's source record (byte 20: 0 none, 1 set, 2 cleared by the addon) and text. */
+  private readonly sources = new Uint8Array(SEND_ENTRIES * ADDR);
+  private readonly sourceTexts: (string | undefined)[] = new Array<string | undefined>(SEND_ENTRIES).fill(undefined);
   private head = 0;
   private tail = 0;
   private used = 0;
@@ -127,7 +158,10 @@ class Socket {
   closed = false;
   dropped = 0;
 
-  constructor(readonly native: NativeUdpSocket, readonly family: 4 | 6, private readonly onReadable: (s: Socket) => void) {
+  constructor(
+    readonly native: NativeUdpSocket, readonly family: 4 | 6, private readonly onReadable: (s: Socket) => void,
+    private readonly onSourceCleared: (source: string) => void,
+  ) {
     this.setEvents(UV_READABLE);
   }
 
@@ -154,7 +188,7 @@ class Socket {
   }
 
   /** Copies a datagram into the queue; false (and counted) if the queue is full. */
-  push(data: Uint8Array, record: Uint8Array): boolean {
+  push(data: Uint8Array, record: Uint8Array, source: Uint8Array | undefined, sourceText: string | undefined): boolean {
     const length = data.byteLength;
     if (this.tail === SEND_ENTRIES || this.used + length > SEND_BYTES) {
       this.compact();
@@ -168,6 +202,12 @@ class Socket {
     this.offsets[i] = this.used;
     this.lengths[i] = length;
     this.addrs.set(record, i * ADDR);
+    if (source === undefined) {
+      this.sources[i * ADDR + 20] = 0;
+    } else {
+      this.sources.set(source, i * ADDR);
+      this.sourceTexts[i] = sourceText;
+    }
     this.used += length;
     return true;
   }
@@ -181,6 +221,8 @@ class Socket {
     for (let i = head; i < this.tail; i++) this.offsets[i - head] = this.offsets[i]! - delta;
     this.lengths.copyWithin(0, head, this.tail);
     this.addrs.copyWithin(0, head * ADDR, this.tail * ADDR);
+    this.sources.copyWithin(0, head * ADDR, this.tail * ADDR);
+    this.sourceTexts.copyWithin(0, head, this.tail);
     this.tail -= head;
     this.head = 0;
     this.used -= delta;
@@ -189,7 +231,11 @@ class Socket {
   /** Sends what is queued in one sendmmsg; what would block waits for writability. */
   flush(): void {
     if (this.closed || this.head === this.tail) return;
-    const n = this.native.sendBatch(this.arena, this.offsets, this.lengths, this.addrs, this.head, this.tail - this.head);
+    const start = this.head;
+    const n = this.native.sendBatch(this.arena, this.offsets, this.lengths, this.addrs, start, this.tail - start, this.sources);
+    for (let i = start; i < start + n; i++) {
+      if (this.sources[i * ADDR + 20] === SOURCE_CLEARED) this.onSourceCleared(this.sourceTexts[i]!);
+    }
     this.head += n;
     if (this.head === this.tail) {
       this.head = this.tail = this.used = 0;
@@ -225,15 +271,26 @@ export class UdpTransport {
   private readonly recvArena = new Uint8Array(RECV_BATCH * RECV_SLOT);
   private readonly recvLengths = new Uint32Array(RECV_BATCH);
   private readonly recvAddrs = new Uint8Array(RECV_BATCH * ADDR);
+  /** Where each datagram arrived: local-address records. */
+  private readonly recvLocals = new Uint8Array(RECV_BATCH * ADDR);
   private readonly recvViews: Uint8Array[] = [];
-  private readonly endpoints4 = new Map<number, Endpoint>();
+  /** IPv4 endpoints, per local address (-1: none reported), then per address and port. */
+  private readonly endpoints4 = new Map<number, Map<number, Endpoint>>();
+  private lastLocal4 = NaN;
+  private lastEndpoints4: Map<number, Endpoint> | undefined;
   private readonly endpoints6 = new Map<number, { record: Uint8Array; endpoint: Endpoint }>();
+  /** Sources the kernel refused: sent without until a datagram arrives on them. */
+  private readonly staleSources = new Set<string>();
+  private readonly onSourceCleared = (source: string): void => {
+    if (this.staleSources.size >= STALE_SOURCES) this.staleSources.clear();
+    this.staleSources.add(source);
+  };
   private readonly destinations = new WeakMap<Endpoint, Destination>();
   private v4!: Socket;
   private v6: Socket | undefined;
   private unroutable = 0;
   private droppedBefore = 0;
-  private nativeBefore = { failedSends: 0, truncatedReceives: 0 };
+  private nativeBefore = { failedSends: 0, truncatedReceives: 0, clearedSources: 0 };
   private readonly onReadable = (s: Socket): void => this.receive(s);
   private readonly flushAll = (): void => {
     this.flushScheduled = false;
@@ -287,8 +344,8 @@ export class UdpTransport {
 
   private attach([v4, v6]: [NativeUdpSocket, NativeUdpSocket | undefined]): void {
     try {
-      this.v4 = new Socket(v4, 4, this.onReadable);
-      this.v6 = v6 === undefined ? undefined : new Socket(v6, 6, this.onReadable);
+      this.v4 = new Socket(v4, 4, this.onReadable, this.onSourceCleared);
+      this.v6 = v6 === undefined ? undefined : new Socket(v6, 6, this.onReadable, this.onSourceCleared);
     } catch (e) {
       v4.close();
       v6?.close();
@@ -332,7 +389,7 @@ export class UdpTransport {
   send(data: Uint8Array, to: Endpoint): void {
     if (this.closed) return;
     let dest = this.destinations.get(to);
-    if (dest === undefined || dest.host !== to.host || dest.port !== to.port) {
+    if (dest === undefined || dest.host !== to.host || dest.port !== to.port || dest.source !== to.source) {
       dest = parseDestination(to);
       if (dest === undefined) {
         this.unroutable++;
@@ -342,7 +399,9 @@ export class UdpTransport {
     }
     const sock = dest.family === 4 ? this.v4 : this.v6;
     if (sock === undefined) return;
-    if (!sock.push(data, dest.record)) return;
+    let source = dest.sourceRecord;
+    if (source !== undefined && this.staleSources.size > 0 && this.staleSources.has(dest.source!)) source = undefined;
+    if (!sock.push(data, dest.record, source, dest.source)) return;
     if (sock.queued >= FLUSH_AT) sock.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -355,11 +414,13 @@ export class UdpTransport {
     const { recvArena, recvLengths, recvAddrs, recvViews } = this;
     this.onTurn?.();
     for (let round = 0; round < RECV_ROUNDS && !sock.closed; round++) {
-      const n = sock.native.recvBatch(recvArena, RECV_SLOT, recvLengths, recvAddrs, RECV_BATCH);
+      const n = sock.native.recvBatch(recvArena, RECV_SLOT, recvLengths, recvAddrs, RECV_BATCH, this.recvLocals);
       for (let i = 0; i < n && !sock.closed; i++) {
         const length = recvLengths[i]!;
         if (length === 0) continue; // longer than a slot (counted), or empty: nothing for WireGuard
         const from = sock.family === 4 ? this.endpoint4(i) : this.endpoint6(i);
+        // A datagram arrived on it: the address is ours again.
+        if (this.staleSources.size > 0 && from.source !== undefined) this.staleSources.delete(from.source);
         this.handler(recvViews[i]!.subarray(0, length), from);
       }
       if (n < RECV_BATCH) break;
@@ -372,36 +433,66 @@ export class UdpTransport {
 
   private endpoint4(i: number): Endpoint {
     const a = this.recvAddrs;
+    const l = this.recvLocals;
     const o = i * ADDR;
+    const local = l[o + 20] === SOURCE_SET ? ((l[o]! << 24) | (l[o + 1]! << 16) | (l[o + 2]! << 8) | l[o + 3]!) >>> 0 : -1;
+    let cache = this.lastEndpoints4;
+    if (local !== this.lastLocal4 || cache === undefined) {
+      cache = this.endpoints4.get(local);
+      if (cache === undefined) {
+        if (this.endpoints4.size >= LOCAL_CACHE) this.endpoints4.clear();
+        cache = new Map();
+        this.endpoints4.set(local, cache);
+      }
+      this.lastLocal4 = local;
+      this.lastEndpoints4 = cache;
+    }
     const port = (a[o + 16]! << 8) | a[o + 17]!;
     const key = ((a[o]! << 24) | (a[o + 1]! << 16) | (a[o + 2]! << 8) | a[o + 3]!) * 65536 + port + 0x8000_0000 * 65536;
-    let e = this.endpoints4.get(key);
+    let e = cache.get(key);
     if (e === undefined) {
-      if (this.endpoints4.size >= ENDPOINT_CACHE) this.endpoints4.clear();
-      e = Object.freeze({ host: `${a[o]}.${a[o + 1]}.${a[o + 2]}.${a[o + 3]}`, port });
-      this.endpoints4.set(key, e);
+      if (cache.size >= ENDPOINT_CACHE) cache.clear();
+      const host = `${a[o]}.${a[o + 1]}.${a[o + 2]}.${a[o + 3]}`;
+      e = Object.freeze(local < 0 ? { host, port } : { host, port, source: `${l[o]}.${l[o + 1]}.${l[o + 2]}.${l[o + 3]}` });
+      cache.set(key, e);
     }
     return e;
   }
 
   private endpoint6(i: number): Endpoint {
     const a = this.recvAddrs;
+    const l = this.recvLocals;
     const o = i * ADDR;
-    // Keyed by a hash of the record, checked byte for byte: no string per datagram.
+    // Keyed by a hash of the address record and the local one, checked byte for byte:
+    // no string per datagram.
     let h = 0x811c9dc5;
     for (let k = o; k < o + ADDR; k++) h = Math.imul(h ^ a[k]!, 0x01000193);
+    for (let k = o; k < o + ADDR; k++) h = Math.imul(h ^ l[k]!, 0x01000193);
     const cached = this.endpoints6.get(h);
     if (cached !== undefined) {
       const r = cached.record;
       let k = 0;
       while (k < ADDR && r[k] === a[o + k]) k++;
-      if (k === ADDR) return cached.endpoint;
+      while (k < 2 * ADDR && r[k] === l[o + k - ADDR]) k++;
+      if (k === 2 * ADDR) return cached.endpoint;
     }
     if (this.endpoints6.size >= ENDPOINT_CACHE) this.endpoints6.clear();
-    const record = a.slice(o, o + ADDR);
-    const scope = (record[20]! | (record[21]! << 8) | (record[22]! << 16) | (record[23]! << 24)) >>> 0;
+    const record = new Uint8Array(2 * ADDR);
+    record.set(a.subarray(o, o + ADDR));
+    record.set(l.subarray(o, o + ADDR), ADDR);
+    const view = new DataView(record.buffer);
+    const scope = view.getUint32(20, true);
     const host = addon().formatAddress(record.subarray(0, 16)) + (scope === 0 ? '' : `%${scope}`);
-    const endpoint: Endpoint = Object.freeze({ host, port: (record[16]! << 8) | record[17]! });
+    const port = (record[16]! << 8) | record[17]!;
+    let endpoint: Endpoint;
+    if (record[ADDR + 20] === SOURCE_SET) {
+      const local = record.subarray(ADDR, ADDR + 16);
+      const linkLocal = local[0] === 0xfe && (local[1]! & 0xc0) === 0x80;
+      const source = addon().formatAddress(local) + (linkLocal ? `%${view.getUint32(ADDR + 16, true)}` : '');
+      endpoint = Object.freeze({ host, port, source });
+    } else {
+      endpoint = Object.freeze({ host, port });
+    }
     this.endpoints6.set(h, { record, endpoint });
     return endpoint;
   }
@@ -410,6 +501,7 @@ export class UdpTransport {
   stats(): UdpStats {
     let failedSends = this.nativeBefore.failedSends;
     let truncatedReceives = this.nativeBefore.truncatedReceives;
+    let clearedSources = this.nativeBefore.clearedSources;
     let droppedSends = this.droppedBefore;
     if (!this.closed) {
       for (const s of [this.v4, this.v6]) {
@@ -417,10 +509,11 @@ export class UdpTransport {
         const n = s.native.stats();
         failedSends += n.failedSends;
         truncatedReceives += n.truncatedReceives;
+        clearedSources += n.clearedSources;
         droppedSends += s.dropped;
       }
     }
-    return { droppedSends, unroutableSends: this.unroutable, failedSends, truncatedReceives };
+    return { droppedSends, unroutableSends: this.unroutable, failedSends, truncatedReceives, clearedSources };
   }
 
   private closeSockets(): void {
@@ -429,6 +522,7 @@ export class UdpTransport {
       const n = s.native.stats();
       this.nativeBefore.failedSends += n.failedSends;
       this.nativeBefore.truncatedReceives += n.truncatedReceives;
+      this.nativeBefore.clearedSources += n.clearedSources;
       s.close();
       this.droppedBefore += s.dropped;
     }

@@ -32,3 +32,16 @@ export function requireHost(commands: readonly string[] = []): boolean {
   process.stderr.write(`skipping: ${reason}\n`);
   return true;
 }
+
+/**
+ * For `describe.skipIf(requireTools([...]))`: tests that need programs but not root (Debian's
+ * `jsc`). Skips with a printed reason; in CI a missing program is an error.
+ */
+export function requireTools(commands: readonly string[]): boolean {
+  const missing = commands.filter((c) => !hasCommand(c));
+  if (missing.length === 0) return false;
+  const reason = `needs ${missing.join(', ')} (run scripts/setup.sh as root)`;
+  if (process.env.CI === 'true') throw new Error(`CI must run this test, but it ${reason}`);
+  process.stderr.write(`skipping: ${reason}\n`);
+  return true;
+}

@@ -308,8 +308,8 @@ export function uapiGet(socketPath: string, timeoutMs = 5_000): Promise<string> 
   });
 }
 
-/** Runs fn with a writer of 0600 secret files, and deletes them all afterwards. */
-async function withSecretFiles<T>(fn: (write: (text: string) => Promise<string>) => Promise<T>): Promise<T> {
+/** Runs fn with a writer of 0600 secret files (in a 0700 directory), and deletes them all afterwards. */
+export async function withSecretFiles<T>(fn: (write: (text: string) => Promise<string>) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'burrow-wg-')); // mode 0700
   let n = 0;
   try {

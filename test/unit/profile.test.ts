@@ -1,14 +1,15 @@
 // `burrow profile --format mobileconfig`: parsed back with the plist library, checked
 // against the keys Apple's device-management schema documents for each payload
 // (github.com/apple/device-management, mdm/profiles/com.apple.vpn.managed*.yaml and
-// the common payload keys), the tunnel configuration round-tripped through VendorConfig.
+// the common payload keys), the tunnel configuration round-tripped through VendorConfig;
+// the same for the server's `client-config NAME --format mobileconfig`.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'plist';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeKey } from '../../crypto/keys.js';
+import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
 import { type Config, parseConfig } from '../../src/config/index.js';
 import { profileXml, stableUuid } from '../../src/cli/profile.js';
 import { CLI } from '../support/burrow.js';
@@ -131,5 +132,85 @@ describe('the profile command', () => {
       code = (e as { status: number }).status;
     }
     expect(code).toBe(2);
+  });
+});
+
+describe('burrow server client-config --format mobileconfig', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'burrow-server-profile-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const ifname = `bsp${process.pid.toString(36)}`.slice(0, 15);
+  const conf = join(tmp, `${ifname}.conf`);
+  const run = (args: string[]): { code: number; stdout: string; stderr: string } => {
+    try {
+      return { code: 0, stdout: execFileSync(process.execPath, [CLI, ...args], { cwd: tmp, encoding: 'utf8', stdio: 'pipe' }), stderr: '' };
+    } catch (e) {
+      const x = e as { status: number; stdout: string; stderr: string };
+      return { code: x.status, stdout: x.stdout, stderr: x.stderr };
+    }
+  };
+  const ids = (p: Dict): string[] => [p.PayloadIdentifier, p.PayloadUUID, ...(p.PayloadContent as Dict[]).flatMap((c) => [c.PayloadIdentifier, c.PayloadUUID])].map(String);
+  const profileAt = (path: string): Dict => parse(readFileSync(path, 'utf8')) as Dict;
+  const vendorOf = (p: Dict): string => ((p.PayloadContent as Dict[])[0]!.VendorConfig as Dict).WgQuickConfig as string;
+
+  it("the client's configuration through the same code as burrow profile: documented keys, 0600, round-tripped, the key only on request", () => {
+    expect(run(['server', 'init', '--dir', tmp, '-i', ifname, '--endpoint', 'vpn.example.net:51820', '--subnet', '10.67.0.0/24']).code).toBe(0);
+    const added = run(['server', 'add-peer', 'phone', '--config', conf]);
+    expect(added.code, added.stderr).toBe(0);
+    const client = parseConfig(added.stdout, 'phone.conf');
+
+    const withKey = run(['server', 'client-config', 'phone', '--config', conf, '--format', 'mobileconfig', '--include-private-key', '-o', 'with-key.mobileconfig']);
+    expect(withKey.code, withKey.stderr).toBe(0);
+    expect(withKey.stdout).toBe('with-key.mobileconfig\n');
+    const path = join(tmp, 'with-key.mobileconfig');
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const p = profileAt(path);
+    documented(p, PROFILE, ['PayloadContent', 'PayloadIdentifier', 'PayloadType', 'PayloadUUID', 'PayloadVersion']);
+    const [vpn, ...rest] = p.PayloadContent as Dict[];
+    expect(rest).toEqual([]);
+    documented(vpn!, VPN_PAYLOAD, ['PayloadType', 'PayloadIdentifier', 'PayloadUUID', 'PayloadVersion', 'VPNType', 'UserDefinedName']);
+    expect(vpn).toMatchObject({ PayloadType: 'com.apple.vpn.managed', VPNType: 'VPN', VPNSubType: 'net.burrow.app', UserDefinedName: 'phone' });
+    documented(vpn!.VPN as Dict, VPN_DICT, ['RemoteAddress']);
+    expect((vpn!.VPN as Dict).RemoteAddress).toBe('vpn.example.net:51820');
+    expect(parseConfig(vendorOf(p), 'vendor')).toEqual(client);
+
+    // The very profile `burrow profile phone.conf` writes from the printed configuration.
+    writeFileSync(join(tmp, 'phone.conf'), added.stdout, { mode: 0o600 });
+    expect(run(['profile', 'phone.conf', '--format', 'mobileconfig', '--include-private-key', '-o', 'direct.mobileconfig']).code).toBe(0);
+    expect(readFileSync(path, 'utf8')).toBe(readFileSync(join(tmp, 'direct.mobileconfig'), 'utf8'));
+
+    // Without the flag: no key anywhere, the same identity (installing it updates the other).
+    expect(run(['server', 'client-config', 'phone', '--config', conf, '--format', 'mobileconfig', '--bundle-id', 'com.example.vpn']).code).toBe(0);
+    const bare = readFileSync(join(tmp, 'phone.mobileconfig'), 'utf8');
+    expect(bare).not.toContain(encodeKey(client.interface.privateKey));
+    expect(bare).not.toContain('PrivateKey');
+    const b = parse(bare) as Dict;
+    expect((b.PayloadContent as Dict[])[0]!.VPNSubType).toBe('com.example.vpn');
+    const bareAgain = run(['server', 'client-config', 'phone', '--config', conf, '--format', 'mobileconfig', '--bundle-id', 'com.example.vpn', '-o', 'again.mobileconfig']);
+    expect(bareAgain.code).toBe(0);
+    expect(ids(profileAt(join(tmp, 'again.mobileconfig')))).toEqual(ids(b));
+  });
+
+  it("a client that keeps its own key: the profile's identity is its public key's, and --include-private-key is refused", () => {
+    const own = generatePrivateKey();
+    expect(run(['server', 'add-peer', 'tablet', '--config', conf, '--public-key', encodeKey(publicKeyOf(own))]).code).toBe(0);
+    const refused = run(['server', 'client-config', 'tablet', '--config', conf, '--format', 'mobileconfig', '--include-private-key']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("--include-private-key: 'tablet' keeps its private key on the client");
+    expect(existsSync(join(tmp, 'tablet.mobileconfig'))).toBe(false);
+    expect(run(['server', 'client-config', 'tablet', '--config', conf, '--format', 'mobileconfig']).code).toBe(0);
+    const p = profileAt(join(tmp, 'tablet.mobileconfig'));
+    // The client's own file (its key filled in) gives the same identity through `burrow profile`.
+    const text = run(['server', 'client-config', 'tablet', '--config', conf]).stdout.replace(/^# PrivateKey = .*$/m, `PrivateKey = ${encodeKey(own)}`);
+    writeFileSync(join(tmp, 'tablet.conf'), text, { mode: 0o600 });
+    expect(run(['profile', 'tablet.conf', '--format', 'mobileconfig', '-o', 'own.mobileconfig']).code).toBe(0);
+    expect(ids(p)).toEqual(ids(profileAt(join(tmp, 'own.mobileconfig'))));
+    expect(parseConfig(`[Interface]\nPrivateKey = ${encodeKey(own)}\n${vendorOf(p).replace('[Interface]\n', '')}`, 'vendor')).toEqual(parseConfig(text, 'tablet.conf'));
+  });
+
+  it('--qr and --png go only with the wg-quick text; an unknown format exits 2', () => {
+    expect(run(['server', 'client-config', 'phone', '--config', conf, '--format', 'mobileconfig', '--qr']).stderr).toContain('--qr and --png go with --format conf');
+    const bad = run(['server', 'client-config', 'phone', '--config', conf, '--format', 'json']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('conf, mobileconfig');
   });
 });

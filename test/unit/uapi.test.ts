@@ -7,7 +7,7 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import fc from 'fast-check';
 import { describeRequest } from '../support/uapi.js';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { encodeKey } from '../../crypto/keys.js';
 import { nobleDh } from '../../crypto/x25519.js';
 import { Device } from '../../tunnel/device.js';
@@ -34,7 +34,7 @@ class FakeBackend implements UapiBackend {
   markFails: string | undefined;
   readonly calls: string[] = [];
 
-  constructor(privateKey: Uint8Array = key(1)) {
+  constructor(privateKey: Uint8Array | null = key(1)) {
     this.device = new Device({ privateKey, wallClockAtZero: 1_700_000_000_000 }, { send: () => undefined, write: () => undefined });
   }
 
@@ -168,6 +168,39 @@ describe('uapi set: device keys', () => {
     expect(hex(b.device.privateKey)).toBe(hex(key(9)));
     expect(hex(b.device.publicKey)).toBe(hex(pub(key(9))));
     expect(b.device.peerStatus(0).map((p) => p.publicKey)).toEqual([encodeKey(PEER_A)]);
+  });
+
+  it('private_key equal to the running key, clamped or not, is no change: the sessions stay (wg syncconf with the same key)', async () => {
+    const b = new FakeBackend(key(1));
+    const setPrivateKey = vi.spyOn(b.device, 'setPrivateKey');
+    const unclamped = key(1);
+    unclamped[0] = unclamped[0]! | 7;
+    for (const k of [key(1), unclamped]) expect(await handleUapi(set(`private_key=${hex(k)}`), b)).toBe(OK);
+    expect(setPrivateKey).not.toHaveBeenCalled();
+    expect(await handleUapi(set(`private_key=${hex(key(2))}`), b)).toBe(OK);
+    expect(await handleUapi(set(`private_key=${ZERO}`), b)).toBe(OK);
+    expect(await handleUapi(set(`private_key=${ZERO}`), b)).toBe(OK);
+    expect(setPrivateKey).toHaveBeenCalledTimes(2);
+    expect(b.device.hasIdentity).toBe(false);
+  });
+
+  it('private_key all zeros removes the key, as `wg set private-key /dev/null`: get then has none; a key brings it back', async () => {
+    const b = new FakeBackend(key(1));
+    b.device.setPeer(PEER_A, {});
+    expect(await handleUapi(set(`private_key=${ZERO}`), b)).toBe(OK);
+    expect(b.device.hasIdentity).toBe(false);
+    expect(await handleUapi(GET, b)).not.toContain('private_key=');
+    // No key, so no peer is "our own": a peer section for any key is taken.
+    expect(await handleUapi(set(`public_key=${hex(PEER_B)}`), b)).toBe(OK);
+    expect(b.device.peerCount).toBe(2);
+    expect(await handleUapi(set(`private_key=${hex(key(1))}`), b)).toBe(OK);
+    expect(b.device.hasIdentity).toBe(true);
+    expect(await handleUapi(GET, b)).toMatch(new RegExp(`^private_key=${hex(key(1))}\n`));
+  });
+
+  it('a device started without a key reports none, as wireguard-go started by wg-quick', async () => {
+    const b = new FakeBackend(null);
+    expect(await handleUapi(GET, b)).toBe(OK);
   });
 
   it('listen_port and fwmark go to the runtime; unchanged values are not re-applied', async () => {
@@ -332,7 +365,6 @@ describe('uapi set: errno', () => {
     ['private_key: 63 hex digits', set(`private_key=${hex(key(1)).slice(1)}`), EINVAL],
     ['private_key: not hex', set(`private_key=${'g'.repeat(64)}`), EINVAL],
     ['private_key: base64', set(`private_key=${encodeKey(key(1))}`), EINVAL],
-    ['private_key: all zeros (no "no key" state in the engine)', set(`private_key=${ZERO}`), EINVAL],
     ['private_key in a peer section', set(peer, `private_key=${hex(key(1))}`), EINVAL],
     ['listen_port 65536', set('listen_port=65536'), EINVAL],
     ['listen_port -1', set('listen_port=-1'), EINVAL],
@@ -909,7 +941,7 @@ describe('UapiServer', () => {
     const lines: string[] = [];
     await start(new FakeBackend(), { log: (l: string) => lines.push(l) });
     await talk(path, set(`private_key=${hex(key(1))}0`));
-    await talk(path, set(`private_key=${ZERO}`));
+    await talk(path, set(`private_key=${ZERO.slice(1)}x`));
     expect(lines.length).toBe(2);
     for (const l of lines) expect(l).not.toMatch(/[0-9a-f]{16}/);
   });

@@ -15,7 +15,9 @@
 // The device is reached through UapiDeviceControl, the few methods a `set` and a `get`
 // need; Device implements it as it is.
 
+import { timingSafeEqual } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
+import { clamp } from '../../../crypto/index.js';
 import { encodeKey, publicKeyOf } from '../../../crypto/keys.js';
 import { MAX_PEERS, type PeerStatus, type PeerUpdate } from '../../../tunnel/device.js';
 import { describe, UAPI_ERRNO, UapiError } from './errors.js';
@@ -23,14 +25,14 @@ import type { UapiDeviceState, UapiPeerSet, UapiSetRequest } from './protocol.js
 
 /** What the control socket needs of the engine. `Device` has exactly these. */
 export interface UapiDeviceControl {
-  /** The device's public key. */
+  /** The device's public key; all zeros while it has no private key. */
   readonly publicKey: Uint8Array;
-  /** A copy of the private key (for `get`); never logged. */
+  /** A copy of the private key (for `get`), all zeros when there is none; never logged. */
   readonly privateKey: Uint8Array;
   readonly peerCount: number;
   hasPeer(publicKey: Uint8Array): boolean;
   peerStatus(now: number): PeerStatus[];
-  /** Changes the key; a peer with the new public key goes away. */
+  /** Changes the key (all zeros: none); a peer with the new public key goes away. */
   setPrivateKey(privateKey: Uint8Array): void;
   /** Adds or updates a peer; false for the device's own key. Throws only on what the plan checked. */
   setPeer(publicKey: Uint8Array, update: PeerUpdate): boolean;
@@ -93,13 +95,18 @@ export function planPeers(request: UapiSetRequest, device: UapiDeviceControl): P
   const decided = new Map<string, boolean>();
   let count = request.replacePeers ? 0 : device.peerCount;
   const present = (name: string, key: Uint8Array): boolean => decided.get(name) ?? (!request.replacePeers && device.hasPeer(key));
-  let own = encodeKey(device.publicKey);
+  // Our own key as text; '' for a device without one (no peer key encodes to it).
+  let own = device.publicKey.some((b) => b !== 0) ? encodeKey(device.publicKey) : '';
   if (request.privateKey !== undefined) {
-    // As the engine does: a peer with the device's new public key goes away.
-    const ownKey = publicKeyOf(request.privateKey);
-    own = encodeKey(ownKey);
-    if (present(own, ownKey)) count--;
-    decided.set(own, false);
+    own = '';
+    // As the engine does: a peer with the device's new public key goes away. All zeros
+    // removes the key, and there is no such peer then.
+    if (request.privateKey.some((b) => b !== 0)) {
+      const ownKey = publicKeyOf(request.privateKey);
+      own = encodeKey(ownKey);
+      if (present(own, ownKey)) count--;
+      decided.set(own, false);
+    }
   }
   const actions = request.peers.map((p: UapiPeerSet): PeerAction => {
     const name = encodeKey(p.publicKey);
@@ -158,7 +165,7 @@ export async function applySet(request: UapiSetRequest, backend: UapiBackend): P
   // 3. The engine's part: synchronous, and checked above, so it does not fail halfway.
   const device = backend.device;
   let changed = undo.length > 0;
-  if (request.privateKey !== undefined) {
+  if (request.privateKey !== undefined && !holdsKey(device, request.privateKey)) {
     device.setPrivateKey(request.privateKey);
     changed = true;
   }
@@ -182,6 +189,21 @@ export async function applySet(request: UapiSetRequest, backend: UapiBackend): P
     }
   });
   return { changed };
+}
+
+/**
+ * True when the device's key is already `privateKey` (once clamped, as the device keeps
+ * it). Setting it again is then no change, as in the kernel and wireguard-go: `wg
+ * syncconf` and `wg setconf` with the running key must not end every session.
+ */
+function holdsKey(device: UapiDeviceControl, privateKey: Uint8Array): boolean {
+  const wanted = privateKey.slice();
+  if (wanted.some((b) => b !== 0)) clamp(wanted);
+  const held = device.privateKey;
+  const same = timingSafeEqual(wanted, held);
+  wanted.fill(0);
+  held.fill(0);
+  return same;
 }
 
 /** Undoes the runtime steps, newest first; a step that cannot be undone turns the refusal into ENOTRECOVERABLE. */

@@ -251,10 +251,8 @@ export class UapiSetParser {
     if (peer === undefined) {
       switch (key) {
         case 'private_key': {
+          // All zeros removes the key: the device then has no identity (Device.setPrivateKey).
           const k = parseHexKey(key, value);
-          // All zeros means "no private key" in the protocol. The engine has no such
-          // state: it would run with the publicly known key clamp(0) instead.
-          if (k.every((b) => b === 0)) throw invalid('private_key: removing the private key (all zeros) is not supported');
           request.privateKey?.fill(0);
           request.privateKey = k;
           return;

@@ -12,6 +12,8 @@
 //   cb_x25519 (OpenSSL)            CryptoKit Curve25519 through host.x25519
 //   wrap() NoCopy typed arrays     JSObjectMakeTypedArrayWithBytesNoCopy, same call
 //   Burrow.packets/datagrams/timer/status, same arguments.
+//   apply_plan (Burrow.linuxCommands  NetworkSettings.make, then setTunnelNetworkSettings:
+//     with ip and resolv.conf)         the system applies the same JSON, and undoes it
 // All calls happen on one serial queue: a JSContext is not for concurrent use.
 
 import CryptoKit
