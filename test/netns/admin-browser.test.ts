@@ -97,7 +97,7 @@ describe.skipIf(requireHost(['ip', 'nft', 'ping', 'wg', 'chromium', 'zbarimg']))
     expect(page.url()).toBe(`${BASE}/login`);
     await page.getByLabel('Admin password').fill('not the password');
     await page.keyboard.press('Enter');
-    await expect.poll(() => page.getByRole('alert').textContent()).toBe('wrong password');
+    await expect.poll(() => page.getByRole('alert').textContent(), { timeout: 20_000 }).toBe('wrong password');
     await page.getByLabel('Admin password').fill(PASSWORD);
     await page.keyboard.press('Enter');
     await page.waitForURL(`${BASE}/`);
