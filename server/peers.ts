@@ -179,7 +179,7 @@ export type PeerChange = 'remove' | 'disable' | 'enable';
  * the device, under the registry's lock so that the daemon's saves do not interleave.
  * Returns what changed, as a sentence.
  */
-export async function changePeer(registry: PeerRegistry, ifname: string, name: string, change: PeerChange, opts: { expires?: string; now?: Date } = {}): Promise<string> {
+export async function changePeer(registry: PeerRegistry, ifname: string, name: string, change: PeerChange, opts: { expires?: string; now?: Date; overQuota?: string } = {}): Promise<string> {
   const expires = opts.expires === undefined ? undefined : checkExpiry(opts.expires);
   const now = opts.now ?? new Date();
   let after: (() => Promise<void>) | undefined;
@@ -195,7 +195,7 @@ export async function changePeer(registry: PeerRegistry, ifname: string, name: s
     }
     if (change === 'disable') {
       if (!record.enabled) return { data, result: `'${name}' is disabled already` };
-      const next = { ...withLastCounts(record, live, snapshot), enabled: false };
+      const next = { ...withLastCounts(record, live, snapshot), enabled: false, ...(opts.overQuota === undefined ? {} : { overQuota: opts.overQuota }) };
       if (live !== undefined) {
         writeSnapshot(ifname, snapshot);
         after = () => unapplyPeer(ifname, record.peer);
@@ -207,7 +207,8 @@ export async function changePeer(registry: PeerRegistry, ifname: string, name: s
       throw new RegistryError('ERR_REGISTRY_INPUT', `'${name}' expired on ${until}: enable it with a later date (--expires DATE)`);
     }
     if (record.enabled && expires === undefined) return { data, result: `'${name}' is enabled already` };
-    const next: PeerRecord = { ...record, enabled: true, ...(until === undefined ? {} : { expires: until }) };
+    const { overQuota: _cleared, ...rest } = record;
+    const next: PeerRecord = { ...rest, enabled: true, ...(until === undefined ? {} : { expires: until }) };
     if (live !== undefined) after = () => applyPeer(ifname, next.peer);
     return { data: { ...data, peers: data.peers.map((p) => (p === record ? next : p)) }, result: `enabled '${name}'${until === undefined ? '' : ` until ${until}`}` };
   });
@@ -282,6 +283,10 @@ export interface PeerStatus {
   /** Totals over the registry's life, the running server's latest counts included. */
   readonly rxBytes: number;
   readonly txBytes: number;
+  /** Bytes per calendar month (UTC), or null for none. */
+  readonly quota: number | null;
+  /** YYYY-MM when the peer is disabled for going over its quota that month, else null. */
+  readonly overQuota: string | null;
 }
 
 /** Every peer with the running server's view of it (endpoint, handshake, transfer so far). */
@@ -302,6 +307,8 @@ export function peerStatus(data: RegistryData, live: UapiInterface | undefined, 
       lastHandshake: p === undefined || p.lastHandshake === 0 ? null : p.lastHandshake,
       rxBytes: r.rx + d.rx,
       txBytes: r.tx + d.tx,
+      quota: r.quota ?? null,
+      overQuota: r.overQuota ?? null,
     };
   });
 }
@@ -329,6 +336,7 @@ export function formatPeerStatus(list: readonly PeerStatus[], nowSeconds = Date.
         `  endpoint: ${s.endpoint ?? '(none)'}`,
         `  latest handshake: ${hs}`,
         `  transfer: ${bytes(s.rxBytes)} received, ${bytes(s.txBytes)} sent`,
+        ...(s.quota === null ? [] : [`  quota: ${bytes(s.quota)} a month${s.overQuota === null ? '' : ` (went over it in ${s.overQuota}: disabled until the month ends or the quota is raised)`}`]),
       ].join('\n');
     })
     .join('\n\n')

@@ -28,9 +28,15 @@
 //   rx, tx   bytes received from / sent to the peer over the registry's whole life
 //   client-key  the client's private key, when the server generated it (client-config
 //            prints it again); absent when the client gave only its public key
+//   quota    bytes (received + sent) the peer may move per calendar month (UTC); optional
+//   over-quota  YYYY-MM: the month in which the peer went over its quota and was disabled
+//            for it; it is enabled again when that month ends or the quota is raised
 // Fields of `# burrow-server:` (all optional): endpoint (host:port the clients dial),
 // uplink (the interface NAT goes out of; detected at up when absent), client-to-client
-// (true|false, default false), dns (comma-separated resolvers for client configs).
+// (true|false, default false), dns (comma-separated resolvers for client configs),
+// admin (host:port of the admin page; off when absent), admin-tls-cert and admin-tls-key
+// (PEM files: the admin page over HTTPS), admin-insecure (true: a non-loopback admin
+// address without TLS is allowed).
 //
 // parseRegistry checks the whole file and names FILE:LINE and what was expected;
 // formatRegistry writes a file that parseRegistry reads back to equal data.
@@ -59,6 +65,13 @@ export interface ServerSettings {
   readonly clientToClient: boolean;
   /** Resolvers written into client configurations. */
   readonly dns: readonly string[];
+  /** host:port of the admin page and API (server/admin/); off when absent. */
+  readonly admin?: string;
+  /** PEM certificate and key files: the admin page is served over HTTPS. */
+  readonly adminTlsCert?: string;
+  readonly adminTlsKey?: string;
+  /** A non-loopback admin address without TLS is allowed. */
+  readonly adminInsecure?: boolean;
 }
 
 export interface PeerRecord {
@@ -74,6 +87,10 @@ export interface PeerRecord {
   readonly tx: number;
   /** Base64; present when the server generated the client's keys. */
   readonly clientKey?: string;
+  /** Bytes (received + sent) per calendar month (UTC). */
+  readonly quota?: number;
+  /** YYYY-MM: disabled for going over its quota in that month. */
+  readonly overQuota?: string;
   readonly peer: PeerConfig;
 }
 
@@ -90,8 +107,9 @@ const nodePublicKey = (privateKey: Uint8Array): Uint8Array => nodeDh.publicKey(p
 const PEER_META = /^#\s*burrow:(.*)$/;
 const SERVER_META = /^#\s*burrow-server:(.*)$/;
 export const PEER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,62}$/;
-const PEER_FIELDS = new Set(['name', 'created', 'enabled', 'expires', 'rx', 'tx', 'client-key']);
-const SERVER_FIELDS = new Set(['endpoint', 'uplink', 'client-to-client', 'dns']);
+const PEER_FIELDS = new Set(['name', 'created', 'enabled', 'expires', 'rx', 'tx', 'client-key', 'quota', 'over-quota']);
+const SERVER_FIELDS = new Set(['endpoint', 'uplink', 'client-to-client', 'dns', 'admin', 'admin-tls-cert', 'admin-tls-key', 'admin-insecure']);
+const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
 
 export function checkPeerName(name: string): string | undefined {
   return PEER_NAME.test(name) ? undefined : `a peer name is 1 to 63 of A-Z a-z 0-9 _ . @ -, starting with a letter or digit; got ${JSON.stringify(name)}`;
@@ -251,6 +269,10 @@ export function parseRegistry(text: string, path: string): RegistryData {
       }
     }
     const expires = time('expires');
+    const quota = f.has('quota') ? count('quota') : undefined;
+    const overQuota = f.get('over-quota');
+    if (overQuota !== undefined && !MONTH.test(overQuota)) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: over-quota: expected a month such as 2027-01, got ${JSON.stringify(overQuota.slice(0, 40))}`);
+    if (overQuota !== undefined && enabledText === 'true') throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: over-quota=${overQuota} on an enabled peer (a peer over its quota is disabled)`);
     return {
       name,
       created: time('created') ?? new Date(0).toISOString(),
@@ -259,6 +281,8 @@ export function parseRegistry(text: string, path: string): RegistryData {
       rx: count('rx'),
       tx: count('tx'),
       ...(clientKey === undefined ? {} : { clientKey }),
+      ...(quota === undefined ? {} : { quota }),
+      ...(overQuota === undefined ? {} : { overQuota }),
       peer,
     };
   });
@@ -279,7 +303,29 @@ function parseSettings(f: Map<string, string>, where: string): ServerSettings {
   const uplink = f.get('uplink');
   if (uplink !== undefined && !/^[A-Za-z0-9_=+.][A-Za-z0-9_=+.-]{0,14}$/.test(uplink)) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: uplink: expected an interface name`);
   const dns = (f.get('dns') ?? '').split(',').filter((s) => s !== '');
-  return { ...(endpoint === undefined ? {} : { endpoint }), ...(uplink === undefined ? {} : { uplink }), clientToClient: c2c === 'true', dns };
+  const admin = f.get('admin');
+  if (admin !== undefined) {
+    try {
+      parseEndpoint(admin);
+    } catch (e) {
+      throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: admin: expected HOST:PORT such as 127.0.0.1:51821: ${(e as Error).message}`);
+    }
+  }
+  const insecure = f.get('admin-insecure') ?? 'false';
+  if (insecure !== 'true' && insecure !== 'false') throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: admin-insecure: expected true or false`);
+  const cert = f.get('admin-tls-cert');
+  const key = f.get('admin-tls-key');
+  if ((cert === undefined) !== (key === undefined)) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: admin-tls-cert and admin-tls-key go together`);
+  return {
+    ...(endpoint === undefined ? {} : { endpoint }),
+    ...(uplink === undefined ? {} : { uplink }),
+    clientToClient: c2c === 'true',
+    dns,
+    ...(admin === undefined ? {} : { admin }),
+    ...(cert === undefined ? {} : { adminTlsCert: cert }),
+    ...(key === undefined ? {} : { adminTlsKey: key }),
+    ...(insecure === 'true' ? { adminInsecure: true } : {}),
+  };
 }
 
 function settingsLine(s: ServerSettings): string | undefined {
@@ -288,6 +334,10 @@ function settingsLine(s: ServerSettings): string | undefined {
     ...(s.uplink === undefined ? [] : [`uplink=${s.uplink}`]),
     `client-to-client=${s.clientToClient}`,
     ...(s.dns.length === 0 ? [] : [`dns=${s.dns.join(',')}`]),
+    ...(s.admin === undefined ? [] : [`admin=${s.admin}`]),
+    ...(s.adminTlsCert === undefined ? [] : [`admin-tls-cert=${s.adminTlsCert}`]),
+    ...(s.adminTlsKey === undefined ? [] : [`admin-tls-key=${s.adminTlsKey}`]),
+    ...(s.adminInsecure === true ? ['admin-insecure=true'] : []),
   ];
   return `# burrow-server: ${parts.join(' ')}`;
 }
@@ -301,6 +351,8 @@ function peerLines(r: PeerRecord): string[] {
     `rx=${r.rx}`,
     `tx=${r.tx}`,
     ...(r.clientKey === undefined ? [] : [`client-key=${r.clientKey}`]),
+    ...(r.quota === undefined ? [] : [`quota=${r.quota}`]),
+    ...(r.overQuota === undefined ? [] : [`over-quota=${r.overQuota}`]),
   ];
   const p = r.peer;
   const out = ['[Peer]', `# burrow: ${meta.join(' ')}`, `PublicKey = ${encodeKey(p.publicKey)}`];
