@@ -3,7 +3,7 @@
 // it; it changes with the next authenticated packet, silently when only it changed, and
 // never on an unauthenticated one.
 import { describe, expect, it } from 'vitest';
-import { MemNet, memPair } from '../support/memnet.js';
+import { memPair } from '../support/memnet.js';
 
 const pair = () => memPair({ endpointOnB: false });
 
