@@ -6,9 +6,11 @@
 import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
 import { runFloodBench } from './flood.js';
+import { runHandshakesBench } from './handshakes.js';
 import { runJscBench } from './jsc.js';
 import { runLoopBench } from './loop.js';
 import { runServerBench } from './server.js';
+import { runServerClientsBench } from './server-clients.js';
 import { runStickyBench } from './sticky.js';
 import { runThroughputBench } from './throughput.js';
 
@@ -21,6 +23,8 @@ const benches: Record<string, (options: readonly string[]) => void | Promise<voi
   jsc: runJscBench,
   loop: runLoopBench,
   sticky: runStickyBench,
+  handshakes: () => runHandshakesBench(),
+  'server-clients': () => runServerClientsBench(),
 };
 
 const args = process.argv.slice(2);

@@ -3,15 +3,23 @@
 //   - `burrow server up` until it reports ready (registry read, engine, TUN, NAT steps)
 //   - the daemon's resident memory (VmRSS), and per peer from the difference 1k -> 10k
 //   - `add-peer` (registry update + control socket) and `list-peers --json`
-// Goals (issue 13): 10,000 peers up in under 2 s; add-peer well under a second.
-// The registry's own parse is timed in-process beside it, as its share of both.
+//   - in this process, after full GCs: the heap an idle peer costs the engine (a Device
+//     given the peers as the session gives them), from the difference 1k -> 10k, and
+//     the heap of the parsed registry (the Config a session is started with)
+// Goals (issue 13): 10,000 peers up in under 2 s; add-peer well under a second; under
+// 1 KiB of heap per idle peer. The registry's own parse is timed in-process beside it,
+// as its share of both.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../crypto/keys.js';
-import { parseRegistry } from '../server/registry.js';
+import { parseRegistry, sessionConfig } from '../server/registry.js';
+import { nodeAead, nodeDh } from '../src/runtime/node-crypto.js';
+import { Device } from '../tunnel/device.js';
 import { journalPath, logPath } from '../src/runtime/journal.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'src', 'cli', 'main.js');
@@ -35,7 +43,41 @@ function rssKiB(pid: number): number {
   return m === null ? NaN : Number(m[1]);
 }
 
+/** The heap after full collections (gc exposed here if node was started without --expose-gc). */
+function heapUsed(): number {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+/** Heap per idle peer: the engine's (as the session sets peers up) and the parsed registry's. */
+function heapPerPeer(counts: readonly number[]): void {
+  const config = sessionConfig(parseRegistry(registryText(counts[counts.length - 1]!), 'bench'));
+  const setups = config.peers.map((p) => ({ key: p.publicKey, setup: { presharedKey: p.presharedKey ?? null, persistentKeepalive: 0, allowedIPs: p.allowedIPs.map((a) => ({ address: a.address, cidr: a.prefixLength })) } }));
+  const engine: Record<number, number> = {};
+  const registry: Record<number, number> = {};
+  const keep: unknown[] = [];
+  for (const n of counts) {
+    let before = heapUsed();
+    const device = new Device({ privateKey: nodeDh.generatePrivateKey(), dh: nodeDh, aead: nodeAead }, { send: () => undefined, write: () => undefined });
+    for (const p of setups.slice(0, n)) device.setPeer(p.key, p.setup);
+    engine[n] = heapUsed() - before;
+    keep.push(device);
+    const text = registryText(n);
+    before = heapUsed();
+    keep.push(sessionConfig(parseRegistry(text, 'bench')));
+    registry[n] = heapUsed() - before;
+  }
+  const [a, b] = [counts[0]!, counts[counts.length - 1]!];
+  const per = (m: Record<number, number>) => ((m[b]! - m[a]!) / (b - a)).toFixed(0);
+  console.log(`heap per idle peer (${a} -> ${b}, after full GCs): engine ${per(engine)} bytes; the parsed registry (the Config a session starts with) ${per(registry)} bytes`);
+  keep.length = 0;
+}
+
 export async function runServerBench(counts = [1_000, 10_000]): Promise<void> {
+  heapPerPeer(counts);
   if (process.getuid?.() !== 0) {
     console.log('server: skipped (needs root for a network namespace)');
     return;

@@ -3,6 +3,7 @@
 # Idempotent: on a machine where all is present it only checks, in about a second.
 #   - Debian packages (as root): iproute2, nftables, wireguard-go, wireguard-tools,
 #     iperf3, iputils-ping, tcpdump, zbar-tools (zbarimg: the server's QR codes in tests),
+#     chromium (headless, driven by playwright-core: the admin page's browser tests),
 #     JavaScriptCore (`jsc`, and the C API with OpenSSL and a C compiler for
 #     native/jsc-host). `apt-get update` runs once, only if one is missing.
 #   - npm packages from the committed lockfile (`npm ci`), when node_modules is stale.
@@ -21,6 +22,7 @@ declare -A need=(
   [ip]=iproute2 [nft]=nftables [wireguard-go]=wireguard-go [wg]=wireguard-tools
   [iperf3]=iperf3 [ping]=iputils-ping [tcpdump]=tcpdump [sha256sum]=coreutils
   [jsc]=libjavascriptcoregtk-4.0-bin [cc]=gcc [pkg-config]=pkg-config [zbarimg]=zbar-tools
+  [chromium]=chromium
 )
 # pkg-config module -> package that provides it (the C host's headers)
 declare -A need_lib=([javascriptcoregtk-4.1]=libjavascriptcoregtk-4.1-dev [openssl]=libssl-dev)

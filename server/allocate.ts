@@ -7,27 +7,33 @@
 import { type Config, type IpPrefix, makePrefix } from '../src/config/index.js';
 import { type RegistryData, RegistryError, tunnelSubnets } from './registry.js';
 
-function toBig(bytes: Uint8Array): bigint {
-  let v = 0n;
-  for (const b of bytes) v = (v << 8n) | BigInt(b);
-  return v;
-}
+/** Beyond this, a host number is never reached by counting up from 1. */
+const MAX_HOST = 2 ** 48;
 
-function fromBig(v: bigint, length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  for (let i = length - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
+/**
+ * The host number of `address` in `subnet`, or undefined when it lies outside, or so far
+ * in (2^48 and up) that no count from 1 reaches it. Plain numbers, no BigInt: this runs
+ * for every address of every peer at each add-peer.
+ */
+function hostNumber(subnet: IpPrefix, address: Uint8Array): number | undefined {
+  const net = subnet.address;
+  if (address.length !== net.length) return undefined;
+  let n = 0;
+  for (let i = 0; i < net.length; i++) {
+    const netBits = Math.max(0, Math.min(8, subnet.prefixLength - 8 * i));
+    const mask = (0xff00 >>> netBits) & 0xff;
+    if (((address[i]! ^ net[i]!) & mask) !== 0) return undefined;
+    n = n * 256 + (address[i]! & ~mask & 0xff);
+    if (n >= MAX_HOST) return undefined;
   }
-  return out;
+  return n;
 }
 
 interface Pool {
   readonly subnet: IpPrefix;
-  readonly base: bigint;
   /** Host numbers 1..last are usable. */
-  readonly last: bigint;
-  readonly used: Set<bigint>;
+  readonly last: number;
+  readonly used: Set<number>;
 }
 
 function pools(config: Config, data: RegistryData): Pool[] {
@@ -37,20 +43,17 @@ function pools(config: Config, data: RegistryData): Pool[] {
   for (const subnet of subnets) {
     if (seen.has(subnet.family)) continue; // the first subnet of each family is the pool
     seen.add(subnet.family);
-    const bits = subnet.family === 4 ? 32 : 128;
-    const hostBits = BigInt(bits - subnet.prefixLength);
-    const size = 1n << hostBits;
-    const base = toBig(subnet.address);
-    const last = subnet.family === 4 ? size - 2n : size - 1n;
-    const used = new Set<bigint>();
+    const hostBits = (subnet.family === 4 ? 32 : 128) - subnet.prefixLength;
+    const last = subnet.family === 4 ? 2 ** hostBits - 2 : Math.min(2 ** hostBits - 1, MAX_HOST - 1);
+    const used = new Set<number>();
     const mark = (p: IpPrefix) => {
       if (p.family !== subnet.family) return;
-      const v = toBig(p.address);
-      if (v >= base && v < base + size) used.add(v - base);
+      const n = hostNumber(subnet, p.address);
+      if (n !== undefined) used.add(n);
     };
     for (const a of config.interface.addresses) mark(a);
     for (const r of data.peers) for (const a of r.peer.allowedIPs) mark(a);
-    out.push({ subnet, base, last, used });
+    out.push({ subnet, last, used });
   }
   return out;
 }
@@ -61,17 +64,22 @@ export function allocateAddresses(data: RegistryData): IpPrefix[] {
   if (ps.length === 0) throw new RegistryError('ERR_REGISTRY_FULL', 'the server has no Address: there is no subnet to give peers addresses from');
   const limit = ps.reduce((m, p) => (p.last < m ? p.last : m), ps[0]!.last);
   // The same n in every family first; else the lowest free n of each on its own.
-  for (let n = 1n; n <= limit; n++) {
+  for (let n = 1; n <= limit; n++) {
     if (ps.every((p) => !p.used.has(n))) return ps.map((p) => hostPrefix(p, n));
   }
   return ps.map((p) => {
-    for (let n = 1n; n <= p.last; n++) if (!p.used.has(n)) return hostPrefix(p, n);
+    for (let n = 1; n <= p.last; n++) if (!p.used.has(n)) return hostPrefix(p, n);
     throw new RegistryError('ERR_REGISTRY_FULL', `the subnet ${p.subnet.text} is full (${p.last} addresses, all taken): give the server a larger one`);
   });
 }
 
-function hostPrefix(p: Pool, n: bigint): IpPrefix {
+function hostPrefix(p: Pool, n: number): IpPrefix {
   const family = p.subnet.family;
-  const length = family === 4 ? 4 : 16;
-  return makePrefix(family, fromBig(p.base + n, length), family === 4 ? 32 : 128);
+  const bytes = Uint8Array.from(p.subnet.address);
+  // The subnet's host bits are zero (tunnelSubnets masks them): add n from the last byte up.
+  for (let i = bytes.length - 1, rest = n; rest > 0; i--) {
+    bytes[i] = bytes[i]! | rest % 256;
+    rest = Math.floor(rest / 256);
+  }
+  return makePrefix(family, bytes, family === 4 ? 32 : 128);
 }

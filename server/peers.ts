@@ -54,6 +54,12 @@ export function since(live: { rxBytes: number; txBytes: number }, before: { rx: 
 
 const hex = (key: Uint8Array): string => Buffer.from(key).toString('hex');
 
+/** Two 32-byte keys are equal (compared as bytes: no text made per peer of a large registry). */
+function sameKey(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < 32; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** The running server's state, or undefined when it is not up. */
 export async function running(ifname: string): Promise<UapiInterface | undefined> {
   try {
@@ -127,8 +133,8 @@ export async function addPeer(registry: PeerRegistry, input: AddPeerInput): Prom
       throw new RegistryError('ERR_REGISTRY_INPUT', `--public-key: ${(e as Error).message}`);
     }
   } else {
-    const priv = generatePrivateKey();
-    publicKey = publicKeyOf(priv);
+    const priv = generatePrivateKey(nodeDh);
+    publicKey = publicKeyOf(priv, nodeDh);
     clientKey = encodeKey(priv);
     priv.fill(0);
   }
@@ -138,10 +144,9 @@ export async function addPeer(registry: PeerRegistry, input: AddPeerInput): Prom
       throw new RegistryError('ERR_REGISTRY_INPUT', 'the server has no endpoint for its clients: set endpoint=HOST:PORT on its "# burrow-server:" line (burrow server init --endpoint does)');
     }
     if (data.peers.some((p) => p.name === input.name)) throw new RegistryError('ERR_REGISTRY_DUPLICATE', `a peer named '${input.name}' exists already`);
-    const key = encodeKey(publicKey);
-    const other = data.peers.find((p) => encodeKey(p.peer.publicKey) === key);
+    const other = data.peers.find((p) => sameKey(p.peer.publicKey, publicKey));
     if (other !== undefined) throw new RegistryError('ERR_REGISTRY_DUPLICATE', `the public key is already the peer '${other.name}''s`);
-    if (key === encodeKey(publicKeyOf(data.config.interface.privateKey))) throw new RegistryError('ERR_REGISTRY_INPUT', "the public key is the server's own");
+    if (sameKey(publicKeyOf(data.config.interface.privateKey, nodeDh), publicKey)) throw new RegistryError('ERR_REGISTRY_INPUT', "the public key is the server's own");
     const record: PeerRecord = {
       name: input.name,
       created: (input.now ?? new Date()).toISOString(),
@@ -174,7 +179,7 @@ export type PeerChange = 'remove' | 'disable' | 'enable';
  * the device, under the registry's lock so that the daemon's saves do not interleave.
  * Returns what changed, as a sentence.
  */
-export async function changePeer(registry: PeerRegistry, ifname: string, name: string, change: PeerChange, opts: { expires?: string; now?: Date } = {}): Promise<string> {
+export async function changePeer(registry: PeerRegistry, ifname: string, name: string, change: PeerChange, opts: { expires?: string; now?: Date; overQuota?: string } = {}): Promise<string> {
   const expires = opts.expires === undefined ? undefined : checkExpiry(opts.expires);
   const now = opts.now ?? new Date();
   let after: (() => Promise<void>) | undefined;
@@ -190,7 +195,7 @@ export async function changePeer(registry: PeerRegistry, ifname: string, name: s
     }
     if (change === 'disable') {
       if (!record.enabled) return { data, result: `'${name}' is disabled already` };
-      const next = { ...withLastCounts(record, live, snapshot), enabled: false };
+      const next = { ...withLastCounts(record, live, snapshot), enabled: false, ...(opts.overQuota === undefined ? {} : { overQuota: opts.overQuota }) };
       if (live !== undefined) {
         writeSnapshot(ifname, snapshot);
         after = () => unapplyPeer(ifname, record.peer);
@@ -202,7 +207,8 @@ export async function changePeer(registry: PeerRegistry, ifname: string, name: s
       throw new RegistryError('ERR_REGISTRY_INPUT', `'${name}' expired on ${until}: enable it with a later date (--expires DATE)`);
     }
     if (record.enabled && expires === undefined) return { data, result: `'${name}' is enabled already` };
-    const next: PeerRecord = { ...record, enabled: true, ...(until === undefined ? {} : { expires: until }) };
+    const { overQuota: _cleared, ...rest } = record;
+    const next: PeerRecord = { ...rest, enabled: true, ...(until === undefined ? {} : { expires: until }) };
     if (live !== undefined) after = () => applyPeer(ifname, next.peer);
     return { data: { ...data, peers: data.peers.map((p) => (p === record ? next : p)) }, result: `enabled '${name}'${until === undefined ? '' : ` until ${until}`}` };
   });
@@ -242,7 +248,7 @@ export function clientTunnel(data: RegistryData, record: PeerRecord, opts: Clien
     }),
     peers: [
       {
-        publicKey: publicKeyOf(data.config.interface.privateKey),
+        publicKey: publicKeyOf(data.config.interface.privateKey, nodeDh),
         ...(record.peer.presharedKey === undefined ? {} : { presharedKey: record.peer.presharedKey }),
         allowedIPs: allowed.map((a) => parsePrefix(a, { mask: true })),
         endpoint: parseEndpoint(endpoint),
@@ -256,7 +262,7 @@ export function clientTunnel(data: RegistryData, record: PeerRecord, opts: Clien
 /** The client's wg-quick file for `record`, as `burrow up` and `wg-quick up` read it. */
 export function clientConfig(data: RegistryData, record: PeerRecord, opts: ClientConfigOptions = {}): string {
   const { config, privateKeyKnown } = clientTunnel(data, record, opts);
-  let text = formatConfig(config);
+  let text = formatConfig(config, { publicKeyOf: (k) => nodeDh.publicKey(k) });
   config.interface.privateKey.fill(0);
   if (!privateKeyKnown) {
     text = text.replace(/^PrivateKey = .*$/m, `# PrivateKey = the private key of ${encodeKey(record.peer.publicKey)}, which stays on the client: put it here`);
@@ -277,6 +283,10 @@ export interface PeerStatus {
   /** Totals over the registry's life, the running server's latest counts included. */
   readonly rxBytes: number;
   readonly txBytes: number;
+  /** Bytes per calendar month (UTC), or null for none. */
+  readonly quota: number | null;
+  /** YYYY-MM when the peer is disabled for going over its quota that month, else null. */
+  readonly overQuota: string | null;
 }
 
 /** Every peer with the running server's view of it (endpoint, handshake, transfer so far). */
@@ -297,6 +307,8 @@ export function peerStatus(data: RegistryData, live: UapiInterface | undefined, 
       lastHandshake: p === undefined || p.lastHandshake === 0 ? null : p.lastHandshake,
       rxBytes: r.rx + d.rx,
       txBytes: r.tx + d.tx,
+      quota: r.quota ?? null,
+      overQuota: r.overQuota ?? null,
     };
   });
 }
@@ -324,6 +336,7 @@ export function formatPeerStatus(list: readonly PeerStatus[], nowSeconds = Date.
         `  endpoint: ${s.endpoint ?? '(none)'}`,
         `  latest handshake: ${hs}`,
         `  transfer: ${bytes(s.rxBytes)} received, ${bytes(s.txBytes)} sent`,
+        ...(s.quota === null ? [] : [`  quota: ${bytes(s.quota)} a month${s.overQuota === null ? '' : ` (went over it in ${s.overQuota}: disabled until the month ends or the quota is raised)`}`]),
       ].join('\n');
     })
     .join('\n\n')

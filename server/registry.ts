@@ -28,17 +28,24 @@
 //   rx, tx   bytes received from / sent to the peer over the registry's whole life
 //   client-key  the client's private key, when the server generated it (client-config
 //            prints it again); absent when the client gave only its public key
+//   quota    bytes (received + sent) the peer may move per calendar month (UTC); optional
+//   over-quota  YYYY-MM: the month in which the peer went over its quota and was disabled
+//            for it; it is enabled again when that month ends or the quota is raised
 // Fields of `# burrow-server:` (all optional): endpoint (host:port the clients dial),
 // uplink (the interface NAT goes out of; detected at up when absent), client-to-client
-// (true|false, default false), dns (comma-separated resolvers for client configs).
+// (true|false, default false), dns (comma-separated resolvers for client configs),
+// admin (host:port of the admin page; off when absent), admin-tls-cert and admin-tls-key
+// (PEM files: the admin page over HTTPS), admin-insecure (true: a non-loopback admin
+// address without TLS is allowed).
 //
 // parseRegistry checks the whole file and names FILE:LINE and what was expected;
 // formatRegistry writes a file that parseRegistry reads back to equal data.
 
 import { encodeKey } from '../crypto/keys.js';
-import { type Config, ConfigError, formatConfig, formatEndpoint, type IpPrefix, makePrefix, parseConfig, type PeerConfig } from '../src/config/index.js';
+import { type Config, ConfigError, formatConfig, formatEndpoint, type IpPrefix, makePrefix, parseConfigLines, type PeerConfig } from '../src/config/index.js';
 import { parseEndpoint } from '../src/config/endpoint.js';
 import { parseKey } from '../src/config/values.js';
+import { nodeDh } from '../src/runtime/node-crypto.js';
 
 export class RegistryError extends Error {
   override readonly name = 'RegistryError';
@@ -58,6 +65,13 @@ export interface ServerSettings {
   readonly clientToClient: boolean;
   /** Resolvers written into client configurations. */
   readonly dns: readonly string[];
+  /** host:port of the admin page and API (server/admin/); off when absent. */
+  readonly admin?: string;
+  /** PEM certificate and key files: the admin page is served over HTTPS. */
+  readonly adminTlsCert?: string;
+  readonly adminTlsKey?: string;
+  /** A non-loopback admin address without TLS is allowed. */
+  readonly adminInsecure?: boolean;
 }
 
 export interface PeerRecord {
@@ -73,6 +87,10 @@ export interface PeerRecord {
   readonly tx: number;
   /** Base64; present when the server generated the client's keys. */
   readonly clientKey?: string;
+  /** Bytes (received + sent) per calendar month (UTC). */
+  readonly quota?: number;
+  /** YYYY-MM: disabled for going over its quota in that month. */
+  readonly overQuota?: string;
   readonly peer: PeerConfig;
 }
 
@@ -84,18 +102,39 @@ export interface RegistryData {
 }
 
 const DISABLED = '#~';
+/** node:crypto's X25519 for the own-key checks (the portable one builds tables on first use). */
+const nodePublicKey = (privateKey: Uint8Array): Uint8Array => nodeDh.publicKey(privateKey);
 const PEER_META = /^#\s*burrow:(.*)$/;
 const SERVER_META = /^#\s*burrow-server:(.*)$/;
 export const PEER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,62}$/;
-const PEER_FIELDS = new Set(['name', 'created', 'enabled', 'expires', 'rx', 'tx', 'client-key']);
-const SERVER_FIELDS = new Set(['endpoint', 'uplink', 'client-to-client', 'dns']);
+const PEER_FIELDS = new Set(['name', 'created', 'enabled', 'expires', 'rx', 'tx', 'client-key', 'quota', 'over-quota']);
+const SERVER_FIELDS = new Set(['endpoint', 'uplink', 'client-to-client', 'dns', 'admin', 'admin-tls-cert', 'admin-tls-key', 'admin-insecure']);
+const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
 
 export function checkPeerName(name: string): string | undefined {
   return PEER_NAME.test(name) ? undefined : `a peer name is 1 to 63 of A-Z a-z 0-9 _ . @ -, starting with a letter or digit; got ${JSON.stringify(name)}`;
 }
 
+const ISO_CANONICAL = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.\d{3}Z$/;
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * True when `text` is already what toISOString() writes for its time: the registry's own
+ * spelling, checked by its fields (a month's last day, no hour 24) instead of a round
+ * trip through Date, which costs several microseconds a peer.
+ */
+function isCanonicalTime(text: string): boolean {
+  const m = ISO_CANONICAL.exec(text);
+  if (m === null) return false;
+  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number];
+  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return false;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return day <= (month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]!);
+}
+
 /** An ISO 8601 time, or undefined when `text` is not one. */
 export function parseTime(text: string): string | undefined {
+  if (isCanonicalTime(text)) return text;
   if (!/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text)) return undefined;
   const ms = Date.parse(text);
   return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
@@ -126,16 +165,19 @@ interface Block {
 
 /** Reads a registry; throws RegistryError naming FILE:LINE and what was expected. */
 export function parseRegistry(text: string, path: string): RegistryData {
-  const lines = text.split('\n');
-  const disabled: boolean[] = [];
-  const view = lines.map((line, i) => {
-    const off = line.startsWith(DISABLED);
-    disabled[i] = off;
-    return off ? line.slice(DISABLED.length).replace(/^ /, '') : line;
-  });
+  // One pass over the lines: wg-quick's view of the file is the same lines with the
+  // disabled peers' "#~ " taken off, parsed as any wg-quick file is.
+  const view = text.split('\n');
+  const disabled = new Uint8Array(view.length);
+  for (let i = 0; i < view.length; i++) {
+    const line = view[i]!;
+    if (!line.startsWith(DISABLED)) continue;
+    disabled[i] = 1;
+    view[i] = line.charCodeAt(DISABLED.length) === 32 ? line.slice(DISABLED.length + 1) : line.slice(DISABLED.length);
+  }
   let config: Config;
   try {
-    config = parseConfig(view.join('\n'), path);
+    config = parseConfigLines(view, path, { publicKeyOf: nodePublicKey });
   } catch (e) {
     if (e instanceof ConfigError) throw new RegistryError('ERR_REGISTRY_DAMAGED', e.message);
     throw e;
@@ -143,34 +185,39 @@ export function parseRegistry(text: string, path: string): RegistryData {
   const at = (i: number) => `${path}:${i + 1}`;
   const blocks: Block[] = [];
   let section: 'none' | 'interface' | 'peer' = 'none';
+  let block: Block | undefined;
   let serverMeta: { line: number; text: string } | undefined;
   for (let i = 0; i < view.length; i++) {
     const line = view[i]!.trim();
     if (line === '') continue;
-    const header = /^\[(interface|peer)\]/i.exec(line);
-    if (header !== null) {
-      section = header[1]!.toLowerCase() as 'interface' | 'peer';
-      if (section === 'peer') blocks.push({ headerLine: i, disabled: disabled[i]! });
-      else if (disabled[i]) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: the [Interface] section cannot be disabled: remove the "#~"`);
+    const off = disabled[i] === 1;
+    const first = line.charCodeAt(0);
+    if (first === 91 /* [ */) {
+      const header = /^\[(interface|peer)\]/i.exec(line);
+      if (header !== null) {
+        section = header[1]!.toLowerCase() as 'interface' | 'peer';
+        if (section === 'peer') blocks.push((block = { headerLine: i, disabled: off }));
+        else if (off) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: the [Interface] section cannot be disabled: remove the "#~"`);
+        else block = undefined;
+        continue;
+      }
+    }
+    if (first !== 35 /* # */) {
+      if (block !== undefined && off !== block.disabled) {
+        throw new RegistryError(
+          'ERR_REGISTRY_DAMAGED',
+          block.disabled
+            ? `${at(i)}: expected "#~ " before this line, as before every line of the disabled peer whose [Peer] is at line ${block.headerLine + 1}`
+            : `${at(i)}: a line behind "#~ " in an enabled peer (its [Peer] at line ${block.headerLine + 1} has none)`,
+        );
+      }
+      if (block === undefined && off) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: "#~ " is only for the lines of a disabled [Peer]`);
       continue;
-    }
-    const block = section === 'peer' ? blocks[blocks.length - 1]! : undefined;
-    const isComment = line.startsWith('#');
-    if (!isComment && block !== undefined && disabled[i] !== block.disabled) {
-      throw new RegistryError(
-        'ERR_REGISTRY_DAMAGED',
-        block.disabled
-          ? `${at(i)}: expected "#~ " before this line, as before every line of the disabled peer whose [Peer] is at line ${block.headerLine + 1}`
-          : `${at(i)}: a line behind "#~ " in an enabled peer (its [Peer] at line ${block.headerLine + 1} has none)`,
-      );
-    }
-    if (!isComment && block === undefined && disabled[i]) {
-      throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: "#~ " is only for the lines of a disabled [Peer]`);
     }
     const peerMeta = PEER_META.exec(line);
     if (peerMeta !== null) {
       if (block === undefined) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: a "# burrow:" line belongs right after a [Peer] header`);
-      if (disabled[i] !== block.disabled) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: this "# burrow:" line and its [Peer] (line ${block.headerLine + 1}) differ in "#~ "`);
+      if (off !== block.disabled) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: this "# burrow:" line and its [Peer] (line ${block.headerLine + 1}) differ in "#~ "`);
       if (block.meta !== undefined) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${at(i)}: a second "# burrow:" line for the [Peer] at line ${block.headerLine + 1} (the first is at line ${block.meta.line + 1})`);
       block.meta = { line: i, text: peerMeta[1]! };
       continue;
@@ -222,6 +269,10 @@ export function parseRegistry(text: string, path: string): RegistryData {
       }
     }
     const expires = time('expires');
+    const quota = f.has('quota') ? count('quota') : undefined;
+    const overQuota = f.get('over-quota');
+    if (overQuota !== undefined && !MONTH.test(overQuota)) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: over-quota: expected a month such as 2027-01, got ${JSON.stringify(overQuota.slice(0, 40))}`);
+    if (overQuota !== undefined && enabledText === 'true') throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: over-quota=${overQuota} on an enabled peer (a peer over its quota is disabled)`);
     return {
       name,
       created: time('created') ?? new Date(0).toISOString(),
@@ -230,6 +281,8 @@ export function parseRegistry(text: string, path: string): RegistryData {
       rx: count('rx'),
       tx: count('tx'),
       ...(clientKey === undefined ? {} : { clientKey }),
+      ...(quota === undefined ? {} : { quota }),
+      ...(overQuota === undefined ? {} : { overQuota }),
       peer,
     };
   });
@@ -250,7 +303,29 @@ function parseSettings(f: Map<string, string>, where: string): ServerSettings {
   const uplink = f.get('uplink');
   if (uplink !== undefined && !/^[A-Za-z0-9_=+.][A-Za-z0-9_=+.-]{0,14}$/.test(uplink)) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: uplink: expected an interface name`);
   const dns = (f.get('dns') ?? '').split(',').filter((s) => s !== '');
-  return { ...(endpoint === undefined ? {} : { endpoint }), ...(uplink === undefined ? {} : { uplink }), clientToClient: c2c === 'true', dns };
+  const admin = f.get('admin');
+  if (admin !== undefined) {
+    try {
+      parseEndpoint(admin);
+    } catch (e) {
+      throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: admin: expected HOST:PORT such as 127.0.0.1:51821: ${(e as Error).message}`);
+    }
+  }
+  const insecure = f.get('admin-insecure') ?? 'false';
+  if (insecure !== 'true' && insecure !== 'false') throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: admin-insecure: expected true or false`);
+  const cert = f.get('admin-tls-cert');
+  const key = f.get('admin-tls-key');
+  if ((cert === undefined) !== (key === undefined)) throw new RegistryError('ERR_REGISTRY_DAMAGED', `${where}: admin-tls-cert and admin-tls-key go together`);
+  return {
+    ...(endpoint === undefined ? {} : { endpoint }),
+    ...(uplink === undefined ? {} : { uplink }),
+    clientToClient: c2c === 'true',
+    dns,
+    ...(admin === undefined ? {} : { admin }),
+    ...(cert === undefined ? {} : { adminTlsCert: cert }),
+    ...(key === undefined ? {} : { adminTlsKey: key }),
+    ...(insecure === 'true' ? { adminInsecure: true } : {}),
+  };
 }
 
 function settingsLine(s: ServerSettings): string | undefined {
@@ -259,6 +334,10 @@ function settingsLine(s: ServerSettings): string | undefined {
     ...(s.uplink === undefined ? [] : [`uplink=${s.uplink}`]),
     `client-to-client=${s.clientToClient}`,
     ...(s.dns.length === 0 ? [] : [`dns=${s.dns.join(',')}`]),
+    ...(s.admin === undefined ? [] : [`admin=${s.admin}`]),
+    ...(s.adminTlsCert === undefined ? [] : [`admin-tls-cert=${s.adminTlsCert}`]),
+    ...(s.adminTlsKey === undefined ? [] : [`admin-tls-key=${s.adminTlsKey}`]),
+    ...(s.adminInsecure === true ? ['admin-insecure=true'] : []),
   ];
   return `# burrow-server: ${parts.join(' ')}`;
 }
@@ -272,29 +351,81 @@ function peerLines(r: PeerRecord): string[] {
     `rx=${r.rx}`,
     `tx=${r.tx}`,
     ...(r.clientKey === undefined ? [] : [`client-key=${r.clientKey}`]),
+    ...(r.quota === undefined ? [] : [`quota=${r.quota}`]),
+    ...(r.overQuota === undefined ? [] : [`over-quota=${r.overQuota}`]),
   ];
   const p = r.peer;
   const out = ['[Peer]', `# burrow: ${meta.join(' ')}`, `PublicKey = ${encodeKey(p.publicKey)}`];
   if (p.presharedKey !== undefined) out.push(`PresharedKey = ${encodeKey(p.presharedKey)}`);
-  if (p.allowedIPs.length > 0) out.push(`AllowedIPs = ${p.allowedIPs.map((a) => makePrefix(a.family, a.address, a.prefixLength).text).join(', ')}`);
+  // An IpPrefix's text is the canonical form of its address and length (ip.ts): no need to format it again.
+  if (p.allowedIPs.length > 0) out.push(`AllowedIPs = ${p.allowedIPs.map((a) => a.text).join(', ')}`);
   if (p.endpoint !== undefined) out.push(`Endpoint = ${formatEndpoint(p.endpoint)}`);
   if (p.persistentKeepalive !== undefined) out.push(`PersistentKeepalive = ${p.persistentKeepalive}`);
   return r.enabled ? out : out.map((l) => `${DISABLED} ${l}`);
 }
 
-/** The registry as its file's text. Throws (nothing is written) when the data would not read back. */
-export function formatRegistry(data: RegistryData, path = '(registry)'): string {
+/**
+ * The registry as its file's text. Throws (nothing is written) when the data would not
+ * read back: the text is checked as a read checks it.
+ *
+ * `read`, when given, is the data as parsed from the file this text replaces. Whatever
+ * `data` took from it unchanged (the same record objects, the same interface and
+ * settings) was checked by that read; then only the rest is read back (each new or
+ * changed peer with the [Interface], in a file of its own) and the checks that span peers
+ * (names, public keys, allowed IPs) run on the data, so one more peer costs one peer's
+ * parse, not the whole file's. Anything found wrong is reported by a full read of the text,
+ * with its FILE:LINE.
+ */
+export function formatRegistry(data: RegistryData, path = '(registry)', read?: RegistryData): string {
   for (const r of data.peers) {
     const bad = checkPeerName(r.name);
     if (bad !== undefined) throw new RegistryError('ERR_REGISTRY_INPUT', `name: ${bad}`);
   }
-  const head = formatConfig({ interface: data.config.interface, peers: [] }).trimEnd().split('\n');
+  const head = formatConfig({ interface: data.config.interface, peers: [] }, { publicKeyOf: nodePublicKey }).trimEnd().split('\n');
   const settings = settingsLine(data.settings);
   const out = [head[0]!, ...(settings === undefined ? [] : [settings]), ...head.slice(1)];
+  const headText = `${out.join('\n')}\n`;
   for (const r of data.peers) out.push('', ...peerLines(r));
   const text = `${out.join('\n')}\n`;
-  parseRegistry(text, path); // the same checks as a read: a write never makes a file `up` refuses
+  // The same checks as a read: a write never makes a file `up` refuses.
+  if (read === undefined || data.config !== read.config || data.settings !== read.settings || !readsBack(data, read, headText, path)) parseRegistry(text, path);
   return text;
+}
+
+/**
+ * True when `data` reads back, checking only what differs from `read` (see
+ * formatRegistry); false when something is wrong (the caller reads the whole text to
+ * say what, and where).
+ */
+function readsBack(data: RegistryData, read: RegistryData, headText: string, path: string): boolean {
+  const known = new Set(read.peers);
+  const names = new Set<string>();
+  const keys = new Set<string>();
+  const owners = new Map<string, PeerRecord>();
+  for (const r of data.peers) {
+    let checked = r;
+    if (!known.has(r)) {
+      try {
+        const alone = parseRegistry(`${headText}\n${peerLines(r).join('\n')}\n`, path).peers;
+        if (alone.length !== 1) return false;
+        checked = alone[0]!;
+      } catch (e) {
+        if (e instanceof RegistryError) return false;
+        throw e;
+      }
+    }
+    if (names.has(checked.name)) return false;
+    names.add(checked.name);
+    const key = encodeKey(checked.peer.publicKey);
+    if (keys.has(key)) return false;
+    keys.add(key);
+    for (const a of checked.peer.allowedIPs) {
+      const owner = owners.get(a.text);
+      if (owner !== undefined && owner !== checked) return false;
+      owners.set(a.text, checked);
+    }
+  }
+  return true;
 }
 
 /** The Config a session runs: the interface and the enabled peers. */

@@ -58,8 +58,10 @@ export class FileRegistry implements PeerRegistry {
     await this.lock();
     try {
       const text = this.readText();
-      const { data, result } = change(parseRegistry(text, this.location));
-      const next = formatRegistry(data, this.location);
+      const read = parseRegistry(text, this.location);
+      const { data, result } = change(read);
+      // Parsed once: what the change kept from `read` is not read back again.
+      const next = formatRegistry(data, this.location, read);
       if (next !== text) writeFileAtomic(this.location, next, 0o600);
       return result;
     } finally {

@@ -47,7 +47,7 @@ import {
   consumeInitiation, consumeResponse, createIdentity, createInitiation, createResponse, type HandshakeRefusal,
   type Identity,
 } from './handshake.js';
-import { parseIpPacket } from './ip.js';
+import { formatIpv4, formatIpv6, IPV6_HEADER_LENGTH, type IpPacket, parseIpPacket } from './ip.js';
 import { type IndexEntry, IndexTable } from './indextable.js';
 import { Keypair } from './keypair.js';
 import {
@@ -99,7 +99,13 @@ export type DropReason =
   /** The device has no private key: it neither sends nor answers handshakes, and drops what would need one. */
   | 'no-identity'
   /** A packet from the tunnel interface longer than MAX_CONTENT_LENGTH. */
-  | 'too-large';
+  | 'too-large'
+  /**
+   * A packet from the tunnel interface that is one of our own datagrams to a peer's
+   * endpoint: the endpoint is routed through this tunnel. Sending it would loop without
+   * end (the kernel's WireGuard drops these too, as a route through its own device).
+   */
+  | 'routing-loop';
 
 export type DeviceEvent =
   | { type: 'handshake-initiated'; peer: string; attempt: number }
@@ -149,6 +155,12 @@ export interface DeviceOptions {
   underLoadHandshakes?: number;
   /** Handshake work per turn (see beginTurn), in units of WORK_MAC1; default HANDSHAKE_WORK_PER_TURN. */
   handshakeWorkPerTurn?: number;
+  /**
+   * The UDP port our datagrams leave from (it changes with `wg set listen-port`). With it,
+   * a packet from the tunnel interface that is our own datagram to a peer's endpoint is
+   * dropped as a routing loop instead of being sealed and sent again.
+   */
+  listenPort?: () => number;
 }
 
 export interface AllowedIpPrefix {
@@ -230,6 +242,7 @@ export class Device {
   private loadWindowCount = 0;
   private underLoadUntil = -Infinity;
   private readonly handshakeWorkPerTurn: number;
+  private readonly listenPort: (() => number) | undefined;
   /** True once the caller marks turns with beginTurn(); until then a turn is one `now`. */
   private turnsMarked = false;
   private turnNow = NaN;
@@ -252,6 +265,8 @@ export class Device {
     this.wallClockAtZero = options.wallClockAtZero ?? 0;
     this.underLoadHandshakes = options.underLoadHandshakes ?? UNDER_LOAD_HANDSHAKES;
     this.handshakeWorkPerTurn = options.handshakeWorkPerTurn ?? HANDSHAKE_WORK_PER_TURN;
+    this.listenPort = options.listenPort;
+    if (this.listenPort !== undefined && typeof this.listenPort !== 'function') throw new TypeError('listenPort: expected a function');
     if (!(this.handshakeWorkPerTurn >= WORK_MAC1)) throw new RangeError('handshakeWorkPerTurn: expected at least 1');
     if (options.privateKey !== null && !(options.privateKey instanceof Uint8Array && options.privateKey.length === 32)) {
       throw new RangeError('privateKey: expected 32 bytes or null');
@@ -422,6 +437,7 @@ export class Device {
     if (!ip.ok) return this.drop('bad-ip');
     const peer = this.allowedIps.lookup(ip.destination);
     if (peer === undefined) return this.drop('no-peer');
+    if (this.isOwnDatagram(buf.subarray(TRANSPORT_HEADER_LENGTH, TRANSPORT_HEADER_LENGTH + ip.length), ip)) return this.drop('routing-loop');
     const kp = peer.sendingKeypair(now, REJECT_AFTER_TIME, REJECT_AFTER_MESSAGES);
     if (kp !== undefined && peer.staged === undefined) {
       this.sealAndSend(peer, kp, buf, length, now);
@@ -431,6 +447,34 @@ export class Device {
     }
     this.keepKeyFreshSending(peer, now);
     this.reschedule(peer);
+  }
+
+  /**
+   * Is this IP packet a UDP datagram from our listen port to one of our peers' endpoints,
+   * that is, one we sent, which the routing table brought back into the tunnel? Cheap for
+   * everything else: two header bytes; the peers are only scanned for our own port.
+   */
+  private isOwnDatagram(packet: Uint8Array, ip: IpPacket): boolean {
+    if (this.listenPort === undefined) return false;
+    let udp: number;
+    if (ip.version === 4) {
+      // Protocol UDP, and the first fragment (only it has the ports).
+      if (packet[9] !== 17 || ((packet[6]! & 0x1f) | packet[7]!) !== 0) return false;
+      udp = (packet[0]! & 0x0f) * 4;
+    } else {
+      if (packet[6] !== 17) return false;
+      udp = IPV6_HEADER_LENGTH;
+    }
+    if (ip.length < udp + 8) return false;
+    const port = this.listenPort();
+    if (port === 0 || ((packet[udp]! << 8) | packet[udp + 1]!) !== port) return false;
+    const destinationPort = (packet[udp + 2]! << 8) | packet[udp + 3]!;
+    const host = ip.version === 4 ? formatIpv4(ip.destination) : formatIpv6(ip.destination);
+    for (const peer of this.peersByKey.values()) {
+      const e = peer.endpoint;
+      if (e !== undefined && e.port === destinationPort && e.host === host) return true;
+    }
+    return false;
   }
 
   // --- Input: a datagram from the network -----------------------------------------
@@ -740,7 +784,7 @@ export class Device {
     this.clearHandshake(peer);
     this.dropStaged(peer);
     peer.timers.clearAll();
-    peer.cookies.clear();
+    peer.clearCookies();
     peer.lastSentHandshake = -Infinity; // a new session may start at once (wireguard-go does the same)
   }
 

@@ -99,3 +99,44 @@ export function parseIpPacket(packet: Uint8Array): IpParseResult {
 
   return REFUSED['bad-version'];
 }
+
+// --- Addresses as text ------------------------------------------------------------
+// The canonical forms every layer compares endpoints in (src/config/ip.ts re-exports them).
+
+export function formatIpv4(bytes: Uint8Array): string {
+  if (bytes.length !== 4) throw new RangeError(`IPv4 address: expected 4 bytes, got ${bytes.length}`);
+  return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+}
+
+function isIpv4Mapped(bytes: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
+  return bytes[10] === 0xff && bytes[11] === 0xff;
+}
+
+/** RFC 5952 §4 canonical text, with the §5 dotted tail for IPv4-mapped addresses. */
+export function formatIpv6(bytes: Uint8Array): string {
+  if (bytes.length !== 16) throw new RangeError(`IPv6 address: expected 16 bytes, got ${bytes.length}`);
+  if (isIpv4Mapped(bytes)) return `::ffff:${formatIpv4(bytes.subarray(12))}`;
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
+  // §4.2.3: the longest run of zero groups, the first if two are equally long, and
+  // only if it is at least two groups long (§4.2.2).
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = (list: number[]): string => list.map((g) => g.toString(16)).join(':');
+  if (bestStart < 0) return hex(groups);
+  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLength))}`;
+}

@@ -84,6 +84,11 @@ export class Peer {
     return (this.#cookies ??= new CookieJar(this.publicKey));
   }
 
+  /** Forgets the cookie state, without making a jar (a BLAKE2s of the key) for a peer that never had one. */
+  clearCookies(): void {
+    this.#cookies?.clear();
+  }
+
   /** The keypair to send with: current, while within REJECT_AFTER_TIME and the counter limit. */
   sendingKeypair(now: number, rejectAfterTime: number, rejectAfterMessages: number): Keypair | undefined {
     const kp = this.keypairs.current;

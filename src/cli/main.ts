@@ -3,15 +3,16 @@
 
 import './no-inspector.js'; // first: see the file
 import { Command, CommanderError, Option } from 'commander';
-import { demo } from './demo.js';
 import { execInApp } from './exec.js';
 import { down } from './down.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE } from './errors.js';
 import { genkey, genpsk, pubkey, readStdin } from './keys.js';
-import { profileCommand } from './profile.js';
 import { serverCommand } from './server.js';
 import { formatInterface, readInterfaces } from './show.js';
 import { up } from './up.js';
+
+// The profile writer (plist, an XML library) and the demo load when their command runs:
+// every other command, the server's daemon among them, starts without them.
 
 const program = new Command();
 program
@@ -114,7 +115,8 @@ program
   .option('--per-app', 'a per-app VPN for Mail, Calendar and Contacts from MailDomains, CalendarDomains, ContactsDomains')
   .option('--include-private-key', 'put the interface\'s private key in the profile')
   .option('-o, --output <file>', 'where to write it (default NAME.mobileconfig)')
-  .action((config: string, opts: { format: string; bundleId?: string; perApp?: boolean; includePrivateKey?: boolean; output?: string }) => {
+  .action(async (config: string, opts: { format: string; bundleId?: string; perApp?: boolean; includePrivateKey?: boolean; output?: string }) => {
+    const { profileCommand } = await import('./profile.js');
     process.stdout.write(`${profileCommand(config, opts)}\n`);
   });
 
@@ -122,6 +124,7 @@ program
   .command('demo')
   .description('run a client and a server in two network namespaces, send traffic through the tunnel, print the status and throughput, and tear it all down (needs root)')
   .action(async () => {
+    const { demo } = await import('./demo.js');
     await demo(process.argv[1]!);
   });
 

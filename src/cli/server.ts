@@ -12,7 +12,9 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
-import QRCode from 'qrcode';
+import { AdminError, type AdminBind, checkBind } from '../../server/admin/bind.js';
+import { adminFiles, ensureMetricsToken } from '../../server/admin/files.js';
+import { checkPassword, writePasswordFile } from '../../server/admin/password.js';
 import { serverCompanion } from '../../server/companion.js';
 import { detectUplink, initServer } from '../../server/init.js';
 import { addPeer, applyIfRunning, changePeer, clientConfig, formatPeerStatus, type PeerChange, peerStatus, readSnapshot, removeSnapshot, running } from '../../server/peers.js';
@@ -27,6 +29,7 @@ import { ifnameFromConfigPath, runningDaemon } from './daemon.js';
 import { down } from './down.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE } from './errors.js';
 import { clientProfile } from './profile.js';
+import { readSecret } from './secret.js';
 import { recoverStale, resolveEndpoints } from './up.js';
 
 export const DEFAULT_SERVER_CONFIG = '/etc/wireguard/wg0.conf';
@@ -62,16 +65,20 @@ async function loadForUp(registry: FileRegistry): Promise<RegistryData> {
   return data;
 }
 
-/** Peers whose expiry has passed are disabled before the server starts, so they never load. */
-async function disableExpired(registry: FileRegistry, now = Date.now()): Promise<string[]> {
-  return registry.update((data) => {
-    const names: string[] = [];
-    const peers = data.peers.map((r) => {
-      if (!r.enabled || r.expires === undefined || Date.parse(r.expires) > now) return r;
-      names.push(r.name);
-      return { ...r, enabled: false };
-    });
-    return { data: { ...data, peers }, result: names };
+/** Enabled peers whose expiry has passed at `now`. */
+const expiredPeers = (data: RegistryData, now: number): string[] =>
+  data.peers.filter((r) => r.enabled && r.expires !== undefined && Date.parse(r.expires) <= now).map((r) => r.name);
+
+/**
+ * Peers whose expiry has passed are disabled before the server starts, so they never
+ * load. The registry is written only when one has; returns the data to start with.
+ */
+async function disableExpired(registry: FileRegistry, data: RegistryData, now = Date.now()): Promise<{ data: RegistryData; names: string[] }> {
+  if (expiredPeers(data, now).length === 0) return { data, names: [] };
+  return registry.update((current) => {
+    const names = expiredPeers(current, now);
+    const next = { ...current, peers: current.peers.map((r) => (names.includes(r.name) ? { ...r, enabled: false } : r)) };
+    return { data: next, result: { data: next, names } };
   });
 }
 
@@ -79,6 +86,27 @@ interface ServerUpOptions {
   foreground?: boolean;
   daemonChild?: boolean;
   verbose?: boolean;
+  /** host:port of the admin page (else the registry's admin=, else off). */
+  admin?: string;
+  adminTlsCert?: string;
+  adminTlsKey?: string;
+  insecure?: boolean;
+}
+
+/** The admin page's address and TLS: the command line's, else the registry's; undefined: off. */
+function adminBind(o: ServerUpOptions, data: RegistryData | undefined): AdminBind | undefined {
+  const s: Partial<RegistryData['settings']> = data?.settings ?? {};
+  const address = o.admin ?? s.admin;
+  if (address === undefined) return undefined;
+  const cert = o.adminTlsCert ?? s.adminTlsCert;
+  const key = o.adminTlsKey ?? s.adminTlsKey;
+  const bind: AdminBind = { address, ...(cert === undefined ? {} : { tlsCert: cert }), ...(key === undefined ? {} : { tlsKey: key }), insecure: o.insecure === true || s.adminInsecure === true };
+  try {
+    checkBind(bind);
+  } catch (e) {
+    throw new CliError((e as Error).message, EXIT_BAD_INPUT);
+  }
+  return bind;
 }
 
 function daemonLogger(ifname: string, options: ServerUpOptions): Logger {
@@ -94,55 +122,114 @@ const exitCodeOf = (e: unknown): number => {
 
 export async function serverUp(path: string, options: ServerUpOptions = {}): Promise<string> {
   const { registry, ifname } = registryAt(path);
-  const data = await guarded(() => loadForUp(registry));
-  if (process.getuid?.() !== 0) throw new CliError('server up needs root (CAP_NET_ADMIN): run it with sudo', EXIT_FAILURE);
-  if (!options.daemonChild) {
-    if (runningDaemon(ifname) !== undefined || (await running(ifname)) !== undefined) {
-      throw new CliError(`${ifname} is already up; bring it down first with: burrow server down --config ${registry.location}`, EXIT_FAILURE);
-    }
-    const recovered = await recoverStale(ifname, say);
-    if (recovered !== undefined) say(recovered);
-    const expired = await guarded(() => disableExpired(registry));
-    if (expired.length > 0) say(`expired, now disabled: ${expired.join(', ')}`);
-  }
-  const exec = createExec();
-  const uplink = data.settings.uplink ?? (await detectUplink(exec));
-  if (uplink === undefined) throw new CliError(`${registry.location}: no uplink: there is no default route; name the interface with uplink=IFACE on the "# burrow-server:" line`, EXIT_BAD_INPUT);
-
   if (!options.foreground) {
-    const argv = [process.argv[1]!, 'server', 'up', '--config', registry.location, '--foreground', '--daemon-child', ...(options.verbose ? ['--verbose'] : [])];
+    // The detaching parent reads no registry: the daemon reads it once, and a damaged
+    // one comes back as its report (FILE:LINE, exit 2) before anything has changed. An
+    // admin address given here is checked here; one from the registry, by the daemon.
+    adminBind(options, undefined);
+    if (process.getuid?.() !== 0) throw new CliError('server up needs root (CAP_NET_ADMIN): run it with sudo', EXIT_FAILURE);
+    await clearTheWay(registry, ifname);
+    const argv = [
+      process.argv[1]!, 'server', 'up', '--config', registry.location, '--foreground', '--daemon-child',
+      ...(options.verbose ? ['--verbose'] : []),
+      ...(options.admin === undefined ? [] : ['--admin', options.admin]),
+      ...(options.adminTlsCert === undefined ? [] : ['--admin-tls-cert', options.adminTlsCert]),
+      ...(options.adminTlsKey === undefined ? [] : ['--admin-tls-key', options.adminTlsKey]),
+      ...(options.insecure ? ['--insecure'] : []),
+    ];
     const report = await spawnDaemon(argv, logPath(ifname));
     if (!report.ready) throw new CliError(report.message, report.exitCode);
-    return `${report.message}; NAT out of ${uplink}`;
+    return report.message;
   }
-
-  // The daemon reads the registry again: the parent may have disabled expired peers.
-  const current = await guarded(() => loadForUp(registry));
-  const config = sessionConfig(current);
-  const steps = forwardingSteps({ ifname, uplink, subnets: tunnelSubnets(config), clientToClient: current.settings.clientToClient });
   const report = (r: ChildReport) => {
     if (options.daemonChild && process.send) process.send(r);
   };
+  let prepared: Awaited<ReturnType<typeof prepareUp>>;
+  try {
+    prepared = await prepareUp(registry, ifname, options);
+  } catch (e) {
+    report({ ready: false, message: (cliError(e) as Error).message, exitCode: exitCodeOf(e) });
+    throw e;
+  }
+  const { config, uplink, steps, notes, bind } = prepared;
+  const log = daemonLogger(ifname, options);
+  // Loaded here only: the other commands start without the admin page's modules.
+  const { startServerExtras } = await import('../../server/admin/serve.js');
+  let extras: Awaited<ReturnType<typeof startServerExtras>>;
+  try {
+    extras = await startServerExtras({ ifname, registry, log, ...(bind === undefined ? {} : { bind }) });
+  } catch (e) {
+    const message = e instanceof AdminError ? e.message : `the usage history or admin page cannot start: ${(e as Error).message}`;
+    report({ ready: false, message, exitCode: e instanceof AdminError && e.code === 'ERR_ADMIN_TLS' ? EXIT_BAD_INPUT : EXIT_FAILURE });
+    throw new CliError(message, EXIT_FAILURE);
+  }
+  if (extras.admin !== undefined) {
+    log.info(`admin page on ${extras.admin.url}`);
+    notes.push(`admin page on ${bind?.tlsCert === undefined ? 'http' : 'https'}://${bind?.address}/`);
+  }
   const code = await runDaemon({
     ifname,
     config,
     configPath: registry.location,
     endpoints: await resolveEndpoints(config, registry.location),
-    log: daemonLogger(ifname, options),
+    log,
     platformSteps: steps,
-    companion: (session) => serverCompanion(session, { registry }),
+    companion: (session) => {
+      const totals = serverCompanion(session, { registry });
+      extras.attach(session);
+      return {
+        async stop() {
+          await extras.admin?.close();
+          await extras.tracker.stop();
+          await totals.stop();
+        },
+      };
+    },
     reread: async () => {
       const next = sessionConfig(await registry.read());
       return { config: next, endpoints: await resolveEndpoints(next, registry.location) };
     },
-    report,
+    report: (r) => report(r.ready ? { ...r, message: [r.message, `NAT out of ${uplink}`, ...notes].join('; ') } : r),
     exitCodeOf,
   });
+  await extras.admin?.close();
   if (code !== 0) process.exitCode = code;
   return `${ifname} is down`;
 }
 
+/** Refuses a server that runs already; undoes what a crashed one left (its journal), and says so. */
+async function clearTheWay(registry: FileRegistry, ifname: string): Promise<void> {
+  if (runningDaemon(ifname) !== undefined || (await running(ifname)) !== undefined) {
+    throw new CliError(`${ifname} is already up; bring it down first with: burrow server down --config ${registry.location}`, EXIT_FAILURE);
+  }
+  const recovered = await recoverStale(ifname, say);
+  if (recovered !== undefined) say(recovered);
+}
+
+/**
+ * What the server process does before its session starts: the registry read (once) and
+ * checked whole, expired peers disabled, the uplink found, the NAT steps planned.
+ */
+async function prepareUp(registry: FileRegistry, ifname: string, options: ServerUpOptions) {
+  const loaded = await guarded(() => loadForUp(registry));
+  if (process.getuid?.() !== 0) throw new CliError('server up needs root (CAP_NET_ADMIN): run it with sudo', EXIT_FAILURE);
+  // The daemon child's parent has done this before it started the child.
+  if (!options.daemonChild) await clearTheWay(registry, ifname);
+  const { data, names } = await guarded(() => disableExpired(registry, loaded));
+  const notes = names.length === 0 ? [] : [`expired, now disabled: ${names.join(', ')}`];
+  if (!options.daemonChild) for (const note of notes) say(note);
+  const uplink = data.settings.uplink ?? (await detectUplink(createExec()));
+  if (uplink === undefined) throw new CliError(`${registry.location}: no uplink: there is no default route; name the interface with uplink=IFACE on the "# burrow-server:" line`, EXIT_BAD_INPUT);
+  const config = sessionConfig(data);
+  const steps = forwardingSteps({ ifname, uplink, subnets: tunnelSubnets(config), clientToClient: data.settings.clientToClient });
+  const bind = adminBind(options, data);
+  return { config, uplink, steps, notes, bind };
+}
+
 async function qrOutput(text: string, opts: { qr?: boolean; png?: string }): Promise<string> {
+  if (!opts.qr && opts.png === undefined) return '';
+  // Loaded only when asked for: every other server command starts without it.
+  const { default: QRCode } = await import('qrcode');
   let out = '';
   if (opts.qr) out += await QRCode.toString(text, { type: 'terminal', small: true, errorCorrectionLevel: 'M' });
   if (opts.png !== undefined) {
@@ -198,9 +285,21 @@ export function serverCommand(): Command {
     .addOption(configOption())
     .option('-f, --foreground', 'stay attached until SIGINT or SIGTERM (for systemd)')
     .option('-v, --verbose', 'log every timer and handshake initiation too')
+    .option('--admin <host:port>', 'serve the admin page, its API and /metrics here, such as 127.0.0.1:51821 (default: admin= on the "# burrow-server:" line; else off)')
+    .option('--admin-tls-cert <file>', "the admin page's certificate (PEM): HTTPS, and the session cookie is Secure")
+    .option('--admin-tls-key <file>', "the admin page's private key (PEM)")
+    .option('--insecure', 'allow --admin on a non-loopback address without TLS (the password crosses the network in the clear)')
     .addOption(new Option('--daemon-child', 'run as the daemon that `server up` starts').hideHelp())
-    .action(async (o: { config: string; foreground?: boolean; daemonChild?: boolean; verbose?: boolean }) => {
-      const message = await serverUp(o.config, { foreground: o.foreground === true, daemonChild: o.daemonChild === true, verbose: o.verbose === true });
+    .action(async (o: { config: string; foreground?: boolean; daemonChild?: boolean; verbose?: boolean; admin?: string; adminTlsCert?: string; adminTlsKey?: string; insecure?: boolean }) => {
+      const message = await serverUp(o.config, {
+        foreground: o.foreground === true,
+        daemonChild: o.daemonChild === true,
+        verbose: o.verbose === true,
+        ...(o.admin === undefined ? {} : { admin: o.admin }),
+        ...(o.adminTlsCert === undefined ? {} : { adminTlsCert: o.adminTlsCert }),
+        ...(o.adminTlsKey === undefined ? {} : { adminTlsKey: o.adminTlsKey }),
+        insecure: o.insecure === true,
+      });
       if (!o.daemonChild) process.stdout.write(`${message}\n`);
     });
 
@@ -286,6 +385,33 @@ export function serverCommand(): Command {
         return clientConfig(data, findPeer(data, name));
       });
       process.stdout.write(text + (await qrOutput(text, o)));
+    });
+
+  server
+    .command('admin-password')
+    .description("set the admin page's password: read from the terminal (twice, not echoed) or one line of standard input; stored as an scrypt hash (FILE.admin-password, 0600) and used from the next login")
+    .addOption(configOption())
+    .action(async (o: { config: string }) => {
+      const { registry } = registryAt(o.config);
+      await guarded(() => registry.read());
+      const password = await readSecret('admin password: ', 'again: ');
+      const bad = checkPassword(password);
+      if (bad !== undefined) throw new CliError(bad, EXIT_BAD_INPUT);
+      const path = adminFiles(registry.location).password;
+      await writePasswordFile(path, password);
+      process.stdout.write(`admin password set (${path}, 0600)\n`);
+    });
+
+  server
+    .command('metrics-token')
+    .description("make the bearer token that /metrics accepts without a session (FILE.metrics-token, 0600: point Prometheus's bearer_token_file at it)")
+    .addOption(configOption())
+    .option('--rotate', 'replace the existing token (the old one stops working at once)')
+    .action(async (o: { config: string; rotate?: boolean }) => {
+      const { registry } = registryAt(o.config);
+      await guarded(() => registry.read());
+      const { path, created } = ensureMetricsToken(registry.location, o.rotate === true);
+      process.stdout.write(`${created ? 'metrics token written to' : 'the metrics token is in'} ${path} (0600)\n`);
     });
 
   // As the program's own commands: usage errors exit 2 (main.ts), never process.exit here.

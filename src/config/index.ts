@@ -3,7 +3,7 @@
 
 export type { AppConfig, Config, DnsSettings, Endpoint, InterfaceConfig, IpAddress, IpFamily, IpPrefix, PeerConfig, RoutingTable } from './types.js';
 export { ConfigError, type ConfigErrorCode } from './errors.js';
-export { parseConfig } from './parse.js';
+export { parseConfig, parseConfigLines, type ParseConfigOptions } from './parse.js';
 export { formatConfig, type FormatOptions, HIDDEN } from './write.js';
 export {
   formatIpAddress,

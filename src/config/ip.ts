@@ -13,6 +13,10 @@
 //   zero groups (the first of equal runs) as "::", and IPv4-mapped addresses
 //   (::ffff:0:0/96) with a dotted tail as §5 recommends.
 
+import { formatIpv4, formatIpv6 } from '../../tunnel/ip.js';
+
+export { formatIpv4, formatIpv6 };
+
 export type IpFamily = 4 | 6;
 
 export interface IpAddress {
@@ -113,44 +117,6 @@ export function parseIpAddress(text: string): IpAddress {
   return { family: 4, bytes: parseIpv4(text) };
 }
 
-export function formatIpv4(bytes: Uint8Array): string {
-  if (bytes.length !== 4) throw new RangeError(`IPv4 address: expected 4 bytes, got ${bytes.length}`);
-  return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
-}
-
-function isIpv4Mapped(bytes: Uint8Array): boolean {
-  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
-  return bytes[10] === 0xff && bytes[11] === 0xff;
-}
-
-/** RFC 5952 §4 canonical text, with the §5 dotted tail for IPv4-mapped addresses. */
-export function formatIpv6(bytes: Uint8Array): string {
-  if (bytes.length !== 16) throw new RangeError(`IPv6 address: expected 16 bytes, got ${bytes.length}`);
-  if (isIpv4Mapped(bytes)) return `::ffff:${formatIpv4(bytes.subarray(12))}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
-  // §4.2.3: the longest run of zero groups, the first if two are equally long, and
-  // only if it is at least two groups long (§4.2.2).
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = (list: number[]): string => list.map((g) => g.toString(16)).join(':');
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLength))}`;
-}
-
 export function formatIpAddress(address: IpAddress): string {
   return address.family === 4 ? formatIpv4(address.bytes) : formatIpv6(address.bytes);
 }
@@ -185,11 +151,19 @@ export function hasHostBits(prefix: IpPrefix): boolean {
 
 function maskBytes(address: Uint8Array, prefixLength: number): Uint8Array {
   const out = Uint8Array.from(address);
-  for (let i = 0; i < out.length; i++) {
-    const bitsHere = Math.max(0, Math.min(8, prefixLength - 8 * i));
-    out[i]! &= (0xff00 >>> bitsHere) & 0xff;
-  }
+  clearHostBits(out, prefixLength);
   return out;
+}
+
+/** Clears the bits after `prefixLength` in place; true when one was set. */
+function clearHostBits(bytes: Uint8Array, prefixLength: number): boolean {
+  let changed = false;
+  for (let i = prefixLength >>> 3; i < bytes.length; i++) {
+    const keep = (0xff00 >>> Math.max(0, Math.min(8, prefixLength - 8 * i))) & 0xff;
+    if ((bytes[i]! & ~keep) !== 0) changed = true;
+    bytes[i]! &= keep;
+  }
+  return changed;
 }
 
 export interface ParsePrefixOptions {
@@ -217,5 +191,9 @@ export function parsePrefix(text: string, options: ParsePrefixOptions = {}): IpP
       throw new IpFormatError(`an IPv${family} prefix length is at most ${maxLength(family)}`);
     }
   }
-  return makePrefix(family, options.mask === true ? maskBytes(bytes, length) : bytes, length);
+  const masked = options.mask === true && clearHostBits(bytes, length);
+  // The bytes are this call's own (no copy needed). Strictly parsed IPv4 text (no leading
+  // zeros anywhere) is already canonical: only IPv6 and masked addresses are formatted.
+  const canonical = family === 4 && slash >= 0 && !masked ? text : `${formatIpAddress({ family, bytes })}/${length}`;
+  return { family, address: bytes, prefixLength: length, text: canonical };
 }

@@ -38,7 +38,7 @@ import {
   trimAscii,
   ValueError,
 } from './values.js';
-import { publicKeyOf } from '../../crypto/keys.js';
+import { encodeKey, publicKeyOf } from '../../crypto/keys.js';
 
 type Section = 'interface' | 'peer' | 'app';
 
@@ -120,6 +120,8 @@ interface AppDraft {
 interface PeerDraft {
   headerLine: number;
   publicKey?: Uint8Array;
+  /** The key as written: canonical base64 (parseKey refuses any other spelling), so it identifies the peer. */
+  publicKeyText?: string;
   publicKeyLine?: number;
   presharedKey?: Uint8Array;
   allowedIPs: { prefix: IpPrefix; line: number }[];
@@ -130,12 +132,26 @@ interface PeerDraft {
 /** The first line's byte order mark, which some Windows editors write, is ignored. */
 const BOM = '\ufeff';
 
+export interface ParseConfigOptions {
+  /**
+   * X25519 public key of a private key, for the check that no peer is the interface
+   * itself. Default: the portable one in crypto/; a runtime may inject a faster one (the
+   * portable one spends tens of milliseconds on its first call building tables).
+   */
+  readonly publicKeyOf?: (privateKey: Uint8Array) => Uint8Array;
+}
+
 /**
  * Parses wg-quick configuration text. `fileName` only appears in errors.
  * Throws ConfigError, and nothing else, for any text.
  */
-export function parseConfig(text: string, fileName: string): Config {
+export function parseConfig(text: string, fileName: string, options: ParseConfigOptions = {}): Config {
   if (typeof text !== 'string') throw new TypeError('text: expected a string');
+  return parseConfigLines((text.startsWith(BOM) ? text.slice(1) : text).split('\n'), fileName, options);
+}
+
+/** parseConfig of text already split at "\n" (line numbers count from 1 at lines[0]). */
+export function parseConfigLines(lines: readonly string[], fileName: string, options: ParseConfigOptions = {}): Config {
   const fail: Fail = (code, line, key, detail) => {
     throw new ConfigError(code, fileName, line, key, detail);
   };
@@ -147,7 +163,6 @@ export function parseConfig(text: string, fileName: string): Config {
   // Lines of the scalar keys already seen in the current section.
   let seen = new Map<string, number>();
 
-  const lines = (text.startsWith(BOM) ? text.slice(1) : text).split('\n');
   for (let index = 0; index < lines.length; index++) {
     const lineNumber = index + 1;
     const raw = lines[index]!;
@@ -224,7 +239,7 @@ export function parseConfig(text: string, fileName: string): Config {
   }
 
   if (iface === undefined) return fail('ERR_CONFIG_MISSING_INTERFACE', undefined, undefined, 'no [Interface] section');
-  return finish(iface, peers, apps, fail);
+  return finish(iface, peers, apps, fail, options.publicKeyOf ?? publicKeyOf);
 }
 
 function newInterface(headerLine: number): InterfaceDraft {
@@ -317,6 +332,7 @@ function setPeerKey(draft: PeerDraft, key: string, value: string, line: number):
   switch (key) {
     case 'PublicKey':
       draft.publicKey = parseKey(value);
+      draft.publicKeyText = value;
       draft.publicKeyLine = line;
       return;
     case 'PresharedKey':
@@ -369,7 +385,9 @@ function finishApps(appDrafts: AppDraft[], fail: Fail): AppConfig[] {
 type Fail = (code: ConfigErrorCode, line: number | undefined, key: string | undefined, detail: string) => never;
 
 /** Checks that need a whole section, or the whole file, then builds the Config. */
-function finish(draft: InterfaceDraft, peerDrafts: PeerDraft[], appDrafts: AppDraft[], fail: Fail): Config {
+function finish(
+  draft: InterfaceDraft, peerDrafts: PeerDraft[], appDrafts: AppDraft[], fail: Fail, derivePublicKey: (privateKey: Uint8Array) => Uint8Array,
+): Config {
   if (draft.privateKey === undefined) {
     return fail('ERR_CONFIG_MISSING_PRIVATE_KEY', draft.headerLine, 'PrivateKey', '[Interface] needs a PrivateKey (make one with `burrow genkey`)');
   }
@@ -385,15 +403,15 @@ function finish(draft: InterfaceDraft, peerDrafts: PeerDraft[], appDrafts: AppDr
     );
   }
 
-  const ownKeyId = hex(publicKeyOf(draft.privateKey));
+  const ownKeyId = encodeKey(derivePublicKey(draft.privateKey));
   const peerByKey = new Map<string, number>();
   const allowedOwner = new Map<string, number>();
   const peers: PeerConfig[] = [];
   for (const p of peerDrafts) {
-    if (p.publicKey === undefined) {
+    if (p.publicKey === undefined || p.publicKeyText === undefined) {
       return fail('ERR_CONFIG_MISSING_PUBLIC_KEY', p.headerLine, 'PublicKey', '[Peer] needs a PublicKey');
     }
-    const keyId = hex(p.publicKey);
+    const keyId = p.publicKeyText;
     const first = peerByKey.get(keyId);
     if (first !== undefined) {
       fail('ERR_CONFIG_DUPLICATE_PEER', p.publicKeyLine, 'PublicKey', `the same PublicKey as the [Peer] at line ${first}`);
@@ -444,12 +462,6 @@ function finish(draft: InterfaceDraft, peerDrafts: PeerDraft[], appDrafts: AppDr
   };
   const apps = finishApps(appDrafts, fail);
   return apps.length === 0 ? { interface: iface, peers } : { interface: iface, peers, apps };
-}
-
-function hex(bytes: Uint8Array): string {
-  let out = '';
-  for (const b of bytes) out += b.toString(16).padStart(2, '0');
-  return out;
 }
 
 /** A known key that differs only by case, "_", "-" or spaces ("Allowed IPs", "listen_port"). */

@@ -21,6 +21,8 @@ import { canonicalIp, checkHook, parseAppName, parseCGroup, parseDomain, ValueEr
 export interface FormatOptions {
   /** Write "(hidden)" in place of PrivateKey and PresharedKey. */
   readonly redact?: boolean;
+  /** For the read back: a faster X25519 public key than the portable one (ParseConfigOptions). */
+  readonly publicKeyOf?: (privateKey: Uint8Array) => Uint8Array;
 }
 
 export const HIDDEN = '(hidden)';
@@ -31,7 +33,7 @@ const SOURCE = '(config)';
 export function formatConfig(config: Config, options: FormatOptions = {}): string {
   const text = render(config, false);
   try {
-    parseConfig(text, SOURCE);
+    parseConfig(text, SOURCE, options.publicKeyOf === undefined ? {} : { publicKeyOf: options.publicKeyOf });
   } catch (error) {
     // Line numbers of text the caller never saw would only mislead.
     if (error instanceof ConfigError) throw new ConfigError(error.code, SOURCE, undefined, error.key, error.detail);

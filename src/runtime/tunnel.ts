@@ -143,7 +143,7 @@ export class Tunnel {
         () => tunnel?.writeQueued());
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
-        { privateKey: o.privateKey, mtu, aead: o.aead ?? createAddonAead(), dh: o.dh ?? nodeDh, wallClock: Date.now },
+        { privateKey: o.privateKey, mtu, aead: o.aead ?? createAddonAead(), dh: o.dh ?? nodeDh, wallClock: Date.now, listenPort: () => udp!.port },
         {
           send: (data, to) => udp!.send(data, to),
           write: (packet) => tunnel?.writePacket(packet),

@@ -97,6 +97,16 @@ describe.skipIf(requireHost(['ip', 'nft', 'ping', 'wg', 'wireguard-go']))('the k
     expect(shown.killSwitch).toEqual({ on: true, blocking: false });
     expect((await burrow(t.client, ['show', cIf])).stdout).toContain('kill switch: on, not blocking');
 
+    // A second tunnel with a kill switch in the same host is refused before it replaces
+    // the table (it would lift this tunnel's kill switch); this one's table stays.
+    const other = uniqueName('kd');
+    const second = await burrow(t.client, ['up', writeConf(configDir(scope), other, readFileSync(conf, 'utf8').trimEnd().split('\n'))]);
+    expect(second.code).not.toBe(0);
+    expect(second.stderr).toMatch(/belongs to another tunnel .*kill switch for /);
+    expect(await t.client.exec('nft', ['list', 'table', 'inet', 'burrow'])).toContain(`removed by burrow down ${cIf}`);
+    expect(await tryInternet(t)).toEqual(through);
+    expect(await t.leaks()).toBe(0);
+
     // The server goes away; Burrow keeps running and keeps trying.
     expect((await burrow(t.server, ['down', sIf])).code).toBe(0);
     const serverGone = await tryInternet(t);

@@ -98,4 +98,13 @@ export class MemNet {
 }
 
 export const keyOf = (n: Node): Uint8Array => n.device.publicKey;
+
+/** Two devices, a (192.0.2.1) and b (192.0.2.2), that know each other: the unit tests' usual start. */
+export function memPair(connect: Parameters<MemNet['connect']>[2] = undefined) {
+  const net = new MemNet();
+  const a = net.add('a', '192.0.2.1');
+  const b = net.add('b', '192.0.2.2');
+  net.connect(a, b, connect);
+  return { net, a, b };
+}
 export { decodeKey };

@@ -11,16 +11,10 @@ import {
 } from '../../tunnel/device.js';
 import { type StagedPacket, StagingQueues } from '../../tunnel/staging.js';
 import { INITIATION_MAC1_OFFSET } from '../../tunnel/messages.js';
-import { MemNet, type Node } from '../support/memnet.js';
+import { MemNet, memPair, type Node } from '../support/memnet.js';
 import { readEcho } from '../support/packets.js';
 
-function pair() {
-  const net = new MemNet();
-  const a = net.add('a', '192.0.2.1');
-  const b = net.add('b', '192.0.2.2');
-  net.connect(a, b);
-  return { net, a, b };
-}
+const pair = () => memPair();
 
 /** A 148-byte type-1 datagram of noise; with `to`, its mac1 is valid for that device. */
 function junkInitiation(seed: number, to?: Uint8Array): Uint8Array {

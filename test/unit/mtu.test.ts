@@ -3,16 +3,10 @@
 // message can carry is dropped with a reason.
 import { describe, expect, it } from 'vitest';
 import { MAX_CONTENT_LENGTH } from '../../tunnel/constants.js';
-import { MemNet } from '../support/memnet.js';
+import { MemNet, memPair } from '../support/memnet.js';
 import { icmpEcho, readEcho } from '../support/packets.js';
 
-function pair() {
-  const net = new MemNet();
-  const a = net.add('a', '192.0.2.1');
-  const b = net.add('b', '192.0.2.2');
-  net.connect(a, b);
-  return { net, a, b };
-}
+const pair = () => memPair();
 
 /** Sends one echo of `payload` bytes a -> b and returns the datagram's length. */
 function sent(net: MemNet, a: ReturnType<MemNet['add']>, b: ReturnType<MemNet['add']>, payload: number): number {

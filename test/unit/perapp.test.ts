@@ -14,7 +14,8 @@ import { ConfigError, formatConfig, parseConfig } from '../../src/config/index.j
 import { idnToAscii } from '../../src/config/idn.js';
 import { applyLinux, type Exec, LinuxPlatformError } from '../../src/platform/linux/index.js';
 import { findCgroup2Mount } from '../../src/platform/linux/cgroup.js';
-import { checkTableOwner, renderPerApp, renderSetAdd } from '../../src/platform/linux/perapp.js';
+import { checkTableOwner } from '../../src/platform/linux/killswitch.js';
+import { renderPerApp, renderSetAdd } from '../../src/platform/linux/perapp.js';
 import { isLinuxUndo } from '../../src/platform/linux/undo.js';
 import { answerTtl, appRules, comparableName, matchesDomain, setEntryTimeout, tunnelSettings } from '../../src/policy/index.js';
 import { followChain, nameservers, PerAppResolver, udpLimit } from '../../src/runtime/resolver.js';

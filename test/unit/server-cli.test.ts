@@ -83,7 +83,7 @@ describe('burrow server, offline', () => {
     const r = await burrow(['server', 'list-peers', '--json', '--config', conf]);
     const list = JSON.parse(r.stdout) as Record<string, unknown>[];
     expect(list).toHaveLength(1);
-    expect(Object.keys(list[0]!).sort()).toEqual(['addresses', 'created', 'enabled', 'endpoint', 'expires', 'lastHandshake', 'name', 'publicKey', 'rxBytes', 'txBytes'].sort());
+    expect(Object.keys(list[0]!).sort()).toEqual(['addresses', 'created', 'enabled', 'endpoint', 'expires', 'lastHandshake', 'name', 'overQuota', 'publicKey', 'quota', 'rxBytes', 'txBytes'].sort());
     expect(list[0]).toMatchObject({ name: 'phone', addresses: ['10.66.0.2/32', 'fd66:66::2/128'], enabled: true, endpoint: null, lastHandshake: null });
   });
 

@@ -4,13 +4,14 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
 import { parseConfig, parsePrefix } from '../../src/config/index.js';
 import { allocateAddresses } from '../../server/allocate.js';
 import { earliestExpiry } from '../../server/companion.js';
 import { addPeer, changePeer, clientConfig, peerStatus, since } from '../../server/peers.js';
-import { formatRegistry, parseRegistry, type RegistryData, RegistryError, sessionConfig } from '../../server/registry.js';
+import { formatRegistry, parseRegistry, parseTime, type PeerRecord, type RegistryData, RegistryError, sessionConfig } from '../../server/registry.js';
 import { FileRegistry } from '../../server/store.js';
 
 const key = () => encodeKey(publicKeyOf(generatePrivateKey()));
@@ -107,6 +108,70 @@ describe('registry text', () => {
     expect(() => formatRegistry(twin)).toThrow(/the same PublicKey/);
     expect(() => formatRegistry({ ...data, peers: [{ ...data.peers[0]!, name: 'no spaces' }] })).toThrow(/name: a peer name is/);
   });
+
+  it('given the data it was read as, reads back only what changed, and refuses what a full read refuses, with FILE:LINE', () => {
+    const read = parseRegistry(file([alice, bob]), 'wg0.conf');
+    const [a, b] = read.peers as [PeerRecord, PeerRecord];
+    const fresh = (over: Partial<PeerRecord> = {}, peer: Partial<PeerRecord['peer']> = {}): PeerRecord => ({
+      name: 'carol', created: '2026-12-03T00:00:00.000Z', enabled: true, rx: 0, tx: 0, ...over,
+      peer: { publicKey: publicKeyOf(generatePrivateKey()), allowedIPs: [parsePrefix('10.8.0.4/32'), parsePrefix('fd00:8::4/128')], ...peer },
+    });
+    const cases: [string, RegistryData][] = [
+      ['a new peer', { ...read, peers: [a, b, fresh()] }],
+      ['a new peer named as another', { ...read, peers: [a, b, fresh({ name: 'bob' })] }],
+      ["a new peer with another's key", { ...read, peers: [a, b, fresh({}, { publicKey: a.peer.publicKey })] }],
+      ["a new peer with another's address", { ...read, peers: [a, b, fresh({}, { allowedIPs: [parsePrefix('10.8.0.4/32'), parsePrefix('fd00:8::3/128')] })] }],
+      ["a new peer with another's address, unmasked", { ...read, peers: [a, b, fresh({}, { allowedIPs: [parsePrefix('10.8.0.2/32'), parsePrefix('fd00:8:0:0::2/128')] })] }],
+      ["a new peer with the server's own key", { ...read, peers: [a, b, fresh({}, { publicKey: publicKeyOf(read.config.interface.privateKey) })] }],
+      ['a kept peer renamed onto another', { ...read, peers: [a, { ...b, name: 'alice' }] }],
+      ['a disabled new peer', { ...read, peers: [a, b, fresh({ enabled: false })] }],
+      ['a peer removed', { ...read, peers: [b] }],
+    ];
+    for (const [what, data] of cases) {
+      let full: string | Error;
+      try {
+        full = formatRegistry(data, 'wg0.conf');
+      } catch (e) {
+        full = e as Error;
+      }
+      let fast: string | Error;
+      try {
+        fast = formatRegistry(data, 'wg0.conf', read);
+      } catch (e) {
+        fast = e as Error;
+      }
+      expect(fast instanceof Error ? `${fast.name}: ${fast.message}` : fast, what).toEqual(full instanceof Error ? `${full.name}: ${full.message}` : full);
+    }
+  });
+});
+
+describe('times', () => {
+  // What parseTime must agree with: Date's reading of the text, written as toISOString writes it.
+  const roundTrip = (text: string): string | undefined => {
+    const ms = Date.parse(text);
+    return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+  };
+  const two = (lo: number, hi: number) => fc.integer({ min: lo, max: hi }).map((n) => String(n).padStart(2, '0'));
+
+  it('reads its own spelling as toISOString writes it, and any other time as Date reads it', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: Date.UTC(0, 0, 1), max: Date.UTC(9999, 11, 31, 23, 59, 59, 999) }), (ms) => {
+        const text = new Date(ms).toISOString();
+        expect(parseTime(text)).toBe(text);
+      }),
+    );
+    // Fields out of range (Feb 30, hour 24, minute 60, month 13) in the canonical shape: as Date reads them.
+    fc.assert(
+      fc.property(fc.integer({ min: 1900, max: 2100 }), two(0, 13), two(0, 32), two(0, 24), two(0, 60), two(0, 60), (y, mo, d, h, mi, s) => {
+        const text = `${y}-${mo}-${d}T${h}:${mi}:${s}.000Z`;
+        expect(parseTime(text)).toBe(roundTrip(text));
+      }),
+      { numRuns: 2000 },
+    );
+    for (const text of ['2026-02-30T00:00:00.000Z', '2025-02-29T00:00:00.000Z', '2024-02-29T00:00:00.000Z', '2100-02-29T00:00:00.000Z', '2000-02-29T00:00:00.000Z', '2026-01-01T24:00:00.000Z', '2026-04-31T12:00:00.000Z']) {
+      expect(parseTime(text)).toBe(roundTrip(text));
+    }
+  });
 });
 
 describe('allocation', () => {
@@ -129,6 +194,18 @@ describe('allocation', () => {
     expect(allocateAddresses(data).map((a) => a.text)).toEqual(['10.8.0.3/32', 'fd00:8::3/128']);
     const odd3 = ['[Peer]', '# burrow: name=odd', `PublicKey = ${key()}`, 'AllowedIPs = fd00:8::3/128'];
     expect(allocateAddresses(parseRegistry(file([alice, odd3]), 'wg0.conf')).map((a) => a.text)).toEqual(['10.8.0.4/32', 'fd00:8::4/128']);
+  });
+
+  it('counts host numbers across byte boundaries, in a subnet that does not end on one, ignoring addresses outside it', () => {
+    // 10.8.16.0/20 and fd00:8::/64: host numbers 1..299 taken, and 301; 10.9.1.44 and fd01::12c (host number 300 if the network were not compared) are elsewhere.
+    const taken = [...Array.from({ length: 299 }, (_, i) => i + 1), 301];
+    const v4 = (n: number) => `10.8.${16 + (n >> 8)}.${n & 255}/32`;
+    const peers = taken.map((n) => ['[Peer]', `# burrow: name=p${n}`, `PublicKey = ${key()}`, `AllowedIPs = ${v4(n)}, fd00:8::${n.toString(16)}/128`]);
+    peers.push(['[Peer]', '# burrow: name=elsewhere', `PublicKey = ${key()}`, 'AllowedIPs = 10.9.1.44/32, fd01::12c/128']);
+    const data = parseRegistry(file(peers).replace('Address = 10.8.0.1/24, fd00:8::1/64', 'Address = 10.8.16.1/20, fd00:8::1/64'), 'wg0.conf');
+    expect(allocateAddresses(data).map((a) => a.text)).toEqual(['10.8.17.44/32', 'fd00:8::12c/128']);
+    const more = { ...data, peers: [...data.peers, { ...data.peers[0]!, name: 'n300', peer: { ...data.peers[0]!.peer, allowedIPs: [parsePrefix('10.8.17.44/32'), parsePrefix('fd00:8::12c/128')] } }] };
+    expect(allocateAddresses(more).map((a) => a.text)).toEqual(['10.8.17.46/32', 'fd00:8::12e/128']);
   });
 });
 

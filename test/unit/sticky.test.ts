@@ -3,15 +3,9 @@
 // it; it changes with the next authenticated packet, silently when only it changed, and
 // never on an unauthenticated one.
 import { describe, expect, it } from 'vitest';
-import { MemNet } from '../support/memnet.js';
+import { memPair } from '../support/memnet.js';
 
-function pair() {
-  const net = new MemNet();
-  const a = net.add('a', '192.0.2.1');
-  const b = net.add('b', '192.0.2.2');
-  net.connect(a, b, { endpointOnB: false });
-  return { net, a, b };
-}
+const pair = () => memPair({ endpointOnB: false });
 
 describe('engine: sticky source addresses', () => {
   it('keeps the local address of the last authenticated packet with the endpoint, and sends to it', () => {

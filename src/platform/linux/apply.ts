@@ -19,7 +19,7 @@ import { type CommandFailure, describeFailure, LinuxPlatformError, renderCommand
 import { createExec, type Exec, type ExecResult } from './exec.js';
 import { type IpPrefix, parsePrefix } from '../../config/index.js';
 import type { TunnelEndpoint } from '../../policy/index.js';
-import { endpointUpdate } from './killswitch.js';
+import { checkTableOwner, endpointUpdate, KILL_SWITCH_UNDO } from './killswitch.js';
 import { UndoStack } from '../undo.js';
 import { checkIfname, type LinuxStep, needsBypass, planLinux, renderStep, routeSteps } from './plan.js';
 import { describeUndo, type LinuxUndo, undoLinux } from './undo.js';
@@ -300,6 +300,9 @@ async function applyStep(step: LinuxStep, ctx: StepContext): Promise<{ id: numbe
       return change({ kind: 'resolv-conf', path: step.path, original, written: step.content }, () => run.must(['tee', step.path], step.content));
     }
     case 'nft':
+      // Loading the kill switch replaces Burrow's table: never another tunnel's (it would
+      // lift that tunnel's kill switch or per-app routing).
+      if (step.undo === KILL_SWITCH_UNDO) await checkTableOwner((file, args) => run.query([file, ...args]), ifname);
       return change({ kind: 'command', argv: step.undo }, () => run.must(['nft', '-f', '-'], step.input), step.keep);
   }
 }

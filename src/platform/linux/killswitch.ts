@@ -18,6 +18,8 @@
 import type { IpFamily, IpPrefix } from '../../config/index.js';
 import { DNS_PORTS, type KillSwitchPolicy, LINK_ICMPV6_TYPES } from '../../policy/killswitch.js';
 import type { TunnelEndpoint } from '../../policy/settings.js';
+import { LinuxPlatformError } from './errors.js';
+import type { Exec } from './exec.js';
 
 export const KILL_SWITCH_TABLE = 'burrow';
 export const KILL_SWITCH_UNDO = ['nft', 'delete', 'table', 'inet', KILL_SWITCH_TABLE] as const;
@@ -111,4 +113,20 @@ export function endpointUpdate(endpoints: readonly TunnelEndpoint[]): string {
     if (items.length > 0) lines.push(`add element ${set} { ${items.join(', ')} }`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Refuses to replace Burrow's table when another tunnel owns it: loading ours would lift
+ * that tunnel's kill switch (or its per-app routing). The table's comment names its
+ * tunnel; a table of this tunnel (left by its daemon that died) may be replaced.
+ */
+export async function checkTableOwner(exec: Exec, ifname: string): Promise<void> {
+  const r = await exec('nft', ['list', 'table', 'inet', KILL_SWITCH_TABLE]);
+  if (r.exitCode !== 0) return; // no such table
+  const comment = /comment "([^"]*)"/.exec(r.stdout)?.[1];
+  if (comment !== undefined && comment.endsWith(`burrow down ${ifname}`)) return;
+  throw new LinuxPlatformError(
+    'ERR_PLATFORM_COMMAND',
+    `the nftables table inet ${KILL_SWITCH_TABLE} belongs to another tunnel (${comment ?? 'no comment'}): one tunnel with the kill switch or per-app routing runs at a time`,
+  );
 }

@@ -28,7 +28,7 @@ import type { UndoStack } from '../undo.js';
 import { BURROW_CGROUP, cgroup2Root, cgroupLevel, execCgroup, makeCgroup, nftWithCgroups } from './cgroup.js';
 import { describeFailure, LinuxPlatformError, renderCommand } from './errors.js';
 import type { Exec } from './exec.js';
-import { KILL_SWITCH_TABLE, KILL_SWITCH_UNDO } from './killswitch.js';
+import { checkTableOwner, KILL_SWITCH_TABLE, KILL_SWITCH_UNDO } from './killswitch.js';
 import { describeUndo, type LinuxUndo, SRC_VALID_MARK } from './undo.js';
 
 /** The per-app table is Burrow's one table: a tunnel has the kill switch or per-app routing, not both. */
@@ -121,22 +121,6 @@ async function must(o: ApplyPerAppOptions, argv: readonly string[], input?: stri
   o.log?.(input === undefined ? renderCommand(argv) : `${renderCommand(argv)}  # stdin: ${input.split('\n')[2] ?? ''} …`);
   const r = await o.exec(argv[0]!, argv.slice(1), input === undefined ? undefined : { input });
   if (r.exitCode !== 0) throw new LinuxPlatformError('ERR_PLATFORM_COMMAND', describeFailure({ command: argv, ...r }), { failure: { command: argv, ...r } });
-}
-
-/**
- * Refuses to replace Burrow's table when another tunnel owns it: loading ours would lift
- * that tunnel's kill switch (or its per-app routing). The table's comment names its
- * tunnel; a table of this tunnel (left by its daemon that died) may be replaced.
- */
-export async function checkTableOwner(exec: Exec, ifname: string): Promise<void> {
-  const r = await exec('nft', ['list', 'table', 'inet', PER_APP_TABLE]);
-  if (r.exitCode !== 0) return; // no such table
-  const comment = /comment "([^"]*)"/.exec(r.stdout)?.[1];
-  if (comment !== undefined && comment.endsWith(`burrow down ${ifname}`)) return;
-  throw new LinuxPlatformError(
-    'ERR_PLATFORM_COMMAND',
-    `the nftables table inet ${PER_APP_TABLE} belongs to another tunnel (${comment ?? 'no comment'}): one tunnel with the kill switch or per-app routing runs at a time`,
-  );
 }
 
 /**
