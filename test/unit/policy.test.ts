@@ -257,7 +257,8 @@ interface FakeSystem {
 
 /**
  * A stand-in for the system: `answer` gets each command and returns its result, or
- * undefined for the default (success with empty output; `ip -j … show` gives "[]").
+ * undefined for the default (success with empty output; `ip -j … show` gives "[]"; no
+ * nftables table exists).
  */
 function fakeSystem(answer: (cmd: string, input: string | undefined) => Partial<ExecResult> | undefined = () => undefined): FakeSystem {
   const ran: string[] = [];
@@ -269,9 +270,11 @@ function fakeSystem(answer: (cmd: string, input: string | undefined) => Partial<
     if (cmd.startsWith('ip -j link show dev')) return { exitCode: 0, stdout: '[{"ifname":"wg0","mtu":1500,"flags":["POINTOPOINT","NOARP"]}]', stderr: '' };
     if (cmd.startsWith('ip -j')) return { exitCode: 0, stdout: '[]', stderr: '' };
     if (cmd.startsWith('sysctl -n')) return { exitCode: 0, stdout: '0\n', stderr: '' };
+    // No nftables table of ours yet, as on a fresh system.
+    if (cmd.startsWith('nft list table')) return { exitCode: 1, stdout: '', stderr: 'Error: No such file or directory\n' };
     return { exitCode: 0, stdout: '', stderr: '' };
   };
-  const isQuery = (c: string): boolean => c.startsWith('ip -j') || c.startsWith('sysctl -n') || c.startsWith('cat ');
+  const isQuery = (c: string): boolean => c.startsWith('ip -j') || c.startsWith('sysctl -n') || c.startsWith('cat ') || c.startsWith('nft list');
   return { exec, ran, changes: () => ran.filter((c) => !isQuery(c)) };
 }
 
