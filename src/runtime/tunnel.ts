@@ -86,7 +86,10 @@ export class Tunnel {
   private readonly toTun: Uint8Array[] = [];
   private toTunCount = 0;
   private toTunFlushScheduled = false;
-  private readonly flushToTun = (): void => this.writeQueued();
+  private readonly flushToTun = (): void => {
+    this.toTunFlushScheduled = false;
+    this.writeQueued();
+  };
   /** Coalesces what goes to a vnetHdr TUN; undefined for a plain one. */
   private readonly gro: Coalescer | undefined;
   private readonly batch: PacketBatch;
