@@ -28,6 +28,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { decodeKey } from '../crypto/keys.js';
 import { tai64n } from '../crypto/tai64n.js';
+import { MESSAGE_COOKIE_REPLY, MESSAGE_RESPONSE } from '../tunnel/constants.js';
 import { CookieJar, mac1KeyFor, writeMacs } from '../tunnel/cookie.js';
 import { consumeResponse, createIdentity, createInitiation, createPeerSecrets, type Identity, type InitiatorState, type PeerSecrets } from '../tunnel/handshake.js';
 import { decodeMessage, INITIATION_MAC1_OFFSET, INITIATION_MAC2_OFFSET } from '../tunnel/messages.js';
@@ -36,8 +37,6 @@ import { nodeAead, nodeDh } from '../src/runtime/node-crypto.js';
 
 const LOST_AFTER_MS = 250;
 const VERIFY = 8;
-const MESSAGE_RESPONSE = 2;
-const MESSAGE_COOKIE_REPLY = 3;
 
 export interface GeneratorResult {
   /** Responses to our initiations, counted until the deadline or until every initiation was answered. */

@@ -2,6 +2,7 @@
 // started inside a test namespace as wg-quick starts it: no key, no peers, configured
 // afterwards with `wg` and `ip` only. burrow-go and the latest wireguard-go side by side,
 // so a test can hold Burrow to what the reference does.
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,23 +22,50 @@ export type Userspace = keyof typeof USERSPACE;
 export const USERSPACE_NAMES: Userspace[] = ['burrow-go', 'wireguard-go'];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const STOP_GRACE_MS = 3_000;
 
-/** Starts `impl` on `ifname` in `ns` and waits for its control socket; stopped by PID when `ns` is destroyed. */
-export async function startUserspace(ns: Netns, impl: Userspace, ifname: string, timeoutMs = 20_000): Promise<void> {
+/** A daemon started by startUserspace: its process (the daemon itself: it runs in the foreground) and socket. */
+export interface UserspaceDaemon {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly socketPath: string;
+  running(): boolean;
+  /** SIGTERM, then SIGKILL, by PID; waits for the exit and removes a stale socket. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `impl` on `ifname` in `ns` and waits for its control socket; stopped by PID when
+ * `ns` is destroyed, or when the socket never appears.
+ */
+export async function startUserspace(ns: Netns, impl: Userspace, ifname: string, timeoutMs = 20_000): Promise<UserspaceDaemon> {
   const { command, args } = USERSPACE[impl];
-  const socket = `${WIREGUARD_RUN_DIR}/${ifname}.sock`;
+  const socketPath = `${WIREGUARD_RUN_DIR}/${ifname}.sock`;
   const child = ns.spawn(command, [...args, ifname], { env: { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' } });
-  ns.removeOnDestroy(socket);
-  ns.onDestroy(async () => {
-    await stopChild(child, 3_000);
-    await rm(socket, { force: true });
-  });
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  ns.removeOnDestroy(socketPath);
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await stopChild(child, STOP_GRACE_MS);
+      await rm(socketPath, { force: true });
+    })();
+    return stopping;
+  };
+  ns.onDestroy(stop);
   const deadline = Date.now() + timeoutMs;
-  while (!existsSync(socket)) {
-    if (child.exitCode !== null) throw new Error(`${impl} exited (${child.exitCode}): ${ns.outputOf(child)}`);
-    if (Date.now() > deadline) throw new Error(`${impl}: no ${socket} after ${timeoutMs} ms`);
+  while (!existsSync(socketPath)) {
+    if (!running()) {
+      await stop();
+      throw new Error(`${impl} ${ifname} exited (${child.exitCode ?? child.signalCode}) before its socket appeared: ${ns.outputOf(child).trim()}`);
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`${impl} ${ifname}: no ${socketPath} after ${timeoutMs} ms`);
+    }
     await sleep(20);
   }
+  return { child, pid: child.pid!, socketPath, running, stop };
 }
 
 /** `wg ARGS` in ns: its output trimmed, or "error: …" when it fails. */

@@ -8,27 +8,20 @@
 // Private keys go to `wg` through 0600 files (withSecretFiles), never on a command line.
 
 import { type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { type Netns, stopChild, uniqueName } from '../../support/netns.js';
-import {
-  parseWgDump, type WgInterfaceStatus, type WgPeer, type WgPeerStatus, WIREGUARD_RUN_DIR, withSecretFiles,
-} from '../../support/wireguard-go.js';
+import { readFileSync } from 'node:fs';
+import { type Netns, uniqueName } from '../../support/netns.js';
+import { startUserspace, type Userspace } from '../../support/userspace.js';
+import { parseWgDump, type WgInterfaceStatus, type WgPeer, type WgPeerStatus, withSecretFiles } from '../../support/wireguard-go.js';
 
 /** The implementations the suite runs against: Burrow's entry point, and Debian's wireguard-go. */
 export const IMPLEMENTATIONS = ['burrow-go', 'wireguard-go'] as const;
 export type Implementation = (typeof IMPLEMENTATIONS)[number];
 
-const BURROW_GO = join(import.meta.dirname, '..', '..', '..', 'bin', 'burrow-go.js');
 const START_TIMEOUT_MS = 20_000;
-const STOP_GRACE_MS = 3_000;
 /** USER_HZ: the unit of utime and stime in /proc/PID/stat on every Linux architecture Node runs on. */
 const CLOCK_TICKS_PER_SECOND = 100;
-
-function command(impl: Implementation, ifname: string): [string, string[]] {
-  return impl === 'burrow-go' ? [process.execPath, [BURROW_GO, '-f', ifname]] : ['wireguard-go', ['-f', ifname]];
-}
+/** The suite's wireguard-go is Debian's build. */
+const USERSPACE_OF: Record<Implementation, Userspace> = { 'burrow-go': 'burrow-go', 'wireguard-go': 'debian-wireguard-go' };
 
 export interface DeviceOptions {
   /** Default uniqueName('bh'). */
@@ -68,26 +61,10 @@ export interface Device {
   stop(): Promise<void>;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** Starts `impl IFNAME` in the foreground in `ns`, waits for its control socket, and configures it with `wg` and `ip`. */
 export async function startDevice(ns: Netns, impl: Implementation, opts: DeviceOptions = {}): Promise<Device> {
   const ifname = opts.ifname ?? uniqueName('bh');
-  const socketPath = `${WIREGUARD_RUN_DIR}/${ifname}.sock`;
-  const [cmd, args] = command(impl, ifname);
-  const child = ns.spawn(cmd, args, { env: { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' } });
-  const pid = child.pid!;
-  const running = (): boolean => child.exitCode === null && child.signalCode === null;
-  ns.removeOnDestroy(socketPath);
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      await stopChild(child, STOP_GRACE_MS);
-      await rm(socketPath, { force: true });
-    })();
-    return stopping;
-  };
-  ns.onDestroy(stop);
+  const { child, pid, socketPath, running, stop } = await startUserspace(ns, USERSPACE_OF[impl], ifname, START_TIMEOUT_MS);
   const wg = (a: readonly string[], timeoutMs = 10_000): Promise<string> => ns.exec('wg', a, { timeoutMs });
   const show = async (): Promise<WgInterfaceStatus> => parseWgDump(await wg(['show', ifname, 'dump']));
 
@@ -134,12 +111,6 @@ export async function startDevice(ns: Netns, impl: Implementation, opts: DeviceO
   };
 
   try {
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    while (!existsSync(socketPath)) {
-      if (!running()) throw new Error(`${impl} ${ifname} exited (${child.exitCode ?? child.signalCode}) before its socket appeared: ${device.output().trim()}`);
-      if (Date.now() >= deadline) throw new Error(`${impl} ${ifname}: no ${socketPath} after ${START_TIMEOUT_MS} ms`);
-      await sleep(20);
-    }
     if (opts.privateKey !== undefined) await device.setPrivateKey(opts.privateKey);
     if (opts.listenPort !== undefined) await wg(['set', ifname, 'listen-port', String(opts.listenPort)]);
     for (const peer of opts.peers ?? []) await device.setPeer(peer);
