@@ -21,13 +21,16 @@ export interface NativeTunFd {
   readonly fd: number;
   /** IFF_VNET_HDR is on: every packet crosses with a 10-byte virtio_net_hdr (see gro.ts). */
   readonly vnetHdr: boolean;
-  readBatch(arena: Uint8Array, slotSize: number, headroom: number, lengths: Uint32Array, max: number): number;
+  /** `headers` (vnetHdr only): packet i's virtio_net_hdr at bytes 10 i .. 10 i + 10, GSO packets kept (see tso.ts). */
+  readBatch(arena: Uint8Array, slotSize: number, headroom: number, lengths: Uint32Array, max: number, headers?: Uint8Array): number;
   writeBatch(arena: Uint8Array, slotSize: number, headroom: number, lengths: Uint32Array, start: number, count: number): number;
   writePackets(packets: readonly Uint8Array[], start: number, count: number, headers?: Uint8Array): number;
   watch(callback: (code?: string) => void): void;
   unwatch(): void;
   close(): void;
   stats(): NativeTunStats;
+  /** TUNSETOFFLOAD with TUN_F_* flags (vnetHdr only); throws the errno (EINVAL: unknown to this kernel). */
+  setOffload(flags: number): void;
 }
 
 // --- UDP (native/src/udp_socket.cc) -----------------------------------------------------
