@@ -75,6 +75,11 @@ export interface NativeAddon {
   aeadSeal(key: Uint8Array, counter: number, plaintext: Uint8Array, aad: Uint8Array, out: Uint8Array): void;
   /** False, out undefined, when the tag does not verify. */
   aeadOpen(key: Uint8Array, counter: number, sealed: Uint8Array, aad: Uint8Array, out: Uint8Array): boolean;
+  /**
+   * RFC 1071 sums, folded, not complemented, network order, of data[start + k chunk ..] up to
+   * `end`, one per piece of `chunk` bytes, into out[k]; returns how many (native/src/checksum.cc).
+   */
+  checksumChunks(data: Uint8Array, start: number, end: number, chunk: number, out: Uint32Array): number;
   /** No core dumps, not dumpable (native/src/process.cc). */
   hardenProcess(): void;
 }

@@ -21,6 +21,7 @@ import { DEFAULT_MTU, Device, MAX_MTU, type DeviceEvent, type Endpoint, type Pee
 import { formatEndpoint } from '../../tunnel/endpoint.js';
 import { TRANSPORT_HEADER_LENGTH } from '../../tunnel/constants.js';
 import { sealedLength } from '../../tunnel/transport.js';
+import { loadAddon } from './addon.js';
 import { createAddonAead } from './addon-crypto.js';
 import { nodeDh } from './node-crypto.js';
 import { Coalescer, VNET_HDR_LENGTH } from './gro.js';
@@ -118,7 +119,7 @@ export class Tunnel {
     this.clock = clock;
     this.gro = tun.vnetHdr && offloads.gro ? new Coalescer(TUN_WRITE_BATCH, TUN_WRITE_BATCH * MAX_DATAGRAM) : undefined;
     this.batch = new PacketBatch({ capacity: BATCH, slotSize: SLOT_SIZE, headroom: TRANSPORT_HEADER_LENGTH });
-    this.tso = offloads.tso ? new Segmenter(MAX_MTU, offloads.uso) : undefined;
+    this.tso = offloads.tso ? new Segmenter(MAX_MTU, offloads.uso, loadAddon().checksumChunks) : undefined;
     this.readHeaders = offloads.tso ? new Uint8Array(BATCH * VNET_HDR_LENGTH) : undefined;
     this.segmentSlot = new Uint8Array(offloads.tso ? SLOT_SIZE : 0);
     this.mtuPath = `/sys/class/net/${tun.name}/mtu`;

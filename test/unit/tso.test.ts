@@ -6,6 +6,7 @@
 // whole header and pseudo-header is 0xffff), not with the code under test.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { addonPath, loadAddon } from '../../src/runtime/addon.js';
 import { Coalescer, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6 } from '../../src/runtime/gro.js';
 import { IN_PLACE, MAX_SEGMENTS, REFUSED, Segmenter, VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_UDP_L4 } from '../../src/runtime/tso.js';
 
@@ -311,5 +312,35 @@ describe('TSO: cutting the TUN\'s super-packets', () => {
         expect(gro.headers.subarray(0, 10)).toEqual(hx);
       },
     ), { numRuns: 300 });
+  });
+
+  describe.skipIf(addonPath() === undefined)('with the addon\'s checksumChunks', () => {
+    it('sums every piece as the RFC 1071 loop does, odd pieces and offsets included', () => {
+      const { checksumChunks } = loadAddon();
+      const out = new Uint32Array(512);
+      fc.assert(fc.property(fc.uint8Array({ minLength: 0, maxLength: 5000 }), fc.nat(), fc.nat(), fc.integer({ min: 1, max: 1500 }), (data, a, b, chunk) => {
+        const start = data.length === 0 ? 0 : a % (data.length + 1);
+        const end = start + (data.length === start ? 0 : b % (data.length - start + 1));
+        const n = checksumChunks(data, start, end, chunk, out);
+        expect(n).toBe(Math.ceil((end - start) / chunk));
+        for (let k = 0; k < n; k++) expect(out[k]).toBe(fold(sum16(data, start + k * chunk, Math.min(start + (k + 1) * chunk, end))));
+      }), { numRuns: 500 });
+      expect(() => checksumChunks(new Uint8Array(10), 0, 10, 1, new Uint32Array(5))).toThrow(RangeError);
+      expect(() => checksumChunks(new Uint8Array(10), 0, 11, 4, out)).toThrow(RangeError);
+      expect(() => checksumChunks(new Uint8Array(10), 0, 10, 0, out)).toThrow(RangeError);
+    });
+
+    it('cuts the same bytes as the loop, TCP and UDP, any gso_size', () => {
+      const { checksumChunks } = loadAddon();
+      fc.assert(fc.property(fc.boolean(), fc.boolean(), fc.integer({ min: 1, max: 1400 }), fc.integer({ min: 1, max: 20_000 }), (v6, udp, gso, length) => {
+        fc.pre(Math.ceil(length / gso) <= MAX_SEGMENTS);
+        const p = build({ v6, udp, payload: bytes(length, gso & 0xff) });
+        const h = header(p, udp ? VIRTIO_NET_HDR_GSO_UDP_L4 : v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4, gso);
+        const withLoop = split(new Segmenter(1500, true), p.slice(), h);
+        const withAddon = split(new Segmenter(1500, true, checksumChunks), p.slice(), h);
+        expect(withAddon).toEqual(withLoop);
+        if (typeof withAddon !== 'number') withAddon.forEach(expectAccepted);
+      }), { numRuns: 300 });
+    });
   });
 });
