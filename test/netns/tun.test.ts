@@ -130,6 +130,19 @@ describe.skipIf(requireHost(['ip', 'ping', 'unshare', 'setpriv']))('TunDevice on
     });
   }
 
+  describe.skipIf(requireHost(['python3']))('UDP segmentation offload (Linux 6.2 on)', () => {
+    for (const family of ['4', '6']) {
+      it(`hands a UDP_SEGMENT send over as one super-packet (IPv${family}), cut into the datagrams meant`, async () => {
+        const r = await scenario('uso', [family]);
+        expect(r.senderExit, r.senderOutput).toBe(0);
+        expect(r.gsoPackets).toBe(1);
+        expect(r.datagrams).toBe(5); // 5000 bytes in pieces of 1200
+        expect(r.accepted).toBe(5);
+        expect(r.intact).toBe(true);
+      });
+    }
+  });
+
   it('measures packets per readBatch call under a UDP burst', async () => {
     const r = await scenario('burst', ['20000']);
     process.stdout.write(
