@@ -29,9 +29,10 @@
 // not used: the headers' length is read from the packet itself. A packet that fails is
 // refused (dropped, counted by reason), never cut.
 //
-// prepare() parses a packet where it lies (a slot of the read batch), then cut(k)
-// writes segment k into memory the caller owns (a pooled slot, sealed in place after).
-// Nothing is allocated but one view per segment for its payload's copy.
+// prepare() parses a packet where it lies (a slot of the read batch) and sums each
+// segment's payload (one addon call, checksumChunks, where the runtime has the addon),
+// then cut(k) writes segment k into memory the caller owns (a pooled slot, sealed in
+// place after). Nothing is allocated but one view per segment for its payload's copy.
 
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6 } from './gro.js';
 
@@ -225,8 +226,8 @@ export class Segmenter {
   }
 
   /**
-   * Writes segment `k` of the packet prepare() took into `out` from byte `at` on (at a
-   * multiple of 4, the checksum is summed a word at a time); returns its length.
+   * Writes segment `k` of the packet prepare() took into `out` from byte `at` on; returns
+   * its length. Only the headers are summed here: the payload's sum came from prepare().
    */
   cut(k: number, out: Uint8Array, at: number): number {
     if (!Number.isInteger(k) || k < 0 || k >= this.count || this.count < 2) throw new RangeError(`cut: no segment ${k} (${this.count} prepared)`);
