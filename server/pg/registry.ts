@@ -302,7 +302,7 @@ export class PgRegistry implements PeerRegistry {
    * holds a server already, unless `replace`: then everything in it goes first. The
    * records' rx/tx become this gateway's share. One transaction.
    */
-  async create(data: RegistryData, o: { replace?: boolean } = {}): Promise<void> {
+  async create(data: RegistryData, o: { replace?: boolean; hint?: string } = {}): Promise<void> {
     formatRegistry(data, this.location);
     await this.session(async (c) => {
       await c.query('BEGIN');
@@ -312,7 +312,7 @@ export class PgRegistry implements PeerRegistry {
         const had = await c.query<{ generation: string; peers: string }>('SELECT generation::text, (SELECT count(*) FROM burrow_peer)::text AS peers FROM burrow_server');
         const existing = had.rows[0];
         if (existing !== undefined && o.replace !== true) {
-          throw new RegistryError('ERR_REGISTRY_INPUT', `${this.location} holds a server already (with ${existing.peers} peer(s)): nothing was changed; replace it all with --replace`);
+          throw new RegistryError('ERR_REGISTRY_INPUT', `${this.location} holds a server already (with ${existing.peers} peer(s)): nothing was changed${o.hint === undefined ? '' : `; ${o.hint}`}`);
         }
         await c.query('DELETE FROM burrow_peer');
         await c.query('DELETE FROM burrow_server');
