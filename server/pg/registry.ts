@@ -85,23 +85,50 @@ export class PgRegistry implements PeerRegistry {
     return pending;
   }
 
-  /** Runs `f` on a pooled connection; connection failures become ERR_REGISTRY_UNREACHABLE. */
+  /**
+   * Runs `f` on a pooled connection; connection failures become ERR_REGISTRY_UNREACHABLE.
+   * Callers queue here for a turn, not in the pool: the pool's connect timeout then
+   * measures reaching the server only, never the wait behind other writers.
+   */
   private async session<T>(f: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
+    await this.turn();
     try {
-      client = await (await this.open()).connect();
-    } catch (e) {
-      throw this.translate(e);
+      let client: pg.PoolClient;
+      try {
+        client = await (await this.open()).connect();
+      } catch (e) {
+        throw this.translate(e);
+      }
+      try {
+        const out = await f(client);
+        client.release();
+        return out;
+      } catch (e) {
+        // A connection that failed is destroyed, not given back.
+        client.release(isConnectionError(e) ? (e as Error) : undefined);
+        throw this.translate(e);
+      }
+    } finally {
+      this.endTurn();
     }
-    try {
-      const out = await f(client);
-      client.release();
-      return out;
-    } catch (e) {
-      // A connection that failed is destroyed, not given back.
-      client.release(isConnectionError(e) ? (e as Error) : undefined);
-      throw this.translate(e);
+  }
+
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  private turn(): Promise<void> {
+    if (this.active < this.poolSize) {
+      this.active++;
+      return Promise.resolve();
     }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Hands the turn to the next caller waiting, else frees it. */
+  private endTurn(): void {
+    const next = this.waiting.shift();
+    if (next !== undefined) next();
+    else this.active--;
   }
 
   private translate(e: unknown): unknown {
