@@ -116,6 +116,9 @@ describe.skipIf(requirePostgres())('the PostgreSQL registry', () => {
     const r = open();
     await r.create(await file.read());
     expect(await r.read()).toEqual(await file.read());
+    // Parsed keys are kept between reads, but a caller that wipes its copy wipes only its own.
+    (await r.read()).peers[0]!.peer.presharedKey!.fill(0);
+    expect(await r.read()).toEqual(await file.read());
 
     const dave: PeerRecord = { name: 'dave', created: '2026-12-04T00:00:00.000Z', enabled: true, rx: 0, tx: 0, peer: { publicKey: publicKeyOf(generatePrivateKey()), allowedIPs: [parsePrefix('10.8.0.5/32'), parsePrefix('fd00:8::5/128')] } };
     const change = (data: RegistryData) => ({
