@@ -9,6 +9,7 @@ import { runFloodBench } from './flood.js';
 import { runHandshakesBench } from './handshakes.js';
 import { runJscBench } from './jsc.js';
 import { runLoopBench } from './loop.js';
+import { runRegistryBench } from './registry.js';
 import { runServerBench } from './server.js';
 import { runServerClientsBench } from './server-clients.js';
 import { runStickyBench } from './sticky.js';
@@ -25,6 +26,7 @@ const benches: Record<string, (options: readonly string[]) => void | Promise<voi
   sticky: runStickyBench,
   handshakes: () => runHandshakesBench(),
   'server-clients': () => runServerClientsBench(),
+  registry: () => runRegistryBench(),
 };
 
 const args = process.argv.slice(2);

@@ -6,7 +6,9 @@
 #     zbar-tools (zbarimg: the server's QR codes in tests),
 #     chromium (headless, driven by playwright-core: the admin page's browser tests),
 #     JavaScriptCore (`jsc`, and the C API with OpenSSL and a C compiler for
-#     native/jsc-host). `apt-get update` runs once, only if one is missing.
+#     native/jsc-host), postgresql (the shared registry of several gateways; the tests
+#     start their own throwaway server with its initdb and pg_ctl, never the package's
+#     cluster). `apt-get update` runs once, only if one is missing.
 #   - npm packages from the committed lockfile (`npm ci`), when node_modules is stale.
 #   - the TypeScript build into dist/, when a source is newer than the last build.
 #   - reference peers for the interop matrix: the latest wireguard-go from its Go module
@@ -31,6 +33,8 @@ missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
+# PostgreSQL's server programs are outside PATH (/usr/lib/postgresql/VERSION/bin).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 for lib in "${!need_lib[@]}"; do
   pkg-config --exists "$lib" 2>/dev/null || missing+=("${need_lib[$lib]}")
 done
@@ -40,6 +44,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   else
     say "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+      # No "main" cluster on port 5432: the tests run their own servers on sockets.
+      mkdir -p /etc/postgresql-common/createcluster.d
+      echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/burrow.conf
+    fi
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi

@@ -50,7 +50,7 @@ import { nodeDh } from '../src/runtime/node-crypto.js';
 export class RegistryError extends Error {
   override readonly name = 'RegistryError';
   constructor(
-    readonly code: 'ERR_REGISTRY_DAMAGED' | 'ERR_REGISTRY_INPUT' | 'ERR_REGISTRY_NO_PEER' | 'ERR_REGISTRY_DUPLICATE' | 'ERR_REGISTRY_FULL' | 'ERR_REGISTRY_BUSY',
+    readonly code: 'ERR_REGISTRY_DAMAGED' | 'ERR_REGISTRY_INPUT' | 'ERR_REGISTRY_NO_PEER' | 'ERR_REGISTRY_DUPLICATE' | 'ERR_REGISTRY_FULL' | 'ERR_REGISTRY_BUSY' | 'ERR_REGISTRY_UNREACHABLE',
     message: string,
   ) {
     super(message);
@@ -328,7 +328,7 @@ function parseSettings(f: Map<string, string>, where: string): ServerSettings {
   };
 }
 
-function settingsLine(s: ServerSettings): string | undefined {
+export function settingsLine(s: ServerSettings): string {
   const parts = [
     ...(s.endpoint === undefined ? [] : [`endpoint=${s.endpoint}`]),
     ...(s.uplink === undefined ? [] : [`uplink=${s.uplink}`]),

@@ -120,7 +120,7 @@ export async function buildAdminApp(o: AdminOptions): Promise<FastifyInstance> {
       return reply.code(400).send({ message: unknown === undefined ? e.message : `${e.validationContext ?? 'input'}${first?.instancePath ?? ''}: unknown field '${unknown}'` });
     }
     if (e instanceof RegistryError) {
-      const status = { ERR_REGISTRY_NO_PEER: 404, ERR_REGISTRY_DUPLICATE: 409, ERR_REGISTRY_FULL: 409, ERR_REGISTRY_INPUT: 400, ERR_REGISTRY_BUSY: 503, ERR_REGISTRY_DAMAGED: 500 }[e.code];
+      const status = { ERR_REGISTRY_NO_PEER: 404, ERR_REGISTRY_DUPLICATE: 409, ERR_REGISTRY_FULL: 409, ERR_REGISTRY_INPUT: 400, ERR_REGISTRY_BUSY: 503, ERR_REGISTRY_UNREACHABLE: 503, ERR_REGISTRY_DAMAGED: 500 }[e.code];
       return reply.code(status).send({ message: e.message });
     }
     if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) return reply.code(e.statusCode).send({ message: e.message });
