@@ -8,8 +8,10 @@
 //     slots of a preallocated arena, and the handler gets a view of each slot with an
 //     Endpoint from a bounded cache (no host string built per datagram);
 //   - sending: send() copies the datagram into a per-socket arena (the engine reuses its
-//     buffer as soon as send() returns) and one sendmmsg flushes the queue at the end of
-//     the event-loop turn, or as soon as FLUSH_AT datagrams are waiting. If the socket
+//     buffer as soon as send() returns) and one sendmmsg flushes the queue when the work
+//     that queued it is done, or as soon as FLUSH_AT datagrams are waiting: at the end of
+//     a receive (replies), at uncork() (the tunnel corks while it reads its TUN), or
+//     else in a microtask at the end of the callback that sent. If the socket
 //     would block, the rest stays queued and is flushed when libuv says it is writable;
 //     a datagram that finds the queue full is dropped and counted. A run of queued
 //     datagrams to one address, from one source, of one length (the last may be
@@ -277,6 +279,9 @@ export class UdpTransport {
   private listenPort: number;
   private closed = false;
   private flushScheduled = false;
+  /** Between cork() and uncork(), and while receiving: what is sent waits for their end. */
+  private corked = false;
+  private inReceive = false;
   private readonly recvArena = new Uint8Array(RECV_BATCH * RECV_SLOT);
   private readonly recvLengths = new Uint32Array(RECV_BATCH);
   private readonly recvAddrs = new Uint8Array(RECV_BATCH * ADDR);
@@ -301,6 +306,7 @@ export class UdpTransport {
   private droppedBefore = 0;
   private nativeBefore = { failedSends: 0, truncatedReceives: 0, clearedSources: 0, gsoSends: 0 };
   private readonly onReadable = (s: Socket): void => this.receive(s);
+  /** Sends what both sockets have queued (also the microtask that send() schedules). */
   private readonly flushAll = (): void => {
     this.flushScheduled = false;
     if (this.closed) return;
@@ -396,9 +402,27 @@ export class UdpTransport {
   }
 
   /**
-   * Queues a copy of `data` (the engine reuses its buffer as soon as this returns) for
-   * the end of this event-loop turn. Dropped and counted if the destination is not an
-   * IP address or the queue is full.
+   * Holds what send() queues until uncork(), which sends it in one sendmmsg per socket:
+   * no microtask per datagram. Not counted: one uncork() ends any number of cork()s.
+   */
+  cork(): void {
+    this.corked = true;
+  }
+
+  uncork(): void {
+    this.corked = false;
+    if (!this.inReceive) this.flushAll();
+  }
+
+  /** True while datagrams are being handed to the handler (replies are flushed after). */
+  get receiving(): boolean {
+    return this.inReceive;
+  }
+
+  /**
+   * Queues a copy of `data` (the engine reuses its buffer as soon as this returns) until
+   * the work that sends it is done (see cork(); a microtask otherwise). Dropped and
+   * counted if the destination is not an IP address or the queue is full.
    */
   send(data: Uint8Array, to: Endpoint): void {
     if (this.closed) return;
@@ -417,7 +441,7 @@ export class UdpTransport {
     if (source !== undefined && this.staleSources.size > 0 && this.staleSources.has(dest.source!)) source = undefined;
     if (!sock.push(data, dest.record, source, dest.source)) return;
     if (sock.queued >= FLUSH_AT) sock.flush();
-    else if (!this.flushScheduled) {
+    else if (!this.flushScheduled && !this.corked && !this.inReceive) {
       this.flushScheduled = true;
       queueMicrotask(this.flushAll);
     }
@@ -425,8 +449,18 @@ export class UdpTransport {
 
   /** Drains what a readable socket has queued, in batches, then flushes the replies. */
   private receive(sock: Socket): void {
-    const { recvArena, recvLengths, recvAddrs, recvViews } = this;
     this.onTurn?.();
+    this.inReceive = true;
+    try {
+      this.receiveRounds(sock);
+    } finally {
+      this.inReceive = false;
+    }
+    if (!this.closed) this.flushAll();
+  }
+
+  private receiveRounds(sock: Socket): void {
+    const { recvArena, recvLengths, recvAddrs, recvViews } = this;
     for (let round = 0; round < RECV_ROUNDS && !sock.closed; round++) {
       const n = sock.native.recvBatch(recvArena, RECV_SLOT, recvLengths, recvAddrs, RECV_BATCH, this.recvLocals);
       for (let i = 0; i < n && !sock.closed; i++) {
@@ -439,10 +473,6 @@ export class UdpTransport {
       }
       this.onBatchEnd?.();
       if (n < RECV_BATCH) break;
-    }
-    if (!this.closed) {
-      this.v4.flush();
-      this.v6?.flush();
     }
   }
 

@@ -87,6 +87,34 @@ const scenarios = {
     return r;
   },
 
+  // Corked, nothing is sent, not even by the microtask that an uncorked send schedules;
+  // uncork() sends it all at once. Replies sent from the handler go after the batch.
+  async cork() {
+    const got = [];
+    const b = await UdpTransport.open(0, (data, from) => {
+      got.push(data.length);
+      if (data.length === 30) { b.send(data.subarray(0, 5), from); r.receivingInHandler = b.receiving; }
+    });
+    const replies = [];
+    const a = await UdpTransport.open(0, (data) => replies.push(data.length));
+    const to = { host: '127.0.0.1', port: b.port };
+    const r = {};
+    a.cork();
+    a.send(new Uint8Array(10), to);
+    a.send(new Uint8Array(20), to);
+    await sleep(50);
+    r.whileCorked = got.length;
+    a.uncork();
+    await until(() => got.length >= 2);
+    a.send(new Uint8Array(30), to); // uncorked: sent at the end of this callback
+    await until(() => replies.length >= 1);
+    r.got = got;
+    r.replies = replies;
+    r.receivingOutside = b.receiving;
+    a.close(); b.close();
+    return r;
+  },
+
   // The largest datagram arrives whole (a receive slot holds any, so any tunnel MTU
   // works); unroutable sends are counted.
   async limits() {
@@ -188,6 +216,15 @@ describe.skipIf(requireHost(['ip']))('UdpTransport (batched native sockets), in 
     expect(r.got.filter((g: Json) => g.other !== undefined)).toEqual([{ other: 1000 }]);
     expect(r.stats.gsoSends).toBe(1);
     expect(r.stats.failedSends).toBe(0);
+  });
+
+  it('holds sends while corked, sends them at uncork, and replies from the handler after its batch', async () => {
+    const r = await scenario('cork');
+    expect(r.whileCorked).toBe(0);
+    expect(r.got).toEqual([10, 20, 30]);
+    expect(r.replies).toEqual([5]);
+    expect(r.receivingInHandler).toBe(true);
+    expect(r.receivingOutside).toBe(false);
   });
 
   it('receives the largest IPv4 datagram whole, and drops and counts unroutable destinations', async () => {
