@@ -76,7 +76,8 @@ struct Scratch {
       ctrl.resize(n * (kCtrlAll / sizeof(uint64_t) + 1));
     }
   }
-  void* Ctrl(size_t i) { return ctrl.data() + i * (kCtrl / sizeof(uint64_t) + 1); }
+  // Message i's control buffer: kCtrlAll bytes (PKTINFO and UDP_SEGMENT, or UDP_GRO).
+  void* Ctrl(size_t i) { return ctrl.data() + i * (kCtrlAll / sizeof(uint64_t) + 1); }
 };
 thread_local Scratch scratch;
 

@@ -87,6 +87,22 @@ const scenarios = {
     return r;
   },
 
+  // Runs longer than one GSO message (65,000 bytes), from a source address, as replies
+  // go: each message keeps its own PKTINFO and UDP_SEGMENT, so the kernel takes the
+  // source as given (a clobbered control buffer made it refuse, and the source was
+  // dropped as if it were gone).
+  async gsoSources() {
+    const got = [];
+    const b = await UdpTransport.open(0, (data) => got.push(data[0]));
+    const a = await UdpTransport.open(0, () => undefined);
+    const to = { host: '127.0.0.1', port: b.port, source: '127.0.0.1' };
+    for (let i = 0; i < 60; i++) a.send(new Uint8Array(1400).fill(i), to);
+    await until(() => got.length >= 60);
+    const r = { got, stats: a.stats() };
+    a.close(); b.close();
+    return r;
+  },
+
   // Corked, nothing is sent, not even by the microtask that an uncorked send schedules;
   // uncork() sends it all at once. Replies sent from the handler go after the batch.
   async cork() {
@@ -215,6 +231,14 @@ describe.skipIf(requireHost(['ip']))('UdpTransport (batched native sockets), in 
     ]);
     expect(r.got.filter((g: Json) => g.other !== undefined)).toEqual([{ other: 1000 }]);
     expect(r.stats.gsoSends).toBe(1);
+    expect(r.stats.failedSends).toBe(0);
+  });
+
+  it('sends GSO runs of several messages from a source address without the kernel refusing one', async () => {
+    const r = await scenario('gsoSources');
+    expect(r.got).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    expect(r.stats.clearedSources).toBe(0);
+    expect(r.stats.gsoSends).toBeGreaterThanOrEqual(2);
     expect(r.stats.failedSends).toBe(0);
   });
 
