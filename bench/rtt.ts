@@ -6,6 +6,9 @@
 // idle between packets: this is the latency of one packet that wakes it up, not of a
 // packet behind a queue.
 //
+// Beside the RTT: the CPU time both daemons spent per ping, from /proc (the machine's load
+// delays a packet; it does not add to its CPU time).
+//
 // Added RTT is the tunnel's median minus the bare veth link's median in the same run; the
 // ratios are of medians (and of added medians) to Debian's and to the latest wireguard-go.
 //   node --import tsx bench/rtt.ts [--count 500] [--rounds 4] [--interval 10] [--only NAME,NAME] [--base DIR]
@@ -18,7 +21,7 @@ import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median } from './lib.js';
-import { baseTunnel, bringUp, TUNNELS, type Tunnel, type Up } from './throughput.js';
+import { baseTunnel, bringUp, cpuSeconds, TUNNELS, type Tunnel, type Up } from './throughput.js';
 import { peerSkipReason } from '../test/support/wireguard-go.js';
 
 const DEFAULT_ONLY = ['veth', 'debian-wg-go', 'latest-wg-go', 'burrow'];
@@ -92,6 +95,8 @@ export interface RttRow {
   /** Each round's median. */
   roundMedians: number[];
   lost: number;
+  /** CPU time of both daemons (utime + stime, /proc) per ping, in µs, each round. */
+  cpuPerPing: number[];
 }
 
 export function summarizeRtt(rows: readonly RttRow[]) {
@@ -113,6 +118,8 @@ export function summarizeRtt(rows: readonly RttRow[]) {
       p99Ms: percentile(r.samples, 99),
       addedMs: m - veth,
       roundMedians: r.roundMedians,
+      cpuUsPerPing: r.cpuPerPing.length === 0 ? NaN : median(r.cpuPerPing),
+      cpuUsPerPingRounds: r.cpuPerPing,
       pings: r.samples.length,
       lost: r.lost,
       ratioToDebian: ratio(m, debian),
@@ -127,17 +134,17 @@ export function printRtt(rows: readonly RttRow[], o: RttOptions): void {
   const s = summarizeRtt(rows);
   const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : '-');
   const fr = (x: number | null) => (x === null ? '-' : `${x.toFixed(2)}x`);
-  const header = ['tunnel', 'median ms', 'p90', 'p99', 'added ms', 'vs Deb', 'vs latest', 'added vs Deb', 'added vs latest', 'lost'];
+  const header = ['tunnel', 'median ms', 'p90', 'p99', 'added ms', 'vs Deb', 'vs latest', 'added vs Deb', 'added vs latest', 'CPU us/ping', 'lost'];
   const body = s.map((r) => [r.label, f3(r.medianMs), f3(r.p90Ms), f3(r.p99Ms), f3(r.addedMs), fr(r.ratioToDebian), fr(r.ratioToLatest),
-    fr(r.addedRatioToDebian), fr(r.addedRatioToLatest), String(r.lost)]);
+    fr(r.addedRatioToDebian), fr(r.addedRatioToLatest), Number.isFinite(r.cpuUsPerPing) ? String(Math.round(r.cpuUsPerPing)) : '-', String(r.lost)]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: readonly string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
   console.log(`\nPing RTT: ${o.rounds} rounds x ${o.count} pings every ${o.intervalMs} ms, alternating${o.warm > 0 ? `, after ${o.warm} flood pings` : ''}; added = minus the bare veth median`);
   console.log(line(header));
   console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
   for (const b of body) console.log(line(b));
-  console.log('\nEach round\'s median (ms):');
-  for (const r of s) console.log(`  ${r.label.padEnd(34)} ${r.roundMedians.map(f3).join(' / ')}`);
+  console.log('\nEach round\'s median (ms) | both daemons\' CPU per ping (us, /proc, 10 ms ticks):');
+  for (const r of s) console.log(`  ${r.label.padEnd(34)} ${r.roundMedians.map(f3).join(' / ')} | ${r.cpuUsPerPingRounds.map((x) => String(Math.round(x))).join(' / ')}`);
 }
 
 export async function measureRtt(o: RttOptions, log: (line: string) => void = console.log): Promise<{ rows: RttRow[]; skipped: string[] }> {
@@ -152,7 +159,7 @@ export async function measureRtt(o: RttOptions, log: (line: string) => void = co
         skipped.push(`${t.label}: ${reason}`);
         continue;
       }
-      live.push({ t, up: await bringUp(t), row: { name: t.name, label: t.label, samples: [], roundMedians: [], lost: 0 } });
+      live.push({ t, up: await bringUp(t), row: { name: t.name, label: t.label, samples: [], roundMedians: [], lost: 0, cpuPerPing: [] } });
     }
     for (const { up } of live) {
       await pings(up, { ...o, count: 20 }); // handshakes done, caches filled
@@ -162,7 +169,9 @@ export async function measureRtt(o: RttOptions, log: (line: string) => void = co
     for (let round = 0; round < o.rounds; round++) {
       for (const { t, up, row } of live) {
         log(`  round ${round + 1}/${o.rounds}: ${t.label} (load ${loadavg()[0]!.toFixed(2)})`);
+        const cpuBefore = cpuSeconds(up.daemons);
         const { samples, lost } = await pings(up, o);
+        if (up.daemons.length > 0) row.cpuPerPing.push(((cpuSeconds(up.daemons) - cpuBefore) / o.count) * 1e6);
         row.samples.push(...samples);
         row.roundMedians.push(median(samples));
         row.lost += lost;

@@ -13,7 +13,8 @@
 // --quick is 3 s x 1 run, for development. --only burrow,burrow-no-gro compares Burrow
 // with and without GRO on its TUN writes (BURROW_TUN_GRO=0) in one run; burrow-no-gso
 // without UDP GSO (BURROW_UDP_GSO=0), burrow-no-udp-gro without UDP GRO on receive
-// (BURROW_UDP_GRO=0). --base DIR adds the Burrow built in another checkout, to measure a
+// (BURROW_UDP_GRO=0), burrow-lazy-jit with V8's default tiering (BURROW_EAGER_JIT=0,
+// see tierUpSooner in src/runtime/daemon.ts). --base DIR adds the Burrow built in another checkout, to measure a
 // change against the code before it in one run. Needs root.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -111,6 +112,7 @@ export const TUNNELS: readonly Tunnel[] = [
   { name: 'burrow', label: 'Burrow <-> Burrow', sides: ['burrow', 'burrow'], needs: [] },
   { name: 'burrow-no-gro', label: 'Burrow <-> Burrow, GRO off', sides: ['burrow', 'burrow'], needs: [], env: { BURROW_TUN_GRO: '0' }, optional: true },
   { name: 'burrow-no-udp-gro', label: 'Burrow <-> Burrow, UDP GRO off', sides: ['burrow', 'burrow'], needs: [], env: { BURROW_UDP_GRO: '0' }, optional: true },
+  { name: 'burrow-lazy-jit', label: 'Burrow <-> Burrow, V8 default tiering', sides: ['burrow', 'burrow'], needs: [], env: { BURROW_EAGER_JIT: '0' }, optional: true },
   { name: 'burrow-no-gso', label: 'Burrow <-> Burrow, UDP GSO off', sides: ['burrow', 'burrow'], needs: [], env: { BURROW_UDP_GSO: '0' }, optional: true },
   { name: 'burrow-to-wg-go', label: 'Burrow sending to latest wg-go', sides: ['latest-wireguard-go', 'burrow'], needs: ['latest-wireguard-go'] },
   { name: 'wg-go-to-burrow', label: 'latest wg-go sending to Burrow', sides: ['burrow', 'latest-wireguard-go'], needs: ['latest-wireguard-go'] },
