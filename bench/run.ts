@@ -3,6 +3,7 @@
 //   npm run bench -- throughput            the tunnels side by side (needs root)
 //   npm run bench -- throughput --quick    3 s x 1 run, for development
 //   npm run bench -- throughput --only burrow,debian-wg-go --seconds 5 --runs 5
+//   npm run bench -- rtt --count 500 --rounds 4   ping RTT: median and p99 (needs root)
 import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
 import { runFloodBench } from './flood.js';
@@ -10,6 +11,7 @@ import { runHandshakesBench } from './handshakes.js';
 import { runJscBench } from './jsc.js';
 import { runLoopBench } from './loop.js';
 import { runRegistryBench } from './registry.js';
+import { runRttBench } from './rtt.js';
 import { runServerBench } from './server.js';
 import { runServerClientsBench } from './server-clients.js';
 import { runStickyBench } from './sticky.js';
@@ -20,6 +22,7 @@ const benches: Record<string, (options: readonly string[]) => void | Promise<voi
   engine: () => runEngineBench(),
   flood: runFloodBench,
   throughput: (options) => runThroughputBench(options),
+  rtt: (options) => runRttBench(options),
   server: () => runServerBench(),
   jsc: runJscBench,
   loop: runLoopBench,
@@ -34,9 +37,11 @@ const firstOption = args.findIndex((a) => a.startsWith('--'));
 const wanted = firstOption < 0 ? args : args.slice(0, firstOption);
 const options = firstOption < 0 ? [] : args.slice(firstOption);
 if (args.includes('--help')) {
-  console.log('usage: npm run bench -- [NAME...] [--quick] [--seconds N] [--runs N] [--only TUNNEL,...] [--json PATH]');
+  console.log('usage: npm run bench -- [NAME...] [--quick] [--seconds N] [--runs N] [--only TUNNEL,...] [--json PATH] [--count N] [--rounds N] [--interval MS] [--warm N] [--base DIR]');
   console.log(`  NAME: ${Object.keys(benches).join(', ')} (all when none is given)`);
   console.log('  --quick: 3 s x 1 run for the tunnels, for development; --only: some of the tunnels (see bench/throughput.ts)');
+  console.log('  rtt: --count pings per round (500), --rounds (4), --interval ms between pings (10), --warm N flood pings first');
+  console.log('  --base DIR: also the Burrow built in another checkout (throughput, rtt)');
   process.exit(0);
 }
 for (const name of wanted) {

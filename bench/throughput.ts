@@ -13,10 +13,13 @@
 // --quick is 3 s x 1 run, for development. --only burrow,burrow-no-gro compares Burrow
 // with and without GRO on its TUN writes (BURROW_TUN_GRO=0) in one run; burrow-no-gso
 // without UDP GSO (BURROW_UDP_GSO=0), burrow-no-tso without TSO on its TUN reads
-// (BURROW_TUN_TSO=0). Needs root.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// (BURROW_TUN_TSO=0), burrow-no-udp-gro without UDP GRO on receive (BURROW_UDP_GRO=0),
+// burrow-lazy-jit with V8's default tiering (BURROW_EAGER_JIT=0, see tierUpSooner in
+// src/runtime/daemon.ts). --base DIR adds the Burrow built in another checkout, to measure
+// a change against the code before it in one run. Needs root.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { logPath } from '../src/runtime/journal.js';
 import { CLI, keys, writeConf } from '../test/support/burrow.js';
@@ -38,6 +41,8 @@ export interface Options {
   /** Tunnel names (see TUNNELS) to run; all when empty. */
   only: readonly string[];
   json: string | undefined;
+  /** Another checkout whose Burrow is measured beside this one (baseTunnel). */
+  base: string | undefined;
 }
 
 export function parseOptions(argv: readonly string[]): Options {
@@ -60,11 +65,11 @@ export function parseOptions(argv: readonly string[]): Options {
   for (const name of only) {
     if (!TUNNELS.some((t) => t.name === name)) throw new Error(`bench: no tunnel named ${name}; have: ${TUNNELS.map((t) => t.name).join(', ')}`);
   }
-  return { seconds: number('seconds', quick ? 3 : 10), runs: number('runs', quick ? 1 : 3), only, json: value('json') };
+  return { seconds: number('seconds', quick ? 3 : 10), runs: number('runs', quick ? 1 : 3), only, json: value('json'), base: value('base') };
 }
 
 /** A tunnel between two namespaces, up: traffic from b to `target` crosses it. */
-interface Up {
+export interface Up {
   pair: Pair;
   /** Where the iperf3 server listens (in a). */
   target: string;
@@ -75,7 +80,7 @@ interface Up {
 
 type Side = 'burrow' | PeerImplementation;
 
-interface Tunnel {
+export interface Tunnel {
   name: string;
   label: string;
   /** Who runs side a (receives, runs the iperf3 server) and side b; none: the bare link. */
@@ -86,15 +91,29 @@ interface Tunnel {
   env?: Record<string, string>;
   /** Measured only when named in --only. */
   optional?: true;
+  /** Burrow's CLI for its sides: another build's, to compare two builds in one run (--base). */
+  cli?: string;
 }
 
-const TUNNELS: readonly Tunnel[] = [
+/**
+ * Burrow from another checkout, built (npm run setup there): `--base DIR` adds it as
+ * "burrow-base", so that a change is measured against the code before it in one run.
+ */
+export function baseTunnel(dir: string): Tunnel {
+  const cli = join(resolve(dir), 'dist', 'src', 'cli', 'main.js');
+  if (!existsSync(cli)) throw new Error(`bench: --base ${dir}: no ${cli}; build that checkout first (npm run setup)`);
+  return { name: 'burrow-base', label: 'Burrow <-> Burrow, base build', sides: ['burrow', 'burrow'], needs: [], cli };
+}
+
+export const TUNNELS: readonly Tunnel[] = [
   { name: 'veth', label: 'bare veth link', needs: [] },
   { name: 'debian-wg-go', label: "Debian's wireguard-go <-> itself", sides: ['debian-wireguard-go', 'debian-wireguard-go'], needs: ['debian-wireguard-go'] },
   { name: 'latest-wg-go', label: 'latest wireguard-go <-> itself', sides: ['latest-wireguard-go', 'latest-wireguard-go'], needs: ['latest-wireguard-go'] },
   { name: 'boringtun', label: 'boringtun <-> itself', sides: ['boringtun', 'boringtun'], needs: ['boringtun'] },
   { name: 'burrow', label: 'Burrow <-> Burrow', sides: ['burrow', 'burrow'], needs: [] },
   { name: 'burrow-no-gro', label: 'Burrow <-> Burrow, GRO off', sides: ['burrow', 'burrow'], needs: [], env: { BURROW_TUN_GRO: '0' }, optional: true },
+  { name: 'burrow-no-udp-gro', label: 'Burrow <-> Burrow, UDP GRO off', sides: ['burrow', 'burrow'], needs: [], env: { BURROW_UDP_GRO: '0' }, optional: true },
+  { name: 'burrow-lazy-jit', label: 'Burrow <-> Burrow, V8 default tiering', sides: ['burrow', 'burrow'], needs: [], env: { BURROW_EAGER_JIT: '0' }, optional: true },
   { name: 'burrow-no-gso', label: 'Burrow <-> Burrow, UDP GSO off', sides: ['burrow', 'burrow'], needs: [], env: { BURROW_UDP_GSO: '0' }, optional: true },
   { name: 'burrow-no-tso', label: 'Burrow <-> Burrow, TSO off', sides: ['burrow', 'burrow'], needs: [], env: { BURROW_TUN_TSO: '0' }, optional: true },
   { name: 'burrow-to-wg-go', label: 'Burrow sending to latest wg-go', sides: ['latest-wireguard-go', 'burrow'], needs: ['latest-wireguard-go'] },
@@ -111,6 +130,7 @@ interface Sides {
 /** Starts `side` in ns with the tunnel address `self`, the peer at `peerAddr` (and its endpoint, when known). */
 async function startSide(
   s: Sides, side: Side, which: 'a' | 'b', own: ReturnType<typeof keys>, peer: ReturnType<typeof keys>, env: Record<string, string> = {},
+  cli = CLI,
 ): Promise<void> {
   const ns = which === 'a' ? s.pair.a : s.pair.b;
   const ifname = which === 'a' ? s.ifA : s.ifB;
@@ -122,9 +142,9 @@ async function startSide(
       '[Interface]', `PrivateKey = ${own.priv}`, `Address = ${self}/24`, ...(which === 'a' ? [`ListenPort = ${PORT}`] : []), '',
       '[Peer]', `PublicKey = ${peer.pub}`, ...(endpoint === undefined ? [] : [`Endpoint = ${endpoint}`]), `AllowedIPs = ${other}/32`,
     ]);
-    await ns.exec(process.execPath, [CLI, 'up', conf], { timeoutMs: 60_000, env });
+    await ns.exec(process.execPath, [cli, 'up', conf], { timeoutMs: 60_000, env });
     ns.onDestroy(async () => {
-      await ns.exec(process.execPath, [CLI, 'down', ifname], { timeoutMs: 60_000 }).catch(() => undefined);
+      await ns.exec(process.execPath, [cli, 'down', ifname], { timeoutMs: 60_000 }).catch(() => undefined);
       rmSync(logPath(ifname), { force: true });
     });
     return;
@@ -136,7 +156,7 @@ async function startSide(
   });
 }
 
-async function bringUp(t: Tunnel): Promise<Up> {
+export async function bringUp(t: Tunnel): Promise<Up> {
   const pair = await createPair({ prefix: 'bbn' });
   const dir = mkdtempSync(join(tmpdir(), 'burrow-bench-'));
   const stop = async (): Promise<void> => {
@@ -150,8 +170,8 @@ async function bringUp(t: Tunnel): Promise<Up> {
     if (t.sides === undefined) return { pair, target: pair.aAddr4, daemons: [], stop };
     const s: Sides = { pair, ifA: uniqueName('bba'), ifB: uniqueName('bbb'), dir };
     const [ka, kb] = [keys(), keys()];
-    await startSide(s, t.sides[0], 'a', ka, kb, t.env);
-    await startSide(s, t.sides[1], 'b', kb, ka, t.env);
+    await startSide(s, t.sides[0], 'a', ka, kb, t.env, t.cli);
+    await startSide(s, t.sides[1], 'b', kb, ka, t.env, t.cli);
     // The first packet starts the handshake; wait until one gets through.
     await retry(() => pair.b.exec('ping', ['-c', '1', '-W', '2', TUN_A]), 5);
     const daemons = [...(await pair.a.pids()), ...(await pair.b.pids())].filter((pid) => pid !== process.pid);
@@ -173,7 +193,7 @@ async function retry<T>(fn: () => Promise<T>, attempts: number): Promise<T> {
 }
 
 /** utime + stime of `pids` in seconds (those that have exited count 0). */
-function cpuSeconds(pids: readonly number[]): number {
+export function cpuSeconds(pids: readonly number[]): number {
   let ticks = 0;
   for (const pid of pids) {
     try {
@@ -247,6 +267,7 @@ const emptyRow = (t: Tunnel): Row => ({ name: t.name, label: t.label, tcp1: [], 
 /** Brings every tunnel up, then measures them in turn, run after run. */
 export async function measureTunnels(o: Options, log: (line: string) => void = console.log): Promise<{ rows: Row[]; skipped: string[] }> {
   const chosen = TUNNELS.filter((t) => (o.only.length === 0 && t.optional !== true) || o.only.includes(t.name));
+  if (o.base !== undefined) chosen.push(baseTunnel(o.base));
   const skipped: string[] = [];
   const live: { t: Tunnel; up: Up; pair: Pair; row: Row }[] = [];
   try {

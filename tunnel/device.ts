@@ -249,6 +249,8 @@ export class Device {
   private turnWork = 0;
   private readonly staging = new StagingQueues<Peer>();
   private readonly scratch = new Uint8Array(4);
+  private readonly jitterPool = new Uint8Array(64);
+  private jitterUsed = 64;
   /** An empty packet's header and tag, sealed in place for each keepalive. */
   private readonly keepaliveBuf = new Uint8Array(TRANSPORT_MIN_LENGTH);
   /** Packets dropped, by reason. */
@@ -832,9 +834,19 @@ export class Device {
 
   private readonly jitterFn = (): number => this.jitter();
 
+  /**
+   * Two bytes of a pool drawn 64 at a time: newHandshake is armed again by the first data
+   * packet sent after any packet received, so in a request-response exchange this runs
+   * once per packet, and a draw from the system costs more than the packet's sealing.
+   */
   private jitter(): number {
-    this.random(this.scratch.subarray(0, 2));
-    return jitterFrom((this.scratch[0]! << 8) | this.scratch[1]!);
+    if (this.jitterUsed === this.jitterPool.length) {
+      this.random(this.jitterPool);
+      this.jitterUsed = 0;
+    }
+    const i = this.jitterUsed;
+    this.jitterUsed += 2;
+    return jitterFrom((this.jitterPool[i]! << 8) | this.jitterPool[i + 1]!);
   }
 
   // --- Helpers ---------------------------------------------------------------------

@@ -31,8 +31,9 @@ constexpr uint8_t kSourceCleared = 2;
 // UDP GSO (UDP_SEGMENT): at most this many datagrams, and bytes, in one send.
 constexpr uint32_t kGsoMaxSegments = 64;
 constexpr uint64_t kGsoMaxBytes = 65000;
-// Control buffer per message: PKTINFO, then UDP_SEGMENT.
-constexpr size_t kCtrlAll = kCtrl + CMSG_SPACE(sizeof(uint16_t));
+// Control buffer per message: PKTINFO, then UDP_SEGMENT (sending) or UDP_GRO (receiving).
+constexpr size_t kCtrlAll = kCtrl + (CMSG_SPACE(sizeof(uint16_t)) > CMSG_SPACE(sizeof(int)) ? CMSG_SPACE(sizeof(uint16_t))
+                                                                                              : CMSG_SPACE(sizeof(int)));
 
 std::string ErrnoName(int err) {
   char name[64];
@@ -76,7 +77,8 @@ struct Scratch {
       ctrl.resize(n * (kCtrlAll / sizeof(uint64_t) + 1));
     }
   }
-  void* Ctrl(size_t i) { return ctrl.data() + i * (kCtrl / sizeof(uint64_t) + 1); }
+  // Message i's control buffer: kCtrlAll bytes (PKTINFO and UDP_SEGMENT, or UDP_GRO).
+  void* Ctrl(size_t i) { return ctrl.data() + i * (kCtrlAll / sizeof(uint64_t) + 1); }
 };
 thread_local Scratch scratch;
 
@@ -116,6 +118,18 @@ socklen_t FromRecord(int family, const uint8_t* rec, struct sockaddr_in6* out) {
   out->sin6_scope_id = uint32_t(rec[20]) | (uint32_t(rec[21]) << 8) | (uint32_t(rec[22]) << 16) |
                        (uint32_t(rec[23]) << 24);
   return sizeof(struct sockaddr_in6);
+}
+
+// The segment size of a datagram that UDP GRO coalesced (its UDP_GRO cmsg), or 0.
+uint32_t ReadGro(const struct msghdr& h) {
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(const_cast<struct msghdr*>(&h), c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+      int size;
+      std::memcpy(&size, CMSG_DATA(c), sizeof size);
+      return size > 0 ? uint32_t(size) : 0;
+    }
+  }
+  return 0;
 }
 
 // The local address a datagram arrived on, from its IP_PKTINFO / IPV6_PKTINFO cmsg, as a
@@ -197,6 +211,7 @@ Napi::Function UdpSocket::Define(Napi::Env env) {
                          CloseMethod(),
                          InstanceMethod<&UdpSocket::Stats>("stats"),
                          InstanceMethod<&UdpSocket::SetGso>("setGso"),
+                         InstanceMethod<&UdpSocket::SetGro>("setGro"),
                      });
 }
 
@@ -256,10 +271,13 @@ Napi::Value UdpSocket::Port(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, ntohs(sa.sin6_port));
 }
 
-// recvBatch(arena, slotSize, lengths, addrs, max[, locals]) -> datagrams received into
-// slots 0..n-1 (0 when none are queued). A datagram longer than its slot is dropped, its
-// length reported as 0. A socket error with nothing received returns -errno. With
-// `locals`, the local address each datagram arrived on goes there (local-address records).
+// recvBatch(arena, slotSize, lengths, addrs, max[, locals[, segments]]) -> datagrams
+// received into slots 0..n-1 (0 when none are queued). A datagram longer than its slot is
+// dropped, its length reported as 0. A socket error with nothing received returns -errno.
+// With `locals`, the local address each datagram arrived on goes there (local-address
+// records). With `segments` (a Uint32Array), each slot's UDP GRO segment size: 0 for one
+// datagram, else the slot holds datagrams of that size one after the other, the last
+// possibly shorter (setGro).
 Napi::Value UdpSocket::RecvBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Uint8Array arena = ArgBytes(info, 0);
@@ -272,6 +290,12 @@ Napi::Value UdpSocket::RecvBatch(const Napi::CallbackInfo& info) {
     Napi::Uint8Array l = ArgBytes(info, 5);
     if (uint64_t(max) * kAddrRecord > l.ByteLength()) throw Napi::RangeError::New(env, "locals out of range");
     locals = l.Data();
+  }
+  uint32_t* segments = nullptr;
+  if (info.Length() > 6 && !info[6].IsUndefined()) {
+    Napi::Uint32Array g = ArgWords(info, 6);
+    if (max > g.ElementLength()) throw Napi::RangeError::New(env, "segments out of range");
+    segments = g.Data();
   }
   if (max > kMaxBatch || slotSize == 0 || max > lengths.ElementLength() ||
       uint64_t(max) * slotSize > arena.ByteLength() || uint64_t(max) * kAddrRecord > addrs.ByteLength()) {
@@ -289,9 +313,9 @@ Napi::Value UdpSocket::RecvBatch(const Napi::CallbackInfo& info) {
     h.msg_namelen = sizeof(struct sockaddr_in6);
     h.msg_iov = &scratch.iovs[i];
     h.msg_iovlen = 1;
-    if (locals != nullptr) {
+    if (locals != nullptr || gro_) {
       h.msg_control = scratch.Ctrl(i);
-      h.msg_controllen = kCtrl;
+      h.msg_controllen = kCtrlAll;
     }
     scratch.msgs[i].msg_len = 0;
   }
@@ -314,6 +338,7 @@ Napi::Value UdpSocket::RecvBatch(const Napi::CallbackInfo& info) {
     }
     ToRecord(family_, scratch.addrs[i], addrs.Data() + size_t(i) * kAddrRecord);
     if (locals != nullptr) ReadPktinfo(family_, scratch.msgs[i].msg_hdr, locals + size_t(i) * kAddrRecord);
+    if (segments != nullptr) segments[i] = gro_ ? ReadGro(scratch.msgs[i].msg_hdr) : 0;
   }
   return Napi::Number::New(env, r);
 }
@@ -459,6 +484,18 @@ Napi::Value UdpSocket::Watch(const Napi::CallbackInfo& info) {
 Napi::Value UdpSocket::SetGso(const Napi::CallbackInfo& info) {
   gso_ = info[0].ToBoolean().Value();
   return info.Env().Undefined();
+}
+
+// setGro(on) -> whether UDP GRO is on: the kernel may hand over a run of datagrams from
+// one sender as one (UDP_GRO; recvBatch reports the segment size). False where the
+// kernel lacks it (before Linux 5.0): datagrams then come one by one, as before.
+Napi::Value UdpSocket::SetGro(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (io_.fd() < 0) ThrowErrno(env, EBADF, "setsockopt UDP_GRO");
+  int on = info[0].ToBoolean().Value() ? 1 : 0;
+  if (setsockopt(io_.fd(), SOL_UDP, UDP_GRO, &on, sizeof on) == 0) gro_ = on != 0;
+  else gro_ = false;
+  return Napi::Boolean::New(env, gro_);
 }
 
 Napi::Value UdpSocket::Stats(const Napi::CallbackInfo& info) {

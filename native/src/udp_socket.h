@@ -35,6 +35,7 @@ class UdpSocket : public PolledWrap<UdpSocket> {
   Napi::Value Watch(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value SetGso(const Napi::CallbackInfo& info);
+  Napi::Value SetGro(const Napi::CallbackInfo& info);
 
   int family_ = 4;
 
@@ -43,6 +44,8 @@ class UdpSocket : public PolledWrap<UdpSocket> {
   // UDP GSO (UDP_SEGMENT) is used until the kernel refuses it once; sends made with it.
   bool gso_ = true;
   uint64_t gsoSends_ = 0;
+  // UDP GRO (UDP_GRO) on receive: off until setGro(true) succeeds.
+  bool gro_ = false;
   uint64_t clearedSources_ = 0;
   int lastSendErrno_ = 0;
 };

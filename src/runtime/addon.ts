@@ -49,8 +49,11 @@ export interface NativeUdpStats {
 export interface NativeUdpSocket {
   readonly fd: number;
   readonly port: number;
-  /** `locals`: where each datagram arrived (local-address records, see udp_socket.h). */
-  recvBatch(arena: Uint8Array, slotSize: number, lengths: Uint32Array, addrs: Uint8Array, max: number, locals?: Uint8Array): number;
+  /**
+   * `locals`: where each datagram arrived (local-address records, see udp_socket.h);
+   * `segments`: each slot's UDP GRO segment size (0: one datagram).
+   */
+  recvBatch(arena: Uint8Array, slotSize: number, lengths: Uint32Array, addrs: Uint8Array, max: number, locals?: Uint8Array, segments?: Uint32Array): number;
   /** `sources`: where each datagram should leave from; byte 20 of a refused one becomes 2. */
   sendBatch(arena: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, start: number, count: number, sources?: Uint8Array): number;
   watch(callback: (events: number, code?: string) => void, events: number): void;
@@ -58,6 +61,8 @@ export interface NativeUdpSocket {
   stats(): NativeUdpStats;
   /** UDP GSO for runs of datagrams, on by default (off once the kernel refuses it). */
   setGso(on: boolean): void;
+  /** UDP GRO on receive (UDP_GRO); returns whether it is on (false where the kernel lacks it). */
+  setGro(on: boolean): boolean;
 }
 
 // --- the module's exports (native/src/addon.cc) ----------------------------------------

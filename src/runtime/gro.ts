@@ -162,7 +162,8 @@ export class Coalescer {
     // A super-packet is never longer than its segments: the input's bytes bound the arena's.
     let inputBytes = 0;
     for (let i = 0; i < n; i++) inputBytes += input[i]!.length;
-    if (inputBytes > this.arena.length) return this.passThrough(input, n);
+    // One packet (a ping, a lone ACK) has nothing to join: written as it came.
+    if (n === 1 || inputBytes > this.arena.length) return this.passThrough(input, n);
     const s = this.seg;
     let groups = 0;
     for (let i = 0; i < n; i++) {
@@ -212,7 +213,7 @@ export class Coalescer {
     return this.count;
   }
 
-  /** Every packet on its own (a batch larger than the arena, which the caller sized). */
+  /** Every packet on its own (one packet, or a batch larger than the arena, which the caller sized). */
   private passThrough(input: readonly Uint8Array[], n: number): number {
     for (let i = 0; i < n; i++) this.packets[i] = input[i]!;
     this.headers.fill(0, 0, n * VNET_HDR_LENGTH);

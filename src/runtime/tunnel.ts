@@ -1,12 +1,17 @@
 // Binds the sans-I/O engine to real I/O: the TUN device (batched reads through the
 // addon), the UDP sockets, the clock and one timer armed for the engine's next deadline.
 //
-//   TUN --readBatch--> Device.sendPacket (sealed in place in the batch slot) --> UDP
+//   TUN --readBatch--> Device.sendPacket (sealed in place in the batch slot) --> UDP,
+//       corked: one sendmmsg when the TUN has no more packets
 //       a TCP/UDP super-packet (TSO, tso.ts) is cut into one pooled slot, segment by
 //       segment, each sealed there and copied into the UDP send queue before the next
 //   UDP --message----> Device.receiveDatagram (opened in place in the UDP slot)
 //       --> queued as a view --GRO (gro.ts), writePackets once per recvmmsg batch--> TUN
 //   one setTimeout --> Device.tick(now) --> re-armed for the deadline it returns
+//
+// Latency (bench/rtt.ts): a lone packet, a ping, crosses with no extra loop turn and no
+// timer or microtask of its own: its reply leaves in the same callback that read it, and
+// the timeout moves only when a deadline comes earlier (deadline-timer.ts).
 //
 // The MTU is the interface's, followed while running (wg-quick and `ip link` set it after
 // the daemon starts): TUN slots and UDP receive slots hold the largest packet and datagram
@@ -24,6 +29,7 @@ import { sealedLength } from '../../tunnel/transport.js';
 import { loadAddon } from './addon.js';
 import { createAddonAead } from './addon-crypto.js';
 import { nodeDh } from './node-crypto.js';
+import { DeadlineTimer } from './deadline-timer.js';
 import { Coalescer, VNET_HDR_LENGTH } from './gro.js';
 import { IN_PLACE, REFUSED, Segmenter } from './tso.js';
 import { PacketBatch, TunDevice } from './tun.js';
@@ -92,8 +98,7 @@ const SLOT_SIZE = sealedLength(MAX_MTU, 0);
 
 export class Tunnel {
   readonly device: Device;
-  private timer: NodeJS.Timeout | undefined;
-  private armedAt = Infinity;
+  private readonly timer: DeadlineTimer;
   private stopped = false;
   /** Opened packets waiting for the TUN: views into the UDP receive slots, written per batch. */
   private readonly toTun: Uint8Array[] = [];
@@ -117,6 +122,7 @@ export class Tunnel {
   private constructor(readonly tun: TunDevice, readonly udp: UdpTransport, device: Device, clock: () => number, offloads: { gro: boolean; tso: boolean; uso: boolean }) {
     this.device = device;
     this.clock = clock;
+    this.timer = new DeadlineTimer(clock, () => this.rearm());
     this.gro = tun.vnetHdr && offloads.gro ? new Coalescer(TUN_WRITE_BATCH, TUN_WRITE_BATCH * MAX_DATAGRAM) : undefined;
     this.batch = new PacketBatch({ capacity: BATCH, slotSize: SLOT_SIZE, headroom: TRANSPORT_HEADER_LENGTH });
     this.tso = offloads.tso ? new Segmenter(MAX_MTU, offloads.uso, loadAddon().checksumChunks) : undefined;
@@ -165,7 +171,7 @@ export class Tunnel {
     try {
       let tunnel: Tunnel | undefined;
       udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from), () => tunnel?.device.beginTurn(),
-        () => tunnel?.writeQueued());
+        () => tunnel?.onBatchEnd());
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
         { privateKey: o.privateKey, mtu, aead: o.aead ?? createAddonAead(), dh: o.dh ?? nodeDh, wallClock: Date.now, listenPort: () => udp!.port },
@@ -198,6 +204,7 @@ export class Tunnel {
   private onTunReadable(): void {
     const { batch, tso, readHeaders, segmentSlot } = this;
     let segments = 0;
+    this.udp.cork();
     for (let rounds = 0; rounds < 16; rounds++) {
       const n = this.tun.readBatch(batch, batch.capacity, readHeaders);
       const now = this.now();
@@ -224,23 +231,29 @@ export class Tunnel {
       }
       if (n < batch.capacity || segments >= TSO_SEGMENTS_PER_TURN) break;
     }
+    this.udp.uncork();
     this.rearm();
   }
 
   private onDatagram(data: Uint8Array, from: Endpoint): void {
     this.device.receiveDatagram(data, from, this.now());
+  }
+
+  /** After each recvmmsg batch: its opened packets go to the TUN, and the timers follow. */
+  private onBatchEnd(): void {
+    this.writeQueued();
     this.rearm();
   }
 
   /**
    * Queues an opened packet for the TUN. It is a view into a UDP receive slot, valid
-   * until the next recvmmsg: the UDP transport calls writeQueued() after each batch,
+   * until the next recvmmsg: the UDP transport calls onBatchEnd() after each batch,
    * before it reads the next; a microtask covers a packet written outside a batch.
    */
   private writePacket(packet: Uint8Array): void {
     if (this.toTunCount === TUN_WRITE_BATCH) this.writeQueued();
     this.toTun[this.toTunCount++] = packet;
-    if (!this.toTunFlushScheduled) {
+    if (!this.toTunFlushScheduled && !this.udp.receiving) {
       this.toTunFlushScheduled = true;
       queueMicrotask(this.flushToTun);
     }
@@ -265,18 +278,10 @@ export class Tunnel {
     this.toTun.fill(EMPTY, 0, n); // no view keeps a slot's plaintext reachable
   }
 
-  /** Runs due timers and arms the one timeout for the next deadline. */
+  /** Runs due timers and makes sure the timeout fires by the next deadline. */
   rearm(): void {
     if (this.stopped) return;
-    const next = this.device.tick(this.now());
-    if (next === this.armedAt) return;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.armedAt = next;
-    this.timer = next === Infinity ? undefined : setTimeout(() => {
-      this.armedAt = Infinity;
-      this.timer = undefined;
-      this.rearm();
-    }, Math.max(0, Math.ceil(next - this.now())));
+    this.timer.ensure(this.device.tick(this.now()));
   }
 
   /** Stops moving packets and closes the TUN and the sockets. Idempotent. */
@@ -284,7 +289,7 @@ export class Tunnel {
     if (this.stopped) return;
     this.stopped = true;
     this.toTunCount = 0;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer.stop();
     this.device.removeAllPeers(); // wipes every key
     this.udp.close();
     this.tun.close();

@@ -6,10 +6,16 @@
 // boundary with native code is crossed per batch (DESIGN.md, "The hot path"):
 //   - receiving: libuv says the socket is readable, one recvmmsg fills up to RECV_BATCH
 //     slots of a preallocated arena, and the handler gets a view of each slot with an
-//     Endpoint from a bounded cache (no host string built per datagram);
+//     Endpoint from a bounded cache (no host string built per datagram). With UDP GRO
+//     (UDP_GRO, as wireguard-go: on unless BURROW_UDP_GRO=0) the kernel may put a run of
+//     datagrams from one sender in one slot, with their segment size: a sender's UDP GSO
+//     run then crosses the receiving stack as one packet, and the slot is split back into
+//     its datagrams (forEachDatagram) before the handler sees them;
 //   - sending: send() copies the datagram into a per-socket arena (the engine reuses its
-//     buffer as soon as send() returns) and one sendmmsg flushes the queue at the end of
-//     the event-loop turn, or as soon as FLUSH_AT datagrams are waiting. If the socket
+//     buffer as soon as send() returns) and one sendmmsg flushes the queue when the work
+//     that queued it is done, or as soon as FLUSH_AT datagrams are waiting: at the end of
+//     a receive (replies), at uncork() (the tunnel corks while it reads its TUN), or
+//     else in a microtask at the end of the callback that sent. If the socket
 //     would block, the rest stays queued and is flushed when libuv says it is writable;
 //     a datagram that finds the queue full is dropped and counted. A run of queued
 //     datagrams to one address, from one source, of one length (the last may be
@@ -84,6 +90,8 @@ export interface UdpStats {
   failedSends: number;
   /** Datagrams received that were longer than a receive slot, dropped. */
   truncatedReceives: number;
+  /** Receives that carried a run of datagrams as one (UDP GRO, UDP_GRO). */
+  groReceives: number;
   /** Sends that carried a run of datagrams as one (UDP GSO, UDP_SEGMENT). */
   gsoSends: number;
   /** Datagrams whose source address the kernel refused (gone), sent again from its choice. */
@@ -267,6 +275,22 @@ class Socket {
   }
 }
 
+/**
+ * Calls `fn` with each datagram of a receive slot that UDP GRO filled: `length` bytes of
+ * datagrams of `segment` bytes one after the other, the last one possibly shorter, as
+ * the sender's UDP GSO cut them. Returns how many. Views, no copies.
+ */
+export function forEachDatagram(slot: Uint8Array, length: number, segment: number, fn: (datagram: Uint8Array) => void): number {
+  if (!Number.isInteger(segment) || segment <= 0) throw new RangeError(`segment size must be a positive integer, got ${segment}`);
+  if (!Number.isInteger(length) || length < 0 || length > slot.length) throw new RangeError(`length ${length} does not fit a slot of ${slot.length}`);
+  let count = 0;
+  for (let start = 0; start < length; start += segment) {
+    fn(slot.subarray(start, Math.min(start + segment, length)));
+    count++;
+  }
+  return count;
+}
+
 function bindError(e: unknown, what: string): UdpError {
   const code = (e as { code?: unknown }).code;
   return new UdpError(typeof code === 'string' ? code : 'ERR_UDP', `${what}: ${(e as Error).message}`);
@@ -277,11 +301,20 @@ export class UdpTransport {
   private listenPort: number;
   private closed = false;
   private flushScheduled = false;
+  /** Between cork() and uncork(), and while receiving: what is sent waits for their end. */
+  private corked = false;
+  private inReceive = false;
   private readonly recvArena = new Uint8Array(RECV_BATCH * RECV_SLOT);
   private readonly recvLengths = new Uint32Array(RECV_BATCH);
   private readonly recvAddrs = new Uint8Array(RECV_BATCH * ADDR);
   /** Where each datagram arrived: local-address records. */
   private readonly recvLocals = new Uint8Array(RECV_BATCH * ADDR);
+  /** Each slot's UDP GRO segment size (0: one datagram). */
+  private readonly recvSegments = new Uint32Array(RECV_BATCH);
+  private groReceives = 0;
+  /** The handler for each datagram of a GRO slot, all from `deliverFrom`. */
+  private readonly deliver = (data: Uint8Array): void => this.handler(data, this.deliverFrom!);
+  private deliverFrom: Endpoint | undefined;
   private readonly recvViews: Uint8Array[] = [];
   /** IPv4 endpoints, per local address (-1: none reported), then per address and port. */
   private readonly endpoints4 = new Map<number, Map<number, Endpoint>>();
@@ -301,6 +334,7 @@ export class UdpTransport {
   private droppedBefore = 0;
   private nativeBefore = { failedSends: 0, truncatedReceives: 0, clearedSources: 0, gsoSends: 0 };
   private readonly onReadable = (s: Socket): void => this.receive(s);
+  /** Sends what both sockets have queued (also the microtask that send() schedules). */
   private readonly flushAll = (): void => {
     this.flushScheduled = false;
     if (this.closed) return;
@@ -356,8 +390,10 @@ export class UdpTransport {
 
   private attach([v4, v6]: [NativeUdpSocket, NativeUdpSocket | undefined]): void {
     try {
-      // BURROW_UDP_GSO=0 sends every datagram alone (to compare, in bench/).
+      // BURROW_UDP_GSO=0 sends every datagram alone, BURROW_UDP_GRO=0 receives every
+      // datagram alone (to compare, in bench/).
       if (process.env.BURROW_UDP_GSO === '0') for (const s of [v4, v6]) s?.setGso(false);
+      if (process.env.BURROW_UDP_GRO !== '0') for (const s of [v4, v6]) s?.setGro(true);
       this.v4 = new Socket(v4, 4, this.onReadable, this.onSourceCleared);
       this.v6 = v6 === undefined ? undefined : new Socket(v6, 6, this.onReadable, this.onSourceCleared);
     } catch (e) {
@@ -396,9 +432,27 @@ export class UdpTransport {
   }
 
   /**
-   * Queues a copy of `data` (the engine reuses its buffer as soon as this returns) for
-   * the end of this event-loop turn. Dropped and counted if the destination is not an
-   * IP address or the queue is full.
+   * Holds what send() queues until uncork(), which sends it in one sendmmsg per socket:
+   * no microtask per datagram. Not counted: one uncork() ends any number of cork()s.
+   */
+  cork(): void {
+    this.corked = true;
+  }
+
+  uncork(): void {
+    this.corked = false;
+    if (!this.inReceive) this.flushAll();
+  }
+
+  /** True while datagrams are being handed to the handler (replies are flushed after). */
+  get receiving(): boolean {
+    return this.inReceive;
+  }
+
+  /**
+   * Queues a copy of `data` (the engine reuses its buffer as soon as this returns) until
+   * the work that sends it is done (see cork(); a microtask otherwise). Dropped and
+   * counted if the destination is not an IP address or the queue is full.
    */
   send(data: Uint8Array, to: Endpoint): void {
     if (this.closed) return;
@@ -417,7 +471,7 @@ export class UdpTransport {
     if (source !== undefined && this.staleSources.size > 0 && this.staleSources.has(dest.source!)) source = undefined;
     if (!sock.push(data, dest.record, source, dest.source)) return;
     if (sock.queued >= FLUSH_AT) sock.flush();
-    else if (!this.flushScheduled) {
+    else if (!this.flushScheduled && !this.corked && !this.inReceive) {
       this.flushScheduled = true;
       queueMicrotask(this.flushAll);
     }
@@ -425,24 +479,37 @@ export class UdpTransport {
 
   /** Drains what a readable socket has queued, in batches, then flushes the replies. */
   private receive(sock: Socket): void {
-    const { recvArena, recvLengths, recvAddrs, recvViews } = this;
     this.onTurn?.();
+    this.inReceive = true;
+    try {
+      this.receiveRounds(sock);
+    } finally {
+      this.inReceive = false;
+    }
+    if (!this.closed) this.flushAll();
+  }
+
+  private receiveRounds(sock: Socket): void {
+    const { recvArena, recvLengths, recvAddrs, recvViews } = this;
     for (let round = 0; round < RECV_ROUNDS && !sock.closed; round++) {
-      const n = sock.native.recvBatch(recvArena, RECV_SLOT, recvLengths, recvAddrs, RECV_BATCH, this.recvLocals);
+      const n = sock.native.recvBatch(recvArena, RECV_SLOT, recvLengths, recvAddrs, RECV_BATCH, this.recvLocals, this.recvSegments);
       for (let i = 0; i < n && !sock.closed; i++) {
         const length = recvLengths[i]!;
         if (length === 0) continue; // longer than a slot (counted), or empty: nothing for WireGuard
         const from = sock.family === 4 ? this.endpoint4(i) : this.endpoint6(i);
         // A datagram arrived on it: the address is ours again.
         if (this.staleSources.size > 0 && from.source !== undefined) this.staleSources.delete(from.source);
-        this.handler(recvViews[i]!.subarray(0, length), from);
+        const segment = this.recvSegments[i]!;
+        if (segment === 0 || segment >= length) {
+          this.handler(recvViews[i]!.subarray(0, length), from);
+        } else {
+          this.groReceives++;
+          this.deliverFrom = from;
+          forEachDatagram(recvViews[i]!, length, segment, this.deliver);
+        }
       }
       this.onBatchEnd?.();
       if (n < RECV_BATCH) break;
-    }
-    if (!this.closed) {
-      this.v4.flush();
-      this.v6?.flush();
     }
   }
 
@@ -517,6 +584,7 @@ export class UdpTransport {
     let failedSends = this.nativeBefore.failedSends;
     let truncatedReceives = this.nativeBefore.truncatedReceives;
     let gsoSends = this.nativeBefore.gsoSends;
+    const groReceives = this.groReceives;
     let clearedSources = this.nativeBefore.clearedSources;
     let droppedSends = this.droppedBefore;
     if (!this.closed) {
@@ -530,7 +598,7 @@ export class UdpTransport {
         droppedSends += s.dropped;
       }
     }
-    return { droppedSends, unroutableSends: this.unroutable, failedSends, truncatedReceives, clearedSources, gsoSends };
+    return { droppedSends, unroutableSends: this.unroutable, failedSends, truncatedReceives, groReceives, clearedSources, gsoSends };
   }
 
   private closeSockets(): void {

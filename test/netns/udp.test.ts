@@ -87,6 +87,72 @@ const scenarios = {
     return r;
   },
 
+  // Runs longer than one GSO message (65,000 bytes), from a source address, as replies
+  // go: each message keeps its own PKTINFO and UDP_SEGMENT, so the kernel takes the
+  // source as given (a clobbered control buffer made it refuse, and the source was
+  // dropped as if it were gone).
+  async gsoSources() {
+    const got = [];
+    const b = await UdpTransport.open(0, (data) => got.push(data[0]));
+    const a = await UdpTransport.open(0, () => undefined);
+    const to = { host: '127.0.0.1', port: b.port, source: '127.0.0.1' };
+    for (let i = 0; i < 60; i++) a.send(new Uint8Array(1400).fill(i), to);
+    await until(() => got.length >= 60);
+    const r = { got, stats: a.stats() };
+    a.close(); b.close();
+    return r;
+  },
+
+  // A GSO run (ten of 1,000 bytes, then 300) to a socket with UDP GRO arrives in one
+  // receive and is split back into its datagrams; with BURROW_UDP_GRO=0 the kernel cuts
+  // it, datagram by datagram. Either way the handler sees the same eleven, in order.
+  async gro() {
+    const run = async (gro) => {
+      if (!gro) process.env.BURROW_UDP_GRO = '0';
+      const got = [];
+      const b = await UdpTransport.open(0, (data, from) => got.push({ first: data[0], last: data[data.length - 1], length: data.length, port: from.port }));
+      delete process.env.BURROW_UDP_GRO;
+      const a = await UdpTransport.open(0, () => undefined);
+      const to = { host: '127.0.0.1', port: b.port };
+      for (let i = 0; i < 10; i++) a.send(new Uint8Array(1000).fill(i), to);
+      a.send(new Uint8Array(300).fill(10), to);
+      await until(() => got.length >= 11);
+      await sleep(20);
+      const r = { got: got.map(({ port, ...g }) => ({ ...g, fromA: port === a.port })), gsoSends: a.stats().gsoSends, groReceives: b.stats().groReceives };
+      a.close(); b.close();
+      return r;
+    };
+    return { on: await run(true), off: await run(false) };
+  },
+
+  // Corked, nothing is sent, not even by the microtask that an uncorked send schedules;
+  // uncork() sends it all at once. Replies sent from the handler go after the batch.
+  async cork() {
+    const got = [];
+    const b = await UdpTransport.open(0, (data, from) => {
+      got.push(data.length);
+      if (data.length === 30) { b.send(data.subarray(0, 5), from); r.receivingInHandler = b.receiving; }
+    });
+    const replies = [];
+    const a = await UdpTransport.open(0, (data) => replies.push(data.length));
+    const to = { host: '127.0.0.1', port: b.port };
+    const r = {};
+    a.cork();
+    a.send(new Uint8Array(10), to);
+    a.send(new Uint8Array(20), to);
+    await sleep(50);
+    r.whileCorked = got.length;
+    a.uncork();
+    await until(() => got.length >= 2);
+    a.send(new Uint8Array(30), to); // uncorked: sent at the end of this callback
+    await until(() => replies.length >= 1);
+    r.got = got;
+    r.replies = replies;
+    r.receivingOutside = b.receiving;
+    a.close(); b.close();
+    return r;
+  },
+
   // The largest datagram arrives whole (a receive slot holds any, so any tunnel MTU
   // works); unroutable sends are counted.
   async limits() {
@@ -165,7 +231,7 @@ describe.skipIf(requireHost(['ip']))('UdpTransport (batched native sockets), in 
     expect(r.back.map((g: Json) => g.text).sort()).toEqual(['mapped', 'one', 'three', 'two']);
     for (const g of r.back) expect(g.port).toBe(r.bPort);
     expect(r.sameEndpoint).toBe(true);
-    expect(r.stats).toEqual({ droppedSends: 0, unroutableSends: 0, failedSends: 0, truncatedReceives: 0, clearedSources: 0, gsoSends: expect.any(Number) });
+    expect(r.stats).toEqual({ droppedSends: 0, unroutableSends: 0, failedSends: 0, truncatedReceives: 0, groReceives: expect.any(Number), clearedSources: 0, gsoSends: expect.any(Number) });
   });
 
   it('queues a burst beyond one sendmmsg, drops and counts what does not fit, and exits clean', async () => {
@@ -188,6 +254,36 @@ describe.skipIf(requireHost(['ip']))('UdpTransport (batched native sockets), in 
     expect(r.got.filter((g: Json) => g.other !== undefined)).toEqual([{ other: 1000 }]);
     expect(r.stats.gsoSends).toBe(1);
     expect(r.stats.failedSends).toBe(0);
+  });
+
+  it('sends GSO runs of several messages from a source address without the kernel refusing one', async () => {
+    const r = await scenario('gsoSources');
+    expect(r.got).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    expect(r.stats.clearedSources).toBe(0);
+    expect(r.stats.gsoSends).toBeGreaterThanOrEqual(2);
+    expect(r.stats.failedSends).toBe(0);
+  });
+
+  it('receives a GSO run with UDP GRO as one, split back into its datagrams; the same without GRO', async () => {
+    const r = await scenario('gro');
+    const expected = [
+      ...Array.from({ length: 10 }, (_, i) => ({ first: i, last: i, length: 1000, fromA: true })),
+      { first: 10, last: 10, length: 300, fromA: true },
+    ];
+    expect(r.on.got).toEqual(expected);
+    expect(r.on.gsoSends).toBe(1);
+    expect(r.on.groReceives).toBe(1);
+    expect(r.off.got).toEqual(expected);
+    expect(r.off.groReceives).toBe(0);
+  });
+
+  it('holds sends while corked, sends them at uncork, and replies from the handler after its batch', async () => {
+    const r = await scenario('cork');
+    expect(r.whileCorked).toBe(0);
+    expect(r.got).toEqual([10, 20, 30]);
+    expect(r.replies).toEqual([5]);
+    expect(r.receivingInHandler).toBe(true);
+    expect(r.receivingOutside).toBe(false);
   });
 
   it('receives the largest IPv4 datagram whole, and drops and counts unroutable destinations', async () => {

@@ -158,6 +158,35 @@ describe('engine: timers', () => {
     expect(st.keypairAge).toBeLessThan(30_000);
   });
 
+  it('a request-response exchange draws the newHandshake jitter from a pool, not the system per packet', () => {
+    // Each reply re-arms newHandshake (cleared by the request it answers): one jitter per
+    // packet. Drawn 64 bytes at a time, 200 exchanges need a handful of draws.
+    const net = new MemNet();
+    let draws = 0;
+    const counting = (out: Uint8Array): Uint8Array => {
+      draws++;
+      return globalThis.crypto.getRandomValues(out);
+    };
+    const a = net.add('a', '192.0.2.1', { random: counting });
+    const b = net.add('b', '192.0.2.2', { random: counting });
+    net.connect(a, b);
+    net.ping(a, b, 0);
+    net.deliverAll();
+    const before = draws;
+    for (let i = 1; i <= 200; i++) {
+      net.now += 10;
+      net.ping(a, b, i);
+      net.deliverAll();
+      net.ping(b, a, i);
+      net.deliverAll();
+    }
+    expect(seqs(b)).toHaveLength(201);
+    expect(seqs(a)).toHaveLength(200);
+    // 400 armings of newHandshake, 2 bytes each, from 64-byte draws: 13 draws at most.
+    expect(draws - before).toBeLessThanOrEqual(13);
+    expect(draws - before).toBeGreaterThan(0);
+  });
+
   it('a lost response is retried after REKEY_TIMEOUT plus jitter', () => {
     const { net, a, b } = pair();
     net.ping(a, b, 1);
