@@ -19,7 +19,9 @@ import { serverCompanion } from '../../server/companion.js';
 import { detectUplink, initServer } from '../../server/init.js';
 import { addPeer, applyIfRunning, changePeer, clientConfig, formatPeerStatus, type PeerChange, peerStatus, readSnapshot, removeSnapshot, running } from '../../server/peers.js';
 import { findPeer, type RegistryData, RegistryError, sessionConfig, tunnelSubnets } from '../../server/registry.js';
-import { FileRegistry } from '../../server/store.js';
+import { RegistryFollower } from '../../server/follow.js';
+import { formatRegistryStatus, readRegistryStatus, removeRegistryStatus } from '../../server/registry-status.js';
+import { FileRegistry, isPostgresSpec, openRegistry, type PeerRegistry } from '../../server/store.js';
 import { createExec, LinuxPlatformError } from '../platform/linux/index.js';
 import { forwardingSteps } from '../platform/linux/forward.js';
 import { runDaemon, spawnDaemon, type ChildReport } from '../runtime/daemon.js';
@@ -55,8 +57,37 @@ function registryAt(path: string): { registry: FileRegistry; ifname: string } {
   return { registry: new FileRegistry(full), ifname: ifnameFromConfigPath(full) };
 }
 
+/**
+ * The registry a server runs from: its wg-quick file (the interface is named after it),
+ * or a postgres:// URL shared by several gateways (the interface is --interface, default
+ * wg0; --gateway names this gateway's share of the transfer totals).
+ */
+export interface ServerTarget {
+  /** A file's path or a postgres URL (which may hold a password: never logged, never in argv). */
+  readonly spec: string;
+  readonly ifname: string;
+  readonly gateway?: string;
+}
+
+export function serverTarget(o: { config?: string; registry?: string; interface?: string; gateway?: string }): ServerTarget {
+  const spec = o.registry ?? process.env.BURROW_REGISTRY;
+  if (spec !== undefined && spec !== '' && isPostgresSpec(spec)) {
+    const ifname = o.interface ?? 'wg0';
+    ifnameFromConfigPath(`${ifname}.conf`);
+    return { spec, ifname, ...(o.gateway === undefined ? {} : { gateway: o.gateway }) };
+  }
+  const path = resolvePath(spec !== undefined && spec !== '' ? spec : (o.config ?? DEFAULT_SERVER_CONFIG));
+  return { spec: path, ifname: ifnameFromConfigPath(path) };
+}
+
+/** Where the admin page's files are (admin/files.ts): beside the file registry; for PostgreSQL, /etc/wireguard/IFACE.*. */
+export const adminFilesBase = (t: ServerTarget): string => (isPostgresSpec(t.spec) ? `/etc/wireguard/${t.ifname}.conf` : t.spec);
+
+/** How to name the target in a command line to run (never the URL: it may hold a password). */
+const targetArgs = (t: ServerTarget): string => (isPostgresSpec(t.spec) ? `--registry "$BURROW_REGISTRY" --interface ${t.ifname}` : `--config ${t.spec}`);
+
 /** Reads the registry for `up`: every check before anything changes. */
-async function loadForUp(registry: FileRegistry): Promise<RegistryData> {
+async function loadForUp(registry: PeerRegistry): Promise<RegistryData> {
   const data = await registry.read();
   if (data.config.interface.saveConfig) {
     throw new RegistryError('ERR_REGISTRY_DAMAGED', `${registry.location}: SaveConfig = true would write the file without Burrow's comments (the registry): remove it`);
@@ -73,7 +104,7 @@ const expiredPeers = (data: RegistryData, now: number): string[] =>
  * Peers whose expiry has passed are disabled before the server starts, so they never
  * load. The registry is written only when one has; returns the data to start with.
  */
-async function disableExpired(registry: FileRegistry, data: RegistryData, now = Date.now()): Promise<{ data: RegistryData; names: string[] }> {
+async function disableExpired(registry: PeerRegistry, data: RegistryData, now = Date.now()): Promise<{ data: RegistryData; names: string[] }> {
   if (expiredPeers(data, now).length === 0) return { data, names: [] };
   return registry.update((current) => {
     const names = expiredPeers(current, now);
@@ -120,44 +151,62 @@ const exitCodeOf = (e: unknown): number => {
   return c instanceof CliError ? c.exitCode : c instanceof LinuxPlatformError && c.code === 'ERR_PLATFORM_ARG' ? EXIT_BAD_INPUT : EXIT_FAILURE;
 };
 
-export async function serverUp(path: string, options: ServerUpOptions = {}): Promise<string> {
-  const { registry, ifname } = registryAt(path);
+export async function serverUp(target: ServerTarget, options: ServerUpOptions = {}): Promise<string> {
+  const { ifname } = target;
   if (!options.foreground) {
     // The detaching parent reads no registry: the daemon reads it once, and a damaged
     // one comes back as its report (FILE:LINE, exit 2) before anything has changed. An
     // admin address given here is checked here; one from the registry, by the daemon.
     adminBind(options, undefined);
     if (process.getuid?.() !== 0) throw new CliError('server up needs root (CAP_NET_ADMIN): run it with sudo', EXIT_FAILURE);
-    await clearTheWay(registry, ifname);
+    await clearTheWay(target);
+    const postgres = isPostgresSpec(target.spec);
     const argv = [
-      process.argv[1]!, 'server', 'up', '--config', registry.location, '--foreground', '--daemon-child',
+      process.argv[1]!, 'server', 'up', '--foreground', '--daemon-child',
+      // A URL may hold a password: it goes to the daemon in its environment (readable by
+      // root and the daemon only), never on its command line.
+      ...(postgres ? ['--interface', ifname, ...(target.gateway === undefined ? [] : ['--gateway', target.gateway])] : ['--config', target.spec]),
       ...(options.verbose ? ['--verbose'] : []),
       ...(options.admin === undefined ? [] : ['--admin', options.admin]),
       ...(options.adminTlsCert === undefined ? [] : ['--admin-tls-cert', options.adminTlsCert]),
       ...(options.adminTlsKey === undefined ? [] : ['--admin-tls-key', options.adminTlsKey]),
       ...(options.insecure ? ['--insecure'] : []),
     ];
-    const report = await spawnDaemon(argv, logPath(ifname));
+    const env = { ...process.env };
+    if (postgres) env.BURROW_REGISTRY = target.spec;
+    else delete env.BURROW_REGISTRY;
+    const report = await spawnDaemon(argv, logPath(ifname), env);
     if (!report.ready) throw new CliError(report.message, report.exitCode);
     return report.message;
   }
   const report = (r: ChildReport) => {
     if (options.daemonChild && process.send) process.send(r);
   };
+  const registry = openRegistry(target.spec, target.gateway === undefined ? {} : { gateway: target.gateway });
+  try {
+    return await runServer(registry, target, options, report);
+  } finally {
+    await registry.close();
+  }
+}
+
+async function runServer(registry: PeerRegistry, target: ServerTarget, options: ServerUpOptions, report: (r: ChildReport) => void): Promise<string> {
+  const { ifname } = target;
   let prepared: Awaited<ReturnType<typeof prepareUp>>;
   try {
-    prepared = await prepareUp(registry, ifname, options);
+    prepared = await prepareUp(registry, target, options);
   } catch (e) {
     report({ ready: false, message: (cliError(e) as Error).message, exitCode: exitCodeOf(e) });
     throw e;
   }
-  const { config, uplink, steps, notes, bind } = prepared;
+  const { data, config, uplink, steps, notes, bind } = prepared;
   const log = daemonLogger(ifname, options);
+  const follower = new RegistryFollower(registry, data, { ifname, log });
   // Loaded here only: the other commands start without the admin page's modules.
   const { startServerExtras } = await import('../../server/admin/serve.js');
   let extras: Awaited<ReturnType<typeof startServerExtras>>;
   try {
-    extras = await startServerExtras({ ifname, registry, log, ...(bind === undefined ? {} : { bind }) });
+    extras = await startServerExtras({ ifname, registry: follower, files: adminFilesBase(target), log, ...(bind === undefined ? {} : { bind }) });
   } catch (e) {
     const message = e instanceof AdminError ? e.message : `the usage history or admin page cannot start: ${(e as Error).message}`;
     report({ ready: false, message, exitCode: e instanceof AdminError && e.code === 'ERR_ADMIN_TLS' ? EXIT_BAD_INPUT : EXIT_FAILURE });
@@ -175,7 +224,7 @@ export async function serverUp(path: string, options: ServerUpOptions = {}): Pro
     log,
     platformSteps: steps,
     companion: (session) => {
-      const totals = serverCompanion(session, { registry });
+      const totals = serverCompanion(session, { follower });
       extras.attach(session);
       return {
         async stop() {
@@ -189,7 +238,7 @@ export async function serverUp(path: string, options: ServerUpOptions = {}): Pro
       const next = sessionConfig(await registry.read());
       return { config: next, endpoints: await resolveEndpoints(next, registry.location) };
     },
-    report: (r) => report(r.ready ? { ...r, message: [r.message, `NAT out of ${uplink}`, ...notes].join('; ') } : r),
+    report: (r) => report(r.ready ? { ...r, message: [r.message, `NAT out of ${uplink}`, `registry ${registry.location}`, ...notes].join('; ') } : r),
     exitCodeOf,
   });
   await extras.admin?.close();
@@ -198,9 +247,10 @@ export async function serverUp(path: string, options: ServerUpOptions = {}): Pro
 }
 
 /** Refuses a server that runs already; undoes what a crashed one left (its journal), and says so. */
-async function clearTheWay(registry: FileRegistry, ifname: string): Promise<void> {
+async function clearTheWay(target: ServerTarget): Promise<void> {
+  const { ifname } = target;
   if (runningDaemon(ifname) !== undefined || (await running(ifname)) !== undefined) {
-    throw new CliError(`${ifname} is already up; bring it down first with: burrow server down --config ${registry.location}`, EXIT_FAILURE);
+    throw new CliError(`${ifname} is already up; bring it down first with: burrow server down ${targetArgs(target)}`, EXIT_FAILURE);
   }
   const recovered = await recoverStale(ifname, say);
   if (recovered !== undefined) say(recovered);
@@ -210,11 +260,12 @@ async function clearTheWay(registry: FileRegistry, ifname: string): Promise<void
  * What the server process does before its session starts: the registry read (once) and
  * checked whole, expired peers disabled, the uplink found, the NAT steps planned.
  */
-async function prepareUp(registry: FileRegistry, ifname: string, options: ServerUpOptions) {
+async function prepareUp(registry: PeerRegistry, target: ServerTarget, options: ServerUpOptions) {
+  const { ifname } = target;
   const loaded = await guarded(() => loadForUp(registry));
   if (process.getuid?.() !== 0) throw new CliError('server up needs root (CAP_NET_ADMIN): run it with sudo', EXIT_FAILURE);
   // The daemon child's parent has done this before it started the child.
-  if (!options.daemonChild) await clearTheWay(registry, ifname);
+  if (!options.daemonChild) await clearTheWay(target);
   const { data, names } = await guarded(() => disableExpired(registry, loaded));
   const notes = names.length === 0 ? [] : [`expired, now disabled: ${names.join(', ')}`];
   if (!options.daemonChild) for (const note of notes) say(note);
@@ -223,7 +274,7 @@ async function prepareUp(registry: FileRegistry, ifname: string, options: Server
   const config = sessionConfig(data);
   const steps = forwardingSteps({ ifname, uplink, subnets: tunnelSubnets(config), clientToClient: data.settings.clientToClient });
   const bind = adminBind(options, data);
-  return { config, uplink, steps, notes, bind };
+  return { data, config, uplink, steps, notes, bind };
 }
 
 async function qrOutput(text: string, opts: { qr?: boolean; png?: string }): Promise<string> {
@@ -241,6 +292,8 @@ async function qrOutput(text: string, opts: { qr?: boolean; png?: string }): Pro
   return out;
 }
 
+const registryOption = () => new Option('--registry <spec>', 'the registry: a wg-quick file, or postgres://USER@HOST/DB shared by several gateways (default: $BURROW_REGISTRY, else --config)');
+const interfaceOption = () => new Option('-i, --interface <name>', 'with a PostgreSQL registry: the interface name (a file registry names it after the file)');
 const configOption = () => new Option('-c, --config <path>', "the server's wg-quick file (the registry); the interface is named after it").default(DEFAULT_SERVER_CONFIG);
 
 export function serverCommand(): Command {
@@ -289,9 +342,12 @@ export function serverCommand(): Command {
     .option('--admin-tls-cert <file>', "the admin page's certificate (PEM): HTTPS, and the session cookie is Secure")
     .option('--admin-tls-key <file>', "the admin page's private key (PEM)")
     .option('--insecure', 'allow --admin on a non-loopback address without TLS (the password crosses the network in the clear)')
+    .addOption(registryOption())
+    .addOption(interfaceOption())
+    .option('--gateway <name>', "with a PostgreSQL registry: this gateway's name, for its share of the transfer totals (default: the host name)")
     .addOption(new Option('--daemon-child', 'run as the daemon that `server up` starts').hideHelp())
-    .action(async (o: { config: string; foreground?: boolean; daemonChild?: boolean; verbose?: boolean; admin?: string; adminTlsCert?: string; adminTlsKey?: string; insecure?: boolean }) => {
-      const message = await serverUp(o.config, {
+    .action(async (o: { config: string; registry?: string; interface?: string; gateway?: string; foreground?: boolean; daemonChild?: boolean; verbose?: boolean; admin?: string; adminTlsCert?: string; adminTlsKey?: string; insecure?: boolean }) => {
+      const message = await serverUp(serverTarget(o), {
         foreground: o.foreground === true,
         daemonChild: o.daemonChild === true,
         verbose: o.verbose === true,
@@ -307,11 +363,15 @@ export function serverCommand(): Command {
     .command('down')
     .description("bring the server down: transfer totals saved, forwarding and NAT undone; after a crash, undo what its journal records")
     .addOption(configOption())
-    .action(async (o: { config: string }) => {
-      const { ifname } = registryAt(o.config);
+    .addOption(registryOption())
+    .addOption(interfaceOption())
+    .action(async (o: { config: string; registry?: string; interface?: string }) => {
+      const { ifname } = serverTarget(o);
       const message = await down(ifname);
-      // A daemon that was killed left its counter snapshot: the next up starts afresh anyway.
-      removeSnapshot(ifname);
+      // A daemon that was killed left its counters: the next up starts afresh, but adds
+      // what it had not saved (kept as unsaved in the file).
+      if (Object.keys(readSnapshot(ifname).unsaved).length === 0) removeSnapshot(ifname);
+      removeRegistryStatus(ifname);
       process.stdout.write(`${message}\n`);
     });
 
@@ -356,9 +416,12 @@ export function serverCommand(): Command {
     .option('--json', 'the same as JSON, for scripts')
     .action(async (o: { config: string; json?: boolean }) => {
       const { registry, ifname } = registryAt(o.config);
+      // The running server says when it cannot reach its registry (it serves the peers it knows).
+      const shown = readRegistryStatus(ifname);
+      if (shown !== undefined && !shown.reachable) say(formatRegistryStatus(shown));
       const data = await guarded(() => registry.read());
       const live = await running(ifname);
-      const list = peerStatus(data, live, live === undefined ? {} : readSnapshot(ifname));
+      const list = peerStatus(data, live, readSnapshot(ifname));
       process.stdout.write(o.json ? `${JSON.stringify(list, null, 2)}\n` : formatPeerStatus(list));
     });
 
