@@ -328,7 +328,7 @@ function parseSettings(f: Map<string, string>, where: string): ServerSettings {
   };
 }
 
-function settingsLine(s: ServerSettings): string | undefined {
+export function settingsLine(s: ServerSettings): string {
   const parts = [
     ...(s.endpoint === undefined ? [] : [`endpoint=${s.endpoint}`]),
     ...(s.uplink === undefined ? [] : [`uplink=${s.uplink}`]),

@@ -11,6 +11,7 @@
 import { closeSync, constants, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { writeFileAtomic } from '../src/runtime/journal.js';
+import { PgRegistry } from './pg/registry.js';
 import { formatRegistry, parseRegistry, type RegistryData, RegistryError } from './registry.js';
 
 export interface RegistryStatus {
@@ -68,7 +69,7 @@ export const isPostgresSpec = (spec: string): boolean => POSTGRES_URL.test(spec)
  * name); the file registry has one gateway and ignores it.
  */
 export function openRegistry(spec: string, o: { gateway?: string } = {}): PeerRegistry {
-  if (isPostgresSpec(spec)) throw new RegistryError('ERR_REGISTRY_INPUT', `a PostgreSQL registry needs server/pg (next commit); gateway ${o.gateway ?? hostname()}`);
+  if (isPostgresSpec(spec)) return new PgRegistry(spec, { gateway: o.gateway ?? hostname() });
   return new FileRegistry(spec);
 }
 
