@@ -17,7 +17,7 @@ import type { Companion } from '../src/runtime/daemon.js';
 import type { Session } from '../src/runtime/session.js';
 import type { RegistryFollower } from './follow.js';
 import { type CounterSnapshot, readSnapshot, removeSnapshot, SAVE_INTERVAL_MS, since, writeSnapshot } from './peers.js';
-import { describeChanges, nextExpiry, reconcile, serves } from './reconcile.js';
+import { describeChanges, nextExpiry, Reconciler, serves } from './reconcile.js';
 import type { PeerRecord, RegistryData } from './registry.js';
 
 export const EXPIRY_CHECK_MS = 1_000;
@@ -67,11 +67,16 @@ export function serverCompanion(session: Session, o: ServerCompanionOptions): Co
     });
   };
 
+  const reconciler = new Reconciler(device, follower.data(), now());
   const follow = (data: RegistryData) => {
     for (const r of data.peers) names.set(Buffer.from(r.peer.publicKey).toString('base64'), r.name);
-    const changes = reconcile(session, data, now());
+    const changes = reconciler.run(data, now());
     const said = describeChanges(changes);
-    if (said !== '') log.info(`registry ${follower.location} changed: ${said}`);
+    if (said !== '') {
+      log.info(`registry ${follower.location} changed: ${said}`);
+      session.tunnel.rearm();
+      session.follow();
+    }
     expiry = nextExpiry(data);
   };
 

@@ -15,11 +15,20 @@ export interface PeerChanges {
   readonly updated: { key: string; fields: string[] }[];
 }
 
-export const sameBytes = (a: Uint8Array | undefined | null, b: Uint8Array | undefined | null): boolean =>
-  (a ?? undefined) === (b ?? undefined) || (a != null && b != null && a.length === b.length && a.every((x, i) => x === b[i]));
+export function sameBytes(a: Uint8Array | undefined | null, b: Uint8Array | undefined | null): boolean {
+  if ((a ?? undefined) === (b ?? undefined)) return true;
+  if (a == null || b == null || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
-const prefixesText = (list: readonly { address: Uint8Array; cidr: number }[]): string =>
-  list.map((a) => `${Buffer.from(a.address).toString('hex')}/${a.cidr}`).sort().join(',');
+type Prefix = { readonly address: Uint8Array; readonly cidr: number };
+
+/** The same prefixes in any order (a peer has a handful: no strings, no sorting). */
+export function samePrefixes(a: readonly Prefix[], b: readonly Prefix[]): boolean {
+  if (a.length !== b.length) return false;
+  return a.every((x) => b.some((y) => y.cidr === x.cidr && sameBytes(y.address, x.address)));
+}
 
 export function syncPeers(device: Device, now: number, wanted: readonly PeerSetup[]): PeerChanges {
   const changes: PeerChanges = { added: [], removed: [], updated: [] };
@@ -41,7 +50,7 @@ export function syncPeers(device: Device, now: number, wanted: readonly PeerSetu
       ...(sameBytes(now.presharedKey, p.presharedKey) ? {} : { presharedKey: p.presharedKey ?? null }),
       ...(p.endpoint && (now.endpoint?.host !== p.endpoint.host || now.endpoint.port !== p.endpoint.port) ? { endpoint: p.endpoint } : {}),
       ...(p.persistentKeepalive === undefined || now.persistentKeepalive === p.persistentKeepalive ? {} : { persistentKeepalive: p.persistentKeepalive }),
-      ...(prefixesText(now.allowedIPs) === prefixesText(p.allowedIPs ?? []) ? {} : { allowedIPs: p.allowedIPs ?? [], replaceAllowedIPs: true }),
+      ...(samePrefixes(now.allowedIPs, p.allowedIPs ?? []) ? {} : { allowedIPs: p.allowedIPs ?? [], replaceAllowedIPs: true }),
     };
     const fields = Object.keys(update);
     if (fields.length === 0) continue;

@@ -9,7 +9,9 @@ import { parsePrefix } from '../../src/config/index.js';
 import { syncPeers } from '../../src/runtime/peer-sync.js';
 import type { Logger } from '../../src/runtime/log.js';
 import { RegistryFollower } from '../../server/follow.js';
-import { nextExpiry, wantedPeers } from '../../server/reconcile.js';
+import { nextExpiry, Reconciler, wantedPeers } from '../../server/reconcile.js';
+import type { Device } from '../../tunnel/device.js';
+import type { PeerChanges } from '../../src/runtime/peer-sync.js';
 import type { PeerRecord, RegistryData } from '../../server/registry.js';
 import type { PeerRegistry, RegistryStatus } from '../../server/store.js';
 import { memPair } from '../support/memnet.js';
@@ -24,17 +26,27 @@ function record(name: string, publicKey: Uint8Array, psk: Uint8Array, ips: strin
   return { name, created: '2026-12-01T00:00:00.000Z', enabled: true, rx: 0, tx: 0, peer: { publicKey, presharedKey: psk, allowedIPs: ips.map((p) => parsePrefix(p)) }, ...o };
 }
 
-describe('the device follows the registry', () => {
+/** The two ways a device follows a registry: the server's Reconciler, and syncPeers (SIGHUP's reload). */
+const appliers: [string, (device: Device) => (data: RegistryData, now: number, netNow: number) => PeerChanges][] = [
+  ['the Reconciler', (device) => {
+    const r = new Reconciler(device, registry([]), 0);
+    return (data, now) => r.run(data, now);
+  }],
+  ['syncPeers', (device) => (data, now, netNow) => syncPeers(device, netNow, wantedPeers(data, now))],
+];
+
+describe.each(appliers)('the device follows the registry: %s', (_, make) => {
   it('adds, keeps an unchanged peer untouched (no new handshake), updates only what changed, removes with the counts', () => {
     const psk = generatePresharedKey();
     // a: the client, connected to b with the psk; b: the gateway, which knows no peer yet.
     const { net, a, b } = memPair({ psk });
     b.device.removePeer(a.device.publicKey);
     b.events.length = 0;
+    const apply = make(b.device);
     const now = Date.parse('2026-12-04T12:00:00Z');
     const client = record('alice', a.device.publicKey, psk, ['192.0.2.1/32']);
 
-    let c = syncPeers(b.device, net.now, wantedPeers(registry([client]), now));
+    let c = apply(registry([client]), now, net.now);
     expect(c.added).toHaveLength(1);
     net.ping(a, b, 1);
     net.deliverAll();
@@ -43,12 +55,12 @@ describe('the device follows the registry', () => {
     expect(handshakes()).toBe(1);
 
     // The same registry again: nothing set, so the session goes on.
-    c = syncPeers(b.device, net.now, wantedPeers(registry([client]), now));
+    c = apply(registry([client]), now, net.now);
     expect(c).toEqual({ added: [], removed: [], updated: [] });
     // A second peer added, and alice's allowed IPs grown: only her allowed IPs are set.
     const other = memPair().a.device.publicKey;
     const grown = record('alice', a.device.publicKey, psk, ['192.0.2.1/32', '198.51.100.0/24']);
-    c = syncPeers(b.device, net.now, wantedPeers(registry([grown, record('bob', other, generatePresharedKey(), ['192.0.2.9/32'])]), now));
+    c = apply(registry([grown, record('bob', other, generatePresharedKey(), ['192.0.2.9/32'])]), now, net.now);
     expect(c.added).toHaveLength(1);
     expect(c.updated).toEqual([{ key: Buffer.from(a.device.publicKey).toString('base64'), fields: ['allowedIPs'] }]);
     net.advanceTo(5_000);
@@ -59,7 +71,7 @@ describe('the device follows the registry', () => {
     expect(b.events.filter((e) => e.type === 'handshake-initiated')).toHaveLength(0);
 
     // Disabled: removed at once, with what it had counted.
-    c = syncPeers(b.device, net.now, wantedPeers(registry([{ ...grown, enabled: false }]), now));
+    c = apply(registry([{ ...grown, enabled: false }]), now, net.now);
     expect(new Set(c.removed)).toEqual(new Set([Buffer.from(a.device.publicKey).toString('base64'), Buffer.from(other).toString('base64')]));
     const gone = b.events.find((e) => e.type === 'peer-removed' && e.peer === Buffer.from(a.device.publicKey).toString('base64'));
     expect(gone).toMatchObject({ type: 'peer-removed' });
@@ -71,14 +83,16 @@ describe('the device follows the registry', () => {
 
   it('a changed preshared key is set (the peer must handshake again); an expired peer is not served', () => {
     const { net, a, b } = memPair();
+    b.device.removePeer(a.device.publicKey);
+    const apply = make(b.device);
     const now = Date.parse('2026-12-04T12:00:00Z');
     const psk = generatePresharedKey();
-    syncPeers(b.device, net.now, wantedPeers(registry([record('alice', a.device.publicKey, psk, ['192.0.2.1/32'])]), now));
-    const c = syncPeers(b.device, net.now, wantedPeers(registry([record('alice', a.device.publicKey, generatePresharedKey(), ['192.0.2.1/32'])]), now));
+    apply(registry([record('alice', a.device.publicKey, psk, ['192.0.2.1/32'])]), now, net.now);
+    const c = apply(registry([record('alice', a.device.publicKey, generatePresharedKey(), ['192.0.2.1/32'])]), now, net.now);
     expect(c.updated.map((u) => u.fields)).toEqual([['presharedKey']]);
     const expired = record('alice', a.device.publicKey, psk, ['192.0.2.1/32'], { expires: '2026-12-04T11:59:59.000Z' });
     expect(wantedPeers(registry([expired]), now)).toEqual([]);
-    expect(syncPeers(b.device, net.now, wantedPeers(registry([expired]), now)).removed).toHaveLength(1);
+    expect(apply(registry([expired]), now, net.now).removed).toHaveLength(1);
     // Still enabled in the registry: the next expiry is in the past until the registry says disabled.
     expect(nextExpiry(registry([expired]))).toBe(Date.parse('2026-12-04T11:59:59.000Z'));
     expect(nextExpiry(registry([{ ...expired, enabled: false }]))).toBe(Infinity);
