@@ -10,6 +10,7 @@ import { interfaceConfig, type IpPrefix, makePrefix, parsePrefix } from '../src/
 import { parseEndpoint } from '../src/config/endpoint.js';
 import type { Exec } from '../src/platform/linux/index.js';
 import { writeFileAtomic } from '../src/runtime/journal.js';
+import type { PgRegistry } from './pg/registry.js';
 import { formatRegistry, type RegistryData, RegistryError } from './registry.js';
 
 export const DEFAULT_PORT = 51820;
@@ -126,8 +127,8 @@ function endpointArg(text: string, port: number): string {
   return withPort;
 }
 
-/** Writes DIR/IFACE.conf; refuses to overwrite one. Returns its path and the data written. */
 export interface InitResult {
+  /** The file written, or the registry's location (a URL without its password). */
   readonly path: string;
   readonly publicKey: string;
   readonly addresses: readonly string[];
@@ -135,9 +136,8 @@ export interface InitResult {
   readonly uplink: string | undefined;
 }
 
-export async function initServer(o: InitOptions): Promise<InitResult> {
-  const path = join(o.dir, `${o.ifname}.conf`);
-  if (existsSync(path)) throw new RegistryError('ERR_REGISTRY_INPUT', `${path} exists already: burrow server init never overwrites a registry`);
+/** A new server's registry: fresh keys, the subnets, no peers. */
+async function newServer(o: Omit<InitOptions, 'dir' | 'ifname'>): Promise<{ data: RegistryData; result: Omit<InitResult, 'path'> }> {
   const port = o.port ?? DEFAULT_PORT;
   const subnet = o.subnet === undefined ? await freeSubnet(o.exec) : subnetArg(o.subnet, 4, '--subnet');
   const subnet6 = o.subnet6 === undefined ? randomUla() : subnetArg(o.subnet6, 6, '--subnet6');
@@ -152,9 +152,35 @@ export async function initServer(o: InitOptions): Promise<InitResult> {
     settings: { ...(endpoint === undefined ? {} : { endpoint }), clientToClient: false, dns: [] },
     peers: [],
   };
-  mkdirSync(o.dir, { recursive: true, mode: 0o700 });
-  writeFileAtomic(path, formatRegistry(data, path), 0o600);
   const publicKey = encodeKey(publicKeyOf(privateKey));
-  privateKey.fill(0);
-  return { path, publicKey, addresses: data.config.interface.addresses.map((a) => a.text), endpoint, uplink };
+  return { data, result: { publicKey, addresses: data.config.interface.addresses.map((a) => a.text), endpoint, uplink } };
+}
+
+/** Writes DIR/IFACE.conf; refuses to overwrite one. Returns its path and what it holds. */
+export async function initServer(o: InitOptions): Promise<InitResult> {
+  const path = join(o.dir, `${o.ifname}.conf`);
+  if (existsSync(path)) throw new RegistryError('ERR_REGISTRY_INPUT', `${path} exists already: burrow server init never overwrites a registry`);
+  const { data, result } = await newServer(o);
+  mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+  try {
+    writeFileAtomic(path, formatRegistry(data, path), 0o600);
+  } finally {
+    data.config.interface.privateKey.fill(0);
+  }
+  return { path, ...result };
+}
+
+/**
+ * Writes a new server into a PostgreSQL registry; refuses one that holds a server
+ * already (all its peers' configurations name that server's key: replacing it is
+ * `burrow server registry import --replace`, never a side effect of init).
+ */
+export async function initServerIn(registry: PgRegistry, o: Omit<InitOptions, 'dir' | 'ifname'>): Promise<InitResult> {
+  const { data, result } = await newServer(o);
+  try {
+    await registry.create(data);
+  } finally {
+    data.config.interface.privateKey.fill(0);
+  }
+  return { path: registry.location, ...result };
 }

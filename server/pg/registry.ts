@@ -85,23 +85,50 @@ export class PgRegistry implements PeerRegistry {
     return pending;
   }
 
-  /** Runs `f` on a pooled connection; connection failures become ERR_REGISTRY_UNREACHABLE. */
+  /**
+   * Runs `f` on a pooled connection; connection failures become ERR_REGISTRY_UNREACHABLE.
+   * Callers queue here for a turn, not in the pool: the pool's connect timeout then
+   * measures reaching the server only, never the wait behind other writers.
+   */
   private async session<T>(f: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
+    await this.turn();
     try {
-      client = await (await this.open()).connect();
-    } catch (e) {
-      throw this.translate(e);
+      let client: pg.PoolClient;
+      try {
+        client = await (await this.open()).connect();
+      } catch (e) {
+        throw this.translate(e);
+      }
+      try {
+        const out = await f(client);
+        client.release();
+        return out;
+      } catch (e) {
+        // A connection that failed is destroyed, not given back.
+        client.release(isConnectionError(e) ? (e as Error) : undefined);
+        throw this.translate(e);
+      }
+    } finally {
+      this.endTurn();
     }
-    try {
-      const out = await f(client);
-      client.release();
-      return out;
-    } catch (e) {
-      // A connection that failed is destroyed, not given back.
-      client.release(isConnectionError(e) ? (e as Error) : undefined);
-      throw this.translate(e);
+  }
+
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  private turn(): Promise<void> {
+    if (this.active < this.poolSize) {
+      this.active++;
+      return Promise.resolve();
     }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Hands the turn to the next caller waiting, else frees it. */
+  private endTurn(): void {
+    const next = this.waiting.shift();
+    if (next !== undefined) next();
+    else this.active--;
   }
 
   private translate(e: unknown): unknown {
@@ -302,7 +329,7 @@ export class PgRegistry implements PeerRegistry {
    * holds a server already, unless `replace`: then everything in it goes first. The
    * records' rx/tx become this gateway's share. One transaction.
    */
-  async create(data: RegistryData, o: { replace?: boolean } = {}): Promise<void> {
+  async create(data: RegistryData, o: { replace?: boolean; hint?: string } = {}): Promise<void> {
     formatRegistry(data, this.location);
     await this.session(async (c) => {
       await c.query('BEGIN');
@@ -312,7 +339,7 @@ export class PgRegistry implements PeerRegistry {
         const had = await c.query<{ generation: string; peers: string }>('SELECT generation::text, (SELECT count(*) FROM burrow_peer)::text AS peers FROM burrow_server');
         const existing = had.rows[0];
         if (existing !== undefined && o.replace !== true) {
-          throw new RegistryError('ERR_REGISTRY_INPUT', `${this.location} holds a server already (with ${existing.peers} peer(s)): nothing was changed; replace it all with --replace`);
+          throw new RegistryError('ERR_REGISTRY_INPUT', `${this.location} holds a server already (with ${existing.peers} peer(s)): nothing was changed${o.hint === undefined ? '' : `; ${o.hint}`}`);
         }
         await c.query('DELETE FROM burrow_peer');
         await c.query('DELETE FROM burrow_server');

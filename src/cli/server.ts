@@ -10,18 +10,18 @@
 //                 its control socket, one peer at a time
 
 import { rmSync, writeFileSync } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
 import { AdminError, type AdminBind, checkBind } from '../../server/admin/bind.js';
 import { adminFiles, ensureMetricsToken } from '../../server/admin/files.js';
 import { checkPassword, writePasswordFile } from '../../server/admin/password.js';
 import { serverCompanion } from '../../server/companion.js';
-import { detectUplink, initServer } from '../../server/init.js';
+import { detectUplink, initServer, initServerIn } from '../../server/init.js';
+import { PgRegistry } from '../../server/pg/registry.js';
 import { addPeer, applyIfRunning, changePeer, clientConfig, formatPeerStatus, type PeerChange, peerStatus, readSnapshot, removeSnapshot, running } from '../../server/peers.js';
 import { findPeer, type RegistryData, RegistryError, sessionConfig, tunnelSubnets } from '../../server/registry.js';
 import { RegistryFollower } from '../../server/follow.js';
 import { formatRegistryStatus, readRegistryStatus, removeRegistryStatus } from '../../server/registry-status.js';
-import { FileRegistry, isPostgresSpec, openRegistry, type PeerRegistry } from '../../server/store.js';
+import { isPostgresSpec, openRegistry, type PeerRegistry } from '../../server/store.js';
 import { createExec, LinuxPlatformError } from '../platform/linux/index.js';
 import { forwardingSteps } from '../platform/linux/forward.js';
 import { runDaemon, spawnDaemon, type ChildReport } from '../runtime/daemon.js';
@@ -32,16 +32,17 @@ import { down } from './down.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE } from './errors.js';
 import { clientProfile } from './profile.js';
 import { readSecret } from './secret.js';
+import { DEFAULT_SERVER_CONFIG, registryCommand, registryFrom, registryOptions, type RegistryOptions, withRegistry } from './server-registry.js';
 import { recoverStale, resolveEndpoints } from './up.js';
 
-export const DEFAULT_SERVER_CONFIG = '/etc/wireguard/wg0.conf';
+export { DEFAULT_SERVER_CONFIG };
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 /** RegistryError -> CliError: bad input (2) unless the registry is busy or full (1). */
 function cliError(e: unknown): unknown {
   if (!(e instanceof RegistryError)) return e;
-  return new CliError(e.message, e.code === 'ERR_REGISTRY_BUSY' || e.code === 'ERR_REGISTRY_FULL' ? EXIT_FAILURE : EXIT_BAD_INPUT);
+  return new CliError(e.message, e.code === 'ERR_REGISTRY_BUSY' || e.code === 'ERR_REGISTRY_FULL' || e.code === 'ERR_REGISTRY_UNREACHABLE' ? EXIT_FAILURE : EXIT_BAD_INPUT);
 }
 
 async function guarded<T>(f: () => Promise<T>): Promise<T> {
@@ -52,39 +53,30 @@ async function guarded<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-function registryAt(path: string): { registry: FileRegistry; ifname: string } {
-  const full = resolvePath(path);
-  return { registry: new FileRegistry(full), ifname: ifnameFromConfigPath(full) };
-}
-
 /**
- * The registry a server runs from: its wg-quick file (the interface is named after it),
- * or a postgres:// URL shared by several gateways (the interface is --interface, default
- * wg0; --gateway names this gateway's share of the transfer totals).
+ * The registry a server runs from (server-registry.ts's registryFrom chooses it): its
+ * wg-quick file, or a postgres:// URL shared by several gateways.
  */
 export interface ServerTarget {
   /** A file's path or a postgres URL (which may hold a password: never logged, never in argv). */
   readonly spec: string;
   readonly ifname: string;
+  /** The path the gateway's own files go beside (admin password, metrics token, usage). */
+  readonly localBase: string;
+  readonly postgres: boolean;
   readonly gateway?: string;
 }
 
-export function serverTarget(o: { config?: string; registry?: string; interface?: string; gateway?: string }): ServerTarget {
-  const spec = o.registry ?? process.env.BURROW_REGISTRY;
-  if (spec !== undefined && spec !== '' && isPostgresSpec(spec)) {
-    const ifname = o.interface ?? 'wg0';
-    ifnameFromConfigPath(`${ifname}.conf`);
-    return { spec, ifname, ...(o.gateway === undefined ? {} : { gateway: o.gateway }) };
-  }
-  const path = resolvePath(spec !== undefined && spec !== '' ? spec : (o.config ?? DEFAULT_SERVER_CONFIG));
-  return { spec: path, ifname: ifnameFromConfigPath(path) };
+export function serverTarget(o: RegistryOptions): ServerTarget {
+  // Checked and chosen as every other command does; nothing is opened before the first call.
+  const { registry, ifname, localBase, postgres } = registryFrom(o);
+  void registry.close();
+  const spec = postgres ? (o.registry ?? o.config ?? process.env.BURROW_REGISTRY)! : localBase;
+  return { spec, ifname, localBase, postgres, ...(o.gateway === undefined ? {} : { gateway: o.gateway }) };
 }
 
-/** Where the admin page's files are (admin/files.ts): beside the file registry; for PostgreSQL, /etc/wireguard/IFACE.*. */
-export const adminFilesBase = (t: ServerTarget): string => (isPostgresSpec(t.spec) ? `/etc/wireguard/${t.ifname}.conf` : t.spec);
-
 /** How to name the target in a command line to run (never the URL: it may hold a password). */
-const targetArgs = (t: ServerTarget): string => (isPostgresSpec(t.spec) ? `--registry "$BURROW_REGISTRY" --interface ${t.ifname}` : `--config ${t.spec}`);
+const targetArgs = (t: ServerTarget): string => (t.postgres ? `--registry "$BURROW_REGISTRY" --interface ${t.ifname}` : `--config ${t.spec}`);
 
 /** Reads the registry for `up`: every check before anything changes. */
 async function loadForUp(registry: PeerRegistry): Promise<RegistryData> {
@@ -160,7 +152,7 @@ export async function serverUp(target: ServerTarget, options: ServerUpOptions = 
     adminBind(options, undefined);
     if (process.getuid?.() !== 0) throw new CliError('server up needs root (CAP_NET_ADMIN): run it with sudo', EXIT_FAILURE);
     await clearTheWay(target);
-    const postgres = isPostgresSpec(target.spec);
+    const { postgres } = target;
     const argv = [
       process.argv[1]!, 'server', 'up', '--foreground', '--daemon-child',
       // A URL may hold a password: it goes to the daemon in its environment (readable by
@@ -206,7 +198,7 @@ async function runServer(registry: PeerRegistry, target: ServerTarget, options: 
   const { startServerExtras } = await import('../../server/admin/serve.js');
   let extras: Awaited<ReturnType<typeof startServerExtras>>;
   try {
-    extras = await startServerExtras({ ifname, registry: follower, files: adminFilesBase(target), log, ...(bind === undefined ? {} : { bind }) });
+    extras = await startServerExtras({ ifname, registry: follower, files: target.localBase, log, ...(bind === undefined ? {} : { bind }) });
   } catch (e) {
     const message = e instanceof AdminError ? e.message : `the usage history or admin page cannot start: ${(e as Error).message}`;
     report({ ready: false, message, exitCode: e instanceof AdminError && e.code === 'ERR_ADMIN_TLS' ? EXIT_BAD_INPUT : EXIT_FAILURE });
@@ -292,12 +284,8 @@ async function qrOutput(text: string, opts: { qr?: boolean; png?: string }): Pro
   return out;
 }
 
-const registryOption = () => new Option('--registry <spec>', 'the registry: a wg-quick file, or postgres://USER@HOST/DB shared by several gateways (default: $BURROW_REGISTRY, else --config)');
-const interfaceOption = () => new Option('-i, --interface <name>', 'with a PostgreSQL registry: the interface name (a file registry names it after the file)');
-const configOption = () => new Option('-c, --config <path>', "the server's wg-quick file (the registry); the interface is named after it").default(DEFAULT_SERVER_CONFIG);
-
 export function serverCommand(): Command {
-  const server = new Command('server').description('run a Burrow server: many peers, forwarding and NAT, a peer registry in its wg-quick file');
+  const server = new Command('server').description('run a Burrow server: many peers, forwarding and NAT, a peer registry in its wg-quick file or in PostgreSQL (several gateways)');
 
   server
     .command('init')
@@ -308,17 +296,28 @@ export function serverCommand(): Command {
     .option('--port <n>', 'UDP listen port', '51820')
     .option('--dir <dir>', 'where to write the file', '/etc/wireguard')
     .option('-i, --interface <name>', 'the interface name (the file is NAME.conf)', 'wg0')
-    .action(async (o: { endpoint?: string; subnet?: string; subnet6?: string; port: string; dir: string; interface: string }) => {
+    .option('--registry <url>', 'write the server into this PostgreSQL registry instead of a file, for several gateways (default: $BURROW_REGISTRY when it is a postgresql:// URL); refused when it holds a server already')
+    .action(async (o: { endpoint?: string; subnet?: string; subnet6?: string; port: string; dir: string; interface: string; registry?: string }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CliError(`--port ${JSON.stringify(o.port)}: expected 1 to 65535`, EXIT_BAD_INPUT);
       ifnameFromConfigPath(`${o.interface}.conf`);
-      const r = await guarded(() =>
-        initServer({ ifname: o.interface, dir: o.dir, port, exec: createExec(), ...(o.endpoint === undefined ? {} : { endpoint: o.endpoint }), ...(o.subnet === undefined ? {} : { subnet: o.subnet }), ...(o.subnet6 === undefined ? {} : { subnet6: o.subnet6 }) }),
-      );
-      const cfg = o.dir === '/etc/wireguard' && o.interface === 'wg0' ? '' : ` --config ${r.path}`;
+      const env = process.env.BURROW_REGISTRY;
+      const url = o.registry ?? (env !== undefined && isPostgresSpec(env) ? env : undefined);
+      if (url !== undefined && !isPostgresSpec(url)) throw new CliError(`--registry ${JSON.stringify(url)}: expected a postgresql:// URL (for a file, use --dir and --interface)`, EXIT_BAD_INPUT);
+      const inputs = { port, exec: createExec(), ...(o.endpoint === undefined ? {} : { endpoint: o.endpoint }), ...(o.subnet === undefined ? {} : { subnet: o.subnet }), ...(o.subnet6 === undefined ? {} : { subnet6: o.subnet6 }) };
+      const r = await guarded(async () => {
+        if (url === undefined) return initServer({ ifname: o.interface, dir: o.dir, ...inputs });
+        const registry = new PgRegistry(url, { gateway: 'init' });
+        try {
+          return await initServerIn(registry, inputs);
+        } finally {
+          await registry.close();
+        }
+      });
+      const cfg = url !== undefined ? ` --registry '${r.path}'${o.interface === 'wg0' ? '' : ` --interface ${o.interface}`}` : o.dir === '/etc/wireguard' && o.interface === 'wg0' ? '' : ` --config ${r.path}`;
       process.stdout.write(
         [
-          `wrote ${r.path} (0600): ${o.interface}, ${r.addresses.join(', ')}, UDP port ${port}`,
+          url === undefined ? `wrote ${r.path} (0600): ${o.interface}, ${r.addresses.join(', ')}, UDP port ${port}` : `wrote the server into ${r.path}: ${r.addresses.join(', ')}, UDP port ${port} (every gateway uses this key, subnet and port)`,
           `server public key: ${r.publicKey}`,
           `uplink: ${r.uplink ?? '(no default route now: set uplink=IFACE on its "# burrow-server:" line)'}; NAT goes out of the default route's interface at each up`,
           ...(r.endpoint === undefined ? ['endpoint: none yet: add endpoint=HOST:PORT to its "# burrow-server:" line, or init again with --endpoint'] : [`endpoint for clients: ${r.endpoint}`]),
@@ -334,19 +333,15 @@ export function serverCommand(): Command {
 
   server
     .command('up')
-    .description('bring the server up: every enabled peer, IP forwarding and NAT out of the uplink; returns once it is up, a daemon keeps it up')
-    .addOption(configOption())
+    .description('bring the server up: every enabled peer, IP forwarding and NAT out of the uplink; returns once it is up, a daemon keeps it up. With a PostgreSQL registry it follows every change any gateway makes, and goes on serving the peers it knows while the database is away (docs/gateways.md)')
     .option('-f, --foreground', 'stay attached until SIGINT or SIGTERM (for systemd)')
     .option('-v, --verbose', 'log every timer and handshake initiation too')
     .option('--admin <host:port>', 'serve the admin page, its API and /metrics here, such as 127.0.0.1:51821 (default: admin= on the "# burrow-server:" line; else off)')
     .option('--admin-tls-cert <file>', "the admin page's certificate (PEM): HTTPS, and the session cookie is Secure")
     .option('--admin-tls-key <file>', "the admin page's private key (PEM)")
     .option('--insecure', 'allow --admin on a non-loopback address without TLS (the password crosses the network in the clear)')
-    .addOption(registryOption())
-    .addOption(interfaceOption())
-    .option('--gateway <name>', "with a PostgreSQL registry: this gateway's name, for its share of the transfer totals (default: the host name)")
     .addOption(new Option('--daemon-child', 'run as the daemon that `server up` starts').hideHelp())
-    .action(async (o: { config: string; registry?: string; interface?: string; gateway?: string; foreground?: boolean; daemonChild?: boolean; verbose?: boolean; admin?: string; adminTlsCert?: string; adminTlsKey?: string; insecure?: boolean }) => {
+    .action(async (o: RegistryOptions & { foreground?: boolean; daemonChild?: boolean; verbose?: boolean; admin?: string; adminTlsCert?: string; adminTlsKey?: string; insecure?: boolean }) => {
       const message = await serverUp(serverTarget(o), {
         foreground: o.foreground === true,
         daemonChild: o.daemonChild === true,
@@ -362,11 +357,8 @@ export function serverCommand(): Command {
   server
     .command('down')
     .description("bring the server down: transfer totals saved, forwarding and NAT undone; after a crash, undo what its journal records")
-    .addOption(configOption())
-    .addOption(registryOption())
-    .addOption(interfaceOption())
-    .action(async (o: { config: string; registry?: string; interface?: string }) => {
-      const { ifname } = serverTarget(o);
+    .action(async (o: RegistryOptions) => {
+      const { ifname } = await withRegistry(o, async (r) => r);
       const message = await down(ifname);
       // A daemon that was killed left its counters: the next up starts afresh, but adds
       // what it had not saved (kept as unsaved in the file).
@@ -379,14 +371,15 @@ export function serverCommand(): Command {
     .command('add-peer')
     .description("add a peer with the next free addresses and print its client configuration; applied at once to a running server")
     .argument('<name>', 'a name: 1 to 63 of A-Z a-z 0-9 _ . @ -')
-    .addOption(configOption())
     .option('--public-key <key>', "the client's public key: its private key never leaves the client")
     .option('--expires <date>', 'disable the peer at this date (2027-01-31 or 2027-01-31T12:00:00Z)')
     .option('--qr', 'also print the configuration as a QR code')
     .option('--png <file>', 'also write the QR code to this PNG file (0600)')
-    .action(async (name: string, o: { config: string; publicKey?: string; expires?: string; qr?: boolean; png?: string }) => {
-      const { registry, ifname } = registryAt(o.config);
-      const { record, data } = await guarded(() => addPeer(registry, { name, ...(o.publicKey === undefined ? {} : { publicKey: o.publicKey }), ...(o.expires === undefined ? {} : { expires: o.expires }) }));
+    .action(async (name: string, o: RegistryOptions & { publicKey?: string; expires?: string; qr?: boolean; png?: string }) => {
+      const { record, data, ifname } = await withRegistry(o, async ({ registry, ifname }) => ({
+        ...(await guarded(() => addPeer(registry, { name, ...(o.publicKey === undefined ? {} : { publicKey: o.publicKey }), ...(o.expires === undefined ? {} : { expires: o.expires }) }))),
+        ifname,
+      }));
       const expired = record.expires !== undefined && Date.parse(record.expires) <= Date.now();
       const applied = !expired && (await applyIfRunning(ifname, record.peer));
       const note = expired ? ' (its expiry has passed: the server disables it)' : applied ? '' : ' (the server is not running: it takes effect at its next up)';
@@ -400,11 +393,10 @@ export function serverCommand(): Command {
     ['disable', 'disable', 'cut a peer off at once and keep it (and its addresses) in the registry'],
     ['enable', 'enable', 'let a disabled peer connect again'],
   ] as const) {
-    const c = server.command(command).description(description).argument('<name>').addOption(configOption());
+    const c = server.command(command).description(description).argument('<name>');
     if (change === 'enable') c.option('--expires <date>', 'a new expiry date');
-    c.action(async (name: string, o: { config: string; expires?: string }) => {
-      const { registry, ifname } = registryAt(o.config);
-      const message = await guarded(() => changePeer(registry, ifname, name, change as PeerChange, o.expires === undefined ? {} : { expires: o.expires }));
+    c.action(async (name: string, o: RegistryOptions & { expires?: string }) => {
+      const message = await withRegistry(o, ({ registry, ifname }) => guarded(() => changePeer(registry, ifname, name, change as PeerChange, o.expires === undefined ? {} : { expires: o.expires })));
       process.stdout.write(`${message}\n`);
     });
   }
@@ -412,14 +404,14 @@ export function serverCommand(): Command {
   server
     .command('list-peers')
     .description('every peer: name, addresses, endpoint, latest handshake, transfer totals, enabled and expiry')
-    .addOption(configOption())
     .option('--json', 'the same as JSON, for scripts')
-    .action(async (o: { config: string; json?: boolean }) => {
-      const { registry, ifname } = registryAt(o.config);
-      // The running server says when it cannot reach its registry (it serves the peers it knows).
-      const shown = readRegistryStatus(ifname);
-      if (shown !== undefined && !shown.reachable) say(formatRegistryStatus(shown));
-      const data = await guarded(() => registry.read());
+    .action(async (o: RegistryOptions & { json?: boolean }) => {
+      const { data, ifname } = await withRegistry(o, async ({ registry, ifname }) => {
+        // The running server says when it cannot reach its registry (it serves the peers it knows).
+        const shown = readRegistryStatus(ifname);
+        if (shown !== undefined && !shown.reachable) say(formatRegistryStatus(shown));
+        return { data: await guarded(() => registry.read()), ifname };
+      });
       const live = await running(ifname);
       const list = peerStatus(data, live, readSnapshot(ifname));
       process.stdout.write(o.json ? `${JSON.stringify(list, null, 2)}\n` : formatPeerStatus(list));
@@ -429,38 +421,35 @@ export function serverCommand(): Command {
     .command('client-config')
     .description("print a peer's client configuration (for burrow up, wg-quick or the WireGuard apps), or write it as a configuration profile for a managed Mac")
     .argument('<name>')
-    .addOption(configOption())
     .option('--qr', 'also print it as a QR code, for the WireGuard mobile apps')
     .option('--png <file>', 'also write the QR code to this PNG file (0600)')
     .addOption(new Option('--format <format>', 'conf: the wg-quick text; mobileconfig: a profile for the Burrow app, as `burrow profile` writes').choices(['conf', 'mobileconfig']).default('conf'))
     .option('--bundle-id <id>', "mobileconfig: the Burrow app's bundle identifier (VPNSubType)")
     .option('--include-private-key', "mobileconfig: put the client's private key in the profile (only when the server generated it)")
     .option('-o, --output <file>', 'mobileconfig: where to write it, 0600 (default NAME.mobileconfig)')
-    .action(async (name: string, o: { config: string; qr?: boolean; png?: string; format: string; bundleId?: string; includePrivateKey?: boolean; output?: string }) => {
-      const { registry } = registryAt(o.config);
+    .action(async (name: string, o: RegistryOptions & { qr?: boolean; png?: string; format: string; bundleId?: string; includePrivateKey?: boolean; output?: string }) => {
+      if (o.format === 'mobileconfig' && (o.qr || o.png !== undefined)) throw new CliError('--qr and --png go with --format conf', EXIT_BAD_INPUT);
+      const data = await withRegistry(o, ({ registry }) => guarded(() => registry.read()));
       if (o.format === 'mobileconfig') {
-        if (o.qr || o.png !== undefined) throw new CliError('--qr and --png go with --format conf', EXIT_BAD_INPUT);
-        process.stdout.write(`${await guarded(async () => clientProfile(await registry.read(), name, o))}\n`);
+        process.stdout.write(`${await guarded(async () => clientProfile(data, name, o))}\n`);
         return;
       }
-      const text = await guarded(async () => {
-        const data = await registry.read();
-        return clientConfig(data, findPeer(data, name));
-      });
+      const text = await guarded(async () => clientConfig(data, findPeer(data, name)));
       process.stdout.write(text + (await qrOutput(text, o)));
     });
 
   server
     .command('admin-password')
     .description("set the admin page's password: read from the terminal (twice, not echoed) or one line of standard input; stored as an scrypt hash (FILE.admin-password, 0600) and used from the next login")
-    .addOption(configOption())
-    .action(async (o: { config: string }) => {
-      const { registry } = registryAt(o.config);
-      await guarded(() => registry.read());
+    .action(async (o: RegistryOptions) => {
+      const localBase = await withRegistry(o, async ({ registry, localBase }) => {
+        await guarded(() => registry.read());
+        return localBase;
+      });
       const password = await readSecret('admin password: ', 'again: ');
       const bad = checkPassword(password);
       if (bad !== undefined) throw new CliError(bad, EXIT_BAD_INPUT);
-      const path = adminFiles(registry.location).password;
+      const path = adminFiles(localBase).password;
       await writePasswordFile(path, password);
       process.stdout.write(`admin password set (${path}, 0600)\n`);
     });
@@ -468,15 +457,19 @@ export function serverCommand(): Command {
   server
     .command('metrics-token')
     .description("make the bearer token that /metrics accepts without a session (FILE.metrics-token, 0600: point Prometheus's bearer_token_file at it)")
-    .addOption(configOption())
     .option('--rotate', 'replace the existing token (the old one stops working at once)')
-    .action(async (o: { config: string; rotate?: boolean }) => {
-      const { registry } = registryAt(o.config);
-      await guarded(() => registry.read());
-      const { path, created } = ensureMetricsToken(registry.location, o.rotate === true);
+    .action(async (o: RegistryOptions & { rotate?: boolean }) => {
+      const localBase = await withRegistry(o, async ({ registry, localBase }) => {
+        await guarded(() => registry.read());
+        return localBase;
+      });
+      const { path, created } = ensureMetricsToken(localBase, o.rotate === true);
       process.stdout.write(`${created ? 'metrics token written to' : 'the metrics token is in'} ${path} (0600)\n`);
     });
 
+  // Every command but init (which has its own) names its registry the same way.
+  for (const c of server.commands) if (c.name() !== 'init') registryOptions(c);
+  server.addCommand(registryCommand());
   // As the program's own commands: usage errors exit 2 (main.ts), never process.exit here.
   for (const c of [server, ...server.commands]) c.exitOverride().showHelpAfterError();
   return server;
