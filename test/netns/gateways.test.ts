@@ -11,7 +11,7 @@
 //     through gateway B's connection reaches A's device.
 // Timings are not asserted (the machine is shared): bench/gateways.ts measures them.
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { burrow, cliBuilt, configDir, up } from '../support/burrow.js';
 import { buildGateways, GW, type Gateways, viaGateway } from '../support/gateways.js';
@@ -21,6 +21,7 @@ import { requireHost } from '../support/privileges.js';
 import { reach } from '../support/topology.js';
 import { decodeKey, encodeKey } from '../../crypto/keys.js';
 import { addPeer } from '../../server/peers.js';
+import { logPath } from '../../src/runtime/journal.js';
 import { nodeDh } from '../../src/runtime/node-crypto.js';
 import { parseGetReply, uapiRequest } from '../../src/runtime/uapi-client.js';
 import { openRegistry, type PeerRegistry } from '../../server/store.js';
@@ -92,6 +93,7 @@ describe.skipIf(requireHost(['ip', 'nft', 'ping']) || requirePostgres())('two ga
       expect(r.code, r.stderr).toBe(0);
       scope.defer(async () => {
         await server(ns, ['down']);
+        rmSync(logPath(gateway(ns).ifname), { force: true });
       });
       expect(r.stdout).toContain('registry postgresql://');
     }
