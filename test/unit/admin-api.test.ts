@@ -205,8 +205,9 @@ describe('the API', () => {
     expect((await call('POST', '/api/peers', { name: 'alice', expires: '2099-01-01', quota: 5_000_000 })).statusCode).toBe(201);
     const dup = await call('POST', '/api/peers', { name: 'alice' });
     expect(dup.statusCode).toBe(409);
-    const list = (await call('GET', '/api/peers')).json() as { peers: { name: string; addresses: string[]; enabled: boolean; quota: number; expires: string; online: boolean; history: number[]; hasPrivateKey: boolean }[] };
+    const list = (await call('GET', '/api/peers')).json() as { peers: { name: string; addresses: string[]; enabled: boolean; quota: number; expires: string; online: boolean; history: number[]; hasPrivateKey: boolean }[]; registry: { location: string; reachable: boolean } };
     expect(list.peers).toHaveLength(1);
+    expect(list.registry).toMatchObject({ location: registryPath, reachable: true });
     expect(list.peers[0]).toMatchObject({ name: 'alice', addresses: ['10.9.0.2/32', 'fd00:9::2/128'], enabled: true, quota: 5_000_000, expires: '2099-01-01T00:00:00.000Z', online: false, hasPrivateKey: true });
     expect(list.peers[0]!.history).toHaveLength(96);
     const conf = await call('GET', '/api/peers/alice/config');
