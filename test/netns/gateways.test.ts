@@ -174,6 +174,10 @@ describe.skipIf(requireHost(['ip', 'nft', 'ping']) || requirePostgres())('two ga
     }
     const text = await burrow(g.gwA, ['show', ifA]);
     expect(text.stdout).toMatch(/^ {2}registry: postgresql:\/\/\S+ unreachable since \d{4}-\d\d-\d\dT\S+ \(.+\)$/m);
+    // list-peers cannot read the registry, and says why the gateway serves without it.
+    const listed = await server(g.gwA, ['list-peers']);
+    expect(listed.code).toBe(1);
+    expect(listed.stderr).toMatch(/registry: postgresql:\/\/\S+ unreachable since /);
     // The known peers go on: the client behind each gateway still reaches the internet.
     expect(await reach(g.cA, 'ping', GW.internet)).toBe(true);
     expect(await reach(g.cB, 'ping', GW.internet)).toBe(true);
