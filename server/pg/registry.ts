@@ -20,11 +20,12 @@
 // gateway's share.
 
 import type pg from 'pg';
+import type { PeerConfig } from '../../src/config/index.js';
 import { formatRegistry, type PeerRecord, PEER_NAME, type RegistryData, RegistryError } from '../registry.js';
 import type { PeerRegistry, RegistryStatus, RegistryWatcher } from '../store.js';
 import { CHANNEL, isConnectionError, loadDriver, redactUrl, scrub, unreachable } from './connection.js';
 import { listen } from './listen.js';
-import { addressTexts, PEER_COLUMNS, PEER_TYPES, peerFromRow, peerRow, type PeerRow, samePeerRow, SERVER_COLUMNS, serverFromRow, serverRow, type ServerRow } from './rows.js';
+import { addressTexts, PEER_COLUMNS, PEER_SELECT, PEER_TYPES, peerConfigFromRow, peerConfigSource, peerFromRow, peerRow, type PeerRow, samePeerRow, SERVER_COLUMNS, serverFromRow, serverRow, type ServerRow } from './rows.js';
 import { migrate } from './schema.js';
 
 export const POOL_SIZE = 4;
@@ -43,6 +44,8 @@ export class PgRegistry implements PeerRegistry {
   readonly gateway: string;
   private pool: Promise<pg.Pool> | undefined;
   private readonly watchers = new Set<RegistryWatcher>();
+  /** By peer id: the PeerConfig made at the last load, and the text it was made from. */
+  private configs = new Map<string, { source: string; config: PeerConfig }>();
   private closed = false;
 
   constructor(
@@ -162,7 +165,7 @@ export class PgRegistry implements PeerRegistry {
     const row = server.rows[0];
     if (row === undefined) throw new RegistryError('ERR_REGISTRY_INPUT', `${this.location} holds no server yet (make one with: burrow server init --registry URL, or burrow server registry import)`);
     const head = serverFromRow(row, this.location);
-    const peerRows = await c.query<PeerRow & { id: string }>(`SELECT id, ${PEER_COLUMNS.join(', ')} FROM burrow_peer ORDER BY id`);
+    const peerRows = await c.query<PeerRow & { id: string }>(`SELECT id, ${PEER_SELECT} FROM burrow_peer ORDER BY id`);
     const addressRows = await c.query<{ peer_id: string; address: string }>('SELECT peer_id, address FROM burrow_address ORDER BY peer_id, position');
     const transferRows = await c.query<{ peer_id: string; rx: string; tx: string }>('SELECT peer_id, sum(rx)::text AS rx, sum(tx)::text AS tx FROM burrow_transfer GROUP BY peer_id');
     const addresses = new Map<string, string[]>();
@@ -173,13 +176,23 @@ export class PgRegistry implements PeerRegistry {
     }
     const transfer = new Map(transferRows.rows.map((t) => [t.peer_id, t]));
     const peers: Loaded['peers'] = new Map();
+    // A peer's keys and addresses are parsed again only when their text changed since the
+    // last load (every gateway re-reads the whole registry at each change).
+    const configs: PgRegistry['configs'] = new Map();
     const records = peerRows.rows.map((p) => {
       const t = transfer.get(p.id);
       const list = addresses.get(p.id) ?? [];
-      const record = peerFromRow(p, list, t === undefined ? 0 : Number(t.rx), t === undefined ? 0 : Number(t.tx), this.location);
+      const source = peerConfigSource(p, list);
+      const cached = this.configs.get(p.id);
+      const parsed = cached?.source === source ? cached.config : peerConfigFromRow(p, list, this.location);
+      configs.set(p.id, { source, config: parsed });
+      // Each read hands out its own preshared key: a caller may wipe it.
+      const config = parsed.presharedKey === undefined ? parsed : { ...parsed, presharedKey: parsed.presharedKey.slice() };
+      const record = peerFromRow(p, config, t === undefined ? 0 : Number(t.rx), t === undefined ? 0 : Number(t.tx), this.location);
       peers.set(p.name, { id: p.id, record, row: p, addresses: list });
       return record;
     });
+    this.configs = configs;
     return { data: { config: head.config, settings: head.settings, peers: records }, server: row, peers };
   }
 

@@ -10,7 +10,7 @@ import { encodeKey } from '../../crypto/keys.js';
 import { ConfigError, formatConfig, formatEndpoint, parseEndpoint, parsePrefix, type PeerConfig } from '../../src/config/index.js';
 import { parseKey } from '../../src/config/values.js';
 import { nodeDh } from '../../src/runtime/node-crypto.js';
-import { type PeerRecord, parseRegistry, type RegistryData, RegistryError, settingsLine } from '../registry.js';
+import { type PeerRecord, parseRegistry, parseTime, type RegistryData, RegistryError, settingsLine } from '../registry.js';
 
 export interface ServerRow {
   readonly private_key: string;
@@ -156,30 +156,53 @@ export function samePeerRow(a: PeerRow, b: PeerRow): boolean {
   return true;
 }
 
-/** A peer from its row, its addresses (in order) and its summed transfer. */
-export function peerFromRow(row: PeerRow, addresses: readonly string[], rx: number, tx: number, location: string): PeerRecord {
-  const field = <T>(what: string, f: () => T): T => {
-    try {
-      return f();
-    } catch (e) {
-      const detail = e instanceof ConfigError ? e.message : (e as Error).message;
-      throw new RegistryError('ERR_REGISTRY_DAMAGED', `${location}: peer ${JSON.stringify(row.name)}: ${what}: ${detail}`);
-    }
-  };
-  const peer: PeerConfig = {
-    publicKey: field('public_key', () => parseKey(row.public_key)),
-    ...(row.preshared_key === null ? {} : { presharedKey: field('preshared_key', () => parseKey(row.preshared_key!)) }),
-    allowedIPs: addresses.map((a) => field('address', () => parsePrefix(a, { mask: true }))),
-    ...(row.endpoint === null ? {} : { endpoint: field('endpoint', () => parseEndpoint(row.endpoint!)) }),
+/** The SELECT list of PeerRow: times as toISOString() writes them (no Date made per peer). */
+export const PEER_SELECT = PEER_COLUMNS.map((c) => (c === 'created' || c === 'expires' ? `to_char(${c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ${c}` : c)).join(', ');
+
+function damaged(location: string, row: PeerRow, what: string, e: unknown): RegistryError {
+  const detail = e instanceof ConfigError ? e.message : (e as Error).message;
+  return new RegistryError('ERR_REGISTRY_DAMAGED', `${location}: peer ${JSON.stringify(row.name)}: ${what}: ${detail}`);
+}
+
+function field<T>(location: string, row: PeerRow, what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw damaged(location, row, what, e);
+  }
+}
+
+/** What the PeerConfig of a row is made from: equal texts give equal configs. */
+export const peerConfigSource = (row: PeerRow, addresses: readonly string[]): string =>
+  `${row.public_key} ${row.preshared_key} ${addresses.join(',')} ${row.endpoint} ${row.persistent_keepalive}`;
+
+/** The wg-quick side of a peer (keys, AllowedIPs, endpoint), each value checked as it is parsed. */
+export function peerConfigFromRow(row: PeerRow, addresses: readonly string[], location: string): PeerConfig {
+  return {
+    publicKey: field(location, row, 'public_key', () => parseKey(row.public_key)),
+    ...(row.preshared_key === null ? {} : { presharedKey: field(location, row, 'preshared_key', () => parseKey(row.preshared_key!)) }),
+    allowedIPs: addresses.map((a) => field(location, row, 'address', () => parsePrefix(a, { mask: true }))),
+    ...(row.endpoint === null ? {} : { endpoint: field(location, row, 'endpoint', () => parseEndpoint(row.endpoint!)) }),
     ...(row.persistent_keepalive === null ? {} : { persistentKeepalive: row.persistent_keepalive }),
   };
+}
+
+function time(location: string, row: PeerRow, what: string, v: string | Date): string {
+  if (typeof v !== 'string') return v.toISOString();
+  const t = parseTime(v);
+  if (t === undefined) throw damaged(location, row, what, new Error(`expected an ISO 8601 time, got ${JSON.stringify(v.slice(0, 40))}`));
+  return t;
+}
+
+/** A peer from its row, its PeerConfig (peerConfigFromRow) and its summed transfer. */
+export function peerFromRow(row: PeerRow, peer: PeerConfig, rx: number, tx: number, location: string): PeerRecord {
   // Checked only: the key itself stays text, as the file keeps it.
-  if (row.client_key !== null) field('client_key', () => parseKey(row.client_key!).fill(0));
+  if (row.client_key !== null) field(location, row, 'client_key', () => parseKey(row.client_key!).fill(0));
   return {
     name: row.name,
-    created: iso(row.created),
+    created: time(location, row, 'created', row.created),
     enabled: row.enabled,
-    ...(row.expires === null ? {} : { expires: iso(row.expires) }),
+    ...(row.expires === null ? {} : { expires: time(location, row, 'expires', row.expires) }),
     rx,
     tx,
     ...(row.client_key === null ? {} : { clientKey: row.client_key }),

@@ -4,6 +4,7 @@
 // what changed, allocation by two gateways at once, the UNIQUE address, NOTIFY to another
 // gateway's watch, the database stopped and started again, transfer totals summed over
 // gateways, import and export, and no password in any message.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +19,16 @@ import { PgRegistry } from '../../server/pg/registry.js';
 import { migrate, SCHEMA_VERSION } from '../../server/pg/schema.js';
 import { formatRegistry, parseRegistry, type PeerRecord, type RegistryData } from '../../server/registry.js';
 import { FileRegistry, type RegistryStatus } from '../../server/store.js';
+import { CLI, cliBuilt } from '../support/burrow.js';
 import { requirePostgres, startPostgres, type TestPostgres } from '../support/postgres.js';
+
+function burrow(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
+    });
+  });
+}
 
 const key = () => encodeKey(publicKeyOf(generatePrivateKey()));
 const PASSWORD = 'hunter2-Secret';
@@ -115,6 +125,9 @@ describe.skipIf(requirePostgres())('the PostgreSQL registry', () => {
     const file = new FileRegistry(path);
     const r = open();
     await r.create(await file.read());
+    expect(await r.read()).toEqual(await file.read());
+    // Parsed keys are kept between reads, but a caller that wipes its copy wipes only its own.
+    (await r.read()).peers[0]!.peer.presharedKey!.fill(0);
     expect(await r.read()).toEqual(await file.read());
 
     const dave: PeerRecord = { name: 'dave', created: '2026-12-04T00:00:00.000Z', enabled: true, rx: 0, tx: 0, peer: { publicKey: publicKeyOf(generatePrivateKey()), allowedIPs: [parsePrefix('10.8.0.5/32'), parsePrefix('fd00:8::5/128')] } };
@@ -305,6 +318,49 @@ describe.skipIf(requirePostgres())('the PostgreSQL registry', () => {
     await waitFor('no connection left', async () => (await connections()) === 0, 5_000);
     await expect(a.read()).rejects.toThrow(/is closed/);
   });
+});
+
+describe.skipIf(requirePostgres())('burrow server on a PostgreSQL registry (the CLI)', () => {
+  let db: TestPostgres;
+  let dir: string;
+  beforeAll(async () => {
+    cliBuilt();
+    db = await startPostgres();
+    dir = mkdtempSync(join(tmpdir(), 'burrow-pg-cli-'));
+  }, 120_000);
+  afterAll(async () => {
+    await db?.destroy();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('init --registry, add-peer and list-peers through BURROW_REGISTRY, export and import; refusals exit 2, a lost database 1, no password shown', async () => {
+    const url = db.url.replace('postgres@', `postgres:${encodeURIComponent(PASSWORD)}@`);
+    const init = await burrow(['server', 'init', '--registry', url, '--endpoint', 'vpn.example.net', '--subnet', '10.66.0.0/24', '--subnet6', 'fd66::/64']);
+    expect(init).toMatchObject({ code: 0, stdout: expect.stringContaining(`wrote the server into ${db.url}: 10.66.0.1/24, fd66::1/64, UDP port 51820`) });
+    const again = await burrow(['server', 'init', '--registry', url]);
+    expect(again).toMatchObject({ code: 2, stderr: expect.stringContaining('holds a server already (with 0 peer(s)): nothing was changed') });
+
+    const added = await burrow(['server', 'add-peer', 'alice', '--gateway', 'gw-cli'], { BURROW_REGISTRY: url });
+    expect(added).toMatchObject({ code: 0, stdout: expect.stringContaining('Address = 10.66.0.2/32, fd66::2/128'), stderr: expect.stringContaining("added 'alice'") });
+    const list = await burrow(['server', 'list-peers', '--json', '--registry', url]);
+    expect(JSON.parse(list.stdout)).toMatchObject([{ name: 'alice', addresses: ['10.66.0.2/32', 'fd66::2/128'], enabled: true }]);
+    expect(await burrow(['server', 'list-peers', '--registry', url, '--config', join(dir, 'wg0.conf')])).toMatchObject({ code: 2, stderr: expect.stringContaining('--config and --registry name the registry twice') });
+
+    const file = join(dir, 'wg5.conf');
+    expect(await burrow(['server', 'registry', 'export', '--registry', url, '--config', file])).toMatchObject({ code: 0, stdout: expect.stringContaining(`wrote ${file} (0600) from ${db.url}: the server and 1 peer(s)`) });
+    expect((await new FileRegistry(file).read()).peers.map((p) => p.name)).toEqual(['alice']);
+    expect(await burrow(['server', 'registry', 'import', '--registry', url, '--config', file])).toMatchObject({ code: 2, stderr: expect.stringContaining('--replace') });
+    expect(await burrow(['server', 'registry', 'import', '--registry', url, '--config', file, '--replace'])).toMatchObject({ code: 0 });
+
+    await db.stop();
+    try {
+      const lost = await burrow(['server', 'list-peers', '--registry', url]);
+      expect(lost).toMatchObject({ code: 1, stderr: expect.stringContaining(`cannot reach the registry ${db.url}`) });
+      for (const r of [init, again, added, list, lost]) expect(r.stdout + r.stderr).not.toContain(PASSWORD);
+    } finally {
+      await db.start();
+    }
+  }, 120_000);
 });
 
 describe('the URL as shown: no password', () => {

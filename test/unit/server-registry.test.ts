@@ -11,8 +11,9 @@ import { parseConfig, parsePrefix } from '../../src/config/index.js';
 import { allocateAddresses } from '../../server/allocate.js';
 import { addPeer, changePeer, clientConfig, peerStatus, since } from '../../server/peers.js';
 import { formatRegistry, parseRegistry, parseTime, type PeerRecord, type RegistryData, RegistryError, sessionConfig } from '../../server/registry.js';
+import { PgRegistry } from '../../server/pg/registry.js';
 import { nextExpiry } from '../../server/reconcile.js';
-import { FileRegistry } from '../../server/store.js';
+import { FileRegistry, openRegistry } from '../../server/store.js';
 
 const key = () => encodeKey(publicKeyOf(generatePrivateKey()));
 const serverKey = encodeKey(generatePrivateKey());
@@ -253,6 +254,48 @@ describe('the file store and the commands on it (server not running)', () => {
     await expect(changePeer(r, 'wgt0', 'alice', 'enable', { expires: '2001-01-01' })).rejects.toThrow("'alice' expired on 2001-01-01T00:00:00.000Z");
     expect(await changePeer(r, 'wgt0', 'alice', 'remove')).toMatch(/^removed 'alice'/);
     expect((await r.read()).peers).toEqual([]);
+  });
+
+  it("addTransfer adds to the named peers' totals; watch reports changes by polling, and the file's loss and return", async () => {
+    const r = store();
+    await addPeer(r, { name: 'alice' });
+    await addPeer(r, { name: 'bob' });
+    await r.addTransfer(new Map([['alice', { rx: 10, tx: 20 }], ['gone', { rx: 1, tx: 1 }]]));
+    await r.addTransfer(new Map([['alice', { rx: 1, tx: 2 }], ['bob', { rx: 0, tx: 0 }]]));
+    expect((await r.read()).peers.map((p) => [p.name, p.rx, p.tx])).toEqual([['alice', 11, 22], ['bob', 0, 0]]);
+
+    const events: string[] = [];
+    const watcher = r.watch({ onChange: () => events.push('change'), onStatus: (s) => events.push(s.reachable ? 'reachable' : `unreachable: ${s.error}`) });
+    expect(events).toEqual([]); // nothing from within watch() itself
+    const until = async (n: number) => {
+      for (let i = 0; events.length < n && i < 200; i++) await new Promise((done) => setTimeout(done, 20));
+      expect(events).toHaveLength(n);
+    };
+    await until(1); // the first look counts as a connect
+    await addPeer(r, { name: 'carol' });
+    await until(2);
+    const text = readFileSync(r.location, 'utf8');
+    rmSync(r.location);
+    await until(3);
+    expect(events[2]).toMatch(/^unreachable: cannot read .*wgt0\.conf: ENOENT/);
+    writeFileSync(r.location, text, { mode: 0o600 });
+    await until(5);
+    expect(events.slice(3)).toEqual(['reachable', 'change']);
+    await watcher.stop();
+    await addPeer(r, { name: 'dave' });
+    await new Promise((done) => setTimeout(done, 600));
+    expect(events).toHaveLength(5);
+    await r.close();
+  });
+
+  it('openRegistry: a path is the file registry, a postgres URL the shared one (not connected until used)', async () => {
+    expect(openRegistry('/etc/wireguard/wg0.conf')).toBeInstanceOf(FileRegistry);
+    const pg = openRegistry('postgresql://burrow:pw@db.invalid/burrow', { gateway: 'gw-1' });
+    expect(pg).toBeInstanceOf(PgRegistry);
+    expect(pg.location).toBe('postgresql://burrow@db.invalid/burrow');
+    expect(openRegistry('POSTGRES://db.invalid/burrow', { gateway: 'gw-1' })).toBeInstanceOf(PgRegistry);
+    expect(() => openRegistry('postgres://db.invalid/burrow', { gateway: 'bad name' })).toThrow('--gateway "bad name": a gateway name is 1 to 63');
+    await pg.close();
   });
 
   it('add-peer on a server with no endpoint for clients is refused before anything is written', async () => {
