@@ -110,8 +110,21 @@ export class RegistryFollower implements PeerRegistry {
     return result;
   }
 
-  addTransfer(deltas: ReadonlyMap<string, { rx: number; tx: number }>): Promise<void> {
-    return this.store.addTransfer(deltas);
+  /**
+   * The store announces no transfer (every gateway saves every 30 s): what this gateway
+   * saved is added to data() at once, and the registry is read again for the other
+   * gateways' shares.
+   */
+  async addTransfer(deltas: ReadonlyMap<string, { rx: number; tx: number }>): Promise<void> {
+    await this.store.addTransfer(deltas);
+    this.current = {
+      ...this.current,
+      peers: this.current.peers.map((r) => {
+        const d = deltas.get(r.name);
+        return d === undefined ? r : { ...r, rx: r.rx + d.rx, tx: r.tx + d.tx };
+      }),
+    };
+    void this.refresh();
   }
 
   watch(handlers: { onChange(): void; onStatus(status: RegistryStatus): void }): RegistryWatcher {

@@ -64,6 +64,7 @@ describe("the server's transfer totals", () => {
         if (d !== undefined) {
           saved.rx += d.rx;
           saved.tx += d.tx;
+          data = { ...data, peers: data.peers.map((p) => ({ ...p, rx: p.rx + d.rx, tx: p.tx + d.tx })) };
         }
       },
       watch: () => ({ stop: async () => undefined }),
@@ -80,6 +81,8 @@ describe("the server's transfer totals", () => {
       await sleep(150);
       const counted = () => b.device.peerStatus(net.now).find((p) => p.publicKey === encodeKey(a.device.publicKey))!;
       expect(saved.rx).toBe(counted().rxBytes);
+      // What the daemon shows (admin page, tracker) has the saved totals, not only the store.
+      expect(follower.data().peers[0]!.rx).toBe(saved.rx);
 
       // The database goes away: saves fail, and what they held is kept.
       failing = true;
@@ -100,6 +103,7 @@ describe("the server's transfer totals", () => {
       failing = false;
       await sleep(150);
       expect(saved).toMatchObject({ rx: last.rxBytes, tx: last.txBytes });
+      expect(follower.data().peers[0]).toMatchObject({ rx: last.rxBytes, tx: last.txBytes });
       expect(readSnapshot(ifname).unsaved).toEqual({});
     } finally {
       await companion.stop();
