@@ -44,6 +44,8 @@ export function serverCompanion(session: Session, o: ServerCompanionOptions): Co
   const device = session.tunnel.device;
   /** The device's counters at the last save, by public key (base64). */
   const counted = new Map<string, Counts>();
+  /** The device's counters that the save under way is storing, by key. */
+  let saving = new Map<string, Counts>();
   /** Counted and not saved: peers that left the device, and what a failed last stop left. */
   const unsaved = new Map<string, Counts>(Object.entries(readSnapshot(ifname).unsaved));
   /** Peer names by public key, from every read (a removed peer's name is still needed for its last counts). */
@@ -83,7 +85,7 @@ export function serverCompanion(session: Session, o: ServerCompanionOptions): Co
   const stopEvents = session.onDeviceEvent((e) => {
     if (e.type !== 'peer-removed') return;
     const name = names.get(e.peer);
-    const d = since({ rxBytes: e.rxBytes, txBytes: e.txBytes }, counted.get(e.peer));
+    const d = since({ rxBytes: e.rxBytes, txBytes: e.txBytes }, saving.get(e.peer) ?? counted.get(e.peer));
     counted.delete(e.peer);
     if (name !== undefined) add(unsaved, name, d);
     publishSoon();
@@ -91,30 +93,41 @@ export function serverCompanion(session: Session, o: ServerCompanionOptions): Co
 
   /**
    * Adds what was counted since the last save to this gateway's share. The device's
-   * counters are taken as saved before the store answers, so a peer leaving meanwhile
-   * counts from them; a failed save moves its counts to `unsaved`, for the next one.
+   * counters become `counted` only once the store has answered, so what the view shows
+   * (registry totals + unsaved + counted since) never drops meanwhile; a peer leaving
+   * during the save counts from the values being saved. A failed save moves its counts
+   * to `unsaved`, for the next one.
    */
   const save = async (): Promise<number> => {
     const taken = new Map(unsaved);
     const fromDevice = new Map<string, Counts>();
+    const at = new Map<string, Counts>();
     for (const p of device.peerStatus(session.tunnel.now())) {
       const name = names.get(p.publicKey);
       if (name === undefined) continue;
       const d = since(p, counted.get(p.publicKey));
       if (d.rx === 0 && d.tx === 0) continue;
-      counted.set(p.publicKey, { rx: p.rxBytes, tx: p.txBytes });
+      at.set(p.publicKey, { rx: p.rxBytes, tx: p.txBytes });
       add(fromDevice, name, d);
     }
     const deltas = new Map(taken);
     for (const [name, d] of fromDevice) add(deltas, name, d);
     // An idle server writes nothing.
     if (deltas.size === 0) return 0;
+    saving = at;
+    let failure: unknown;
     try {
       await follower.addTransfer(deltas);
     } catch (e) {
+      failure = e;
+    } finally {
+      saving = new Map();
+    }
+    for (const [key, c] of at) if (device.hasPeer(Buffer.from(key, 'base64'))) counted.set(key, c);
+    if (failure !== undefined) {
       for (const [name, d] of fromDevice) add(unsaved, name, d);
       publish();
-      throw e;
+      throw failure;
     }
     for (const [name, d] of taken) {
       const left = unsaved.get(name)!;
