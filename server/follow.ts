@@ -28,6 +28,8 @@ export class RegistryFollower implements PeerRegistry {
   private watcher: RegistryWatcher | undefined;
   private lastError: string | undefined;
   private stopped = false;
+  /** addTransfer calls that succeeded: a read that started before one is not taken. */
+  private saves = 0;
 
   constructor(
     private readonly store: PeerRegistry,
@@ -77,8 +79,13 @@ export class RegistryFollower implements PeerRegistry {
     const next = this.reading.then(async () => {
       this.queued = undefined;
       if (this.stopped) return;
+      const saves = this.saves;
       try {
-        this.current = await this.store.read();
+        const data = await this.store.read();
+        // A save landed during the read, which may not hold it: the read that save
+        // queued comes next (data() keeps the save's totals till then).
+        if (saves !== this.saves) return;
+        this.current = data;
         this.lastError = undefined;
       } catch (e) {
         // Said once per distinct error: the store retries, and says when it is back.
@@ -107,6 +114,8 @@ export class RegistryFollower implements PeerRegistry {
   async update<T>(change: (data: RegistryData) => { data: RegistryData; result: T }): Promise<T> {
     const result = await this.store.update(change);
     await this.refresh();
+    // A read set aside for a save that landed meanwhile is followed by another one.
+    await this.reading;
     return result;
   }
 
@@ -117,6 +126,7 @@ export class RegistryFollower implements PeerRegistry {
    */
   async addTransfer(deltas: ReadonlyMap<string, { rx: number; tx: number }>): Promise<void> {
     await this.store.addTransfer(deltas);
+    this.saves++;
     this.current = {
       ...this.current,
       peers: this.current.peers.map((r) => {
