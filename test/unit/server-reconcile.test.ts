@@ -109,16 +109,19 @@ function slowStore(initial: RegistryData) {
     location: 'postgresql://gw@/burrow',
     async read() {
       reads++;
+      const seen = data; // what the read's transaction sees
       await new Promise<void>((r) => waiting.push(r));
       if (!reachable) throw new Error('connection refused');
-      return data;
+      return seen;
     },
     async update(change) {
       const { data: next, result } = change(data);
       data = next;
       return result;
     },
-    async addTransfer() {},
+    async addTransfer(deltas) {
+      data = { ...data, peers: data.peers.map((p) => ({ ...p, rx: p.rx + (deltas.get(p.name)?.rx ?? 0) })) };
+    },
     watch: () => ({ stop: async () => undefined }),
     async close() {},
   };
@@ -175,5 +178,24 @@ describe('the follower of the registry', () => {
     s.release();
     expect(await done).toBe('ok');
     expect(f.data().peers.map((p) => p.name)).toEqual(['alice']);
+  });
+
+  it('a read that a save overtook is set aside (its totals would go backwards); the read the save queued follows', async () => {
+    const { a } = memPair();
+    const first = registry([record('alice', a.device.publicKey, generatePresharedKey(), ['10.0.0.2/32'])]);
+    const s = slowStore(first);
+    const f = new RegistryFollower(s.store, first, { ifname: 'wgt0', log: silent });
+    const stale = f.refresh(); // reads the registry before the save
+    await Promise.resolve();
+    await f.addTransfer(new Map([['alice', { rx: 500, tx: 0 }]]));
+    expect(f.data().peers[0]!.rx).toBe(500); // at once
+    s.release();
+    await stale;
+    expect(f.data().peers[0]!.rx).toBe(500); // not the stale read's 0
+    await new Promise((r) => setImmediate(r));
+    s.release();
+    await new Promise((r) => setImmediate(r));
+    expect(s.reads()).toBe(2);
+    expect(f.data().peers[0]!.rx).toBe(500);
   });
 });
