@@ -10,6 +10,7 @@ import { runGatewaysBench } from './gateways.js';
 import { runHandshakesBench } from './handshakes.js';
 import { runJscBench } from './jsc.js';
 import { runLoopBench } from './loop.js';
+import { runRegistryBench } from './registry.js';
 import { runServerBench } from './server.js';
 import { runServerClientsBench } from './server-clients.js';
 import { runStickyBench } from './sticky.js';
@@ -27,6 +28,7 @@ const benches: Record<string, (options: readonly string[]) => void | Promise<voi
   handshakes: () => runHandshakesBench(),
   'server-clients': () => runServerClientsBench(),
   gateways: runGatewaysBench,
+  registry: () => runRegistryBench(),
 };
 
 const args = process.argv.slice(2);

@@ -12,7 +12,8 @@
 //   node --import tsx bench/throughput.ts [--seconds 10] [--runs 3] [--quick] [--only NAME,NAME]
 // --quick is 3 s x 1 run, for development. --only burrow,burrow-no-gro compares Burrow
 // with and without GRO on its TUN writes (BURROW_TUN_GRO=0) in one run; burrow-no-gso
-// without UDP GSO (BURROW_UDP_GSO=0). Needs root.
+// without UDP GSO (BURROW_UDP_GSO=0), burrow-no-tso without TSO on its TUN reads
+// (BURROW_TUN_TSO=0). Needs root.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -95,6 +96,7 @@ const TUNNELS: readonly Tunnel[] = [
   { name: 'burrow', label: 'Burrow <-> Burrow', sides: ['burrow', 'burrow'], needs: [] },
   { name: 'burrow-no-gro', label: 'Burrow <-> Burrow, GRO off', sides: ['burrow', 'burrow'], needs: [], env: { BURROW_TUN_GRO: '0' }, optional: true },
   { name: 'burrow-no-gso', label: 'Burrow <-> Burrow, UDP GSO off', sides: ['burrow', 'burrow'], needs: [], env: { BURROW_UDP_GSO: '0' }, optional: true },
+  { name: 'burrow-no-tso', label: 'Burrow <-> Burrow, TSO off', sides: ['burrow', 'burrow'], needs: [], env: { BURROW_TUN_TSO: '0' }, optional: true },
   { name: 'burrow-to-wg-go', label: 'Burrow sending to latest wg-go', sides: ['latest-wireguard-go', 'burrow'], needs: ['latest-wireguard-go'] },
   { name: 'wg-go-to-burrow', label: 'latest wg-go sending to Burrow', sides: ['burrow', 'latest-wireguard-go'], needs: ['latest-wireguard-go'] },
 ];

@@ -1,11 +1,11 @@
-# Burrow's native addon: TUN file descriptors, batched packet I/O, and ChaCha20-Poly1305
+# Burrow's native addon: TUN file descriptors, batched packet I/O, checksums, and ChaCha20-Poly1305
 # on the OpenSSL that Node links (its headers ship with Node's).
 # Built by `npm run build:native` (node-gyp), normally via scripts/setup.sh.
 {
   'targets': [
     {
       'target_name': 'burrow_native',
-      'sources': ['src/addon.cc', 'src/aead.cc', 'src/polled_fd.cc', 'src/process.cc', 'src/tun_fd.cc', 'src/udp_socket.cc'],
+      'sources': ['src/addon.cc', 'src/aead.cc', 'src/checksum.cc', 'src/polled_fd.cc', 'src/process.cc', 'src/tun_fd.cc', 'src/udp_socket.cc'],
       'include_dirs': [
         "<!(node -p \"require('node-addon-api').include_dir\")"
       ],

@@ -2,7 +2,8 @@
 # Installs everything Burrow's demo, tests and benchmarks need, and builds it.
 # Idempotent: on a machine where all is present it only checks, in about a second.
 #   - Debian packages (as root): iproute2, nftables, wireguard-go, wireguard-tools,
-#     iperf3, iputils-ping, tcpdump, zbar-tools (zbarimg: the server's QR codes in tests),
+#     iperf3, iputils-ping, tcpdump, python3 (a UDP_SEGMENT sender in the TUN tests),
+#     zbar-tools (zbarimg: the server's QR codes in tests),
 #     chromium (headless, driven by playwright-core: the admin page's browser tests),
 #     JavaScriptCore (`jsc`, and the C API with OpenSSL and a C compiler for
 #     native/jsc-host), postgresql (the shared registry of several gateways; the tests
@@ -24,7 +25,7 @@ declare -A need=(
   [ip]=iproute2 [nft]=nftables [wireguard-go]=wireguard-go [wg]=wireguard-tools
   [iperf3]=iperf3 [ping]=iputils-ping [tcpdump]=tcpdump [sha256sum]=coreutils
   [jsc]=libjavascriptcoregtk-4.0-bin [cc]=gcc [pkg-config]=pkg-config [zbarimg]=zbar-tools
-  [chromium]=chromium
+  [chromium]=chromium [python3]=python3
 )
 # pkg-config module -> package that provides it (the C host's headers)
 declare -A need_lib=([javascriptcoregtk-4.1]=libjavascriptcoregtk-4.1-dev [openssl]=libssl-dev)

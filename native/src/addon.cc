@@ -14,6 +14,7 @@
 #endif
 
 #include "aead.h"
+#include "checksum.h"
 #include "process.h"
 #include "tun_fd.h"
 #include "udp_socket.h"
@@ -113,6 +114,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ifNameToIndex", Napi::Function::New(env, IfNameToIndex, "ifNameToIndex"));
   exports.Set("aeadSeal", Napi::Function::New(env, AeadSeal, "aeadSeal"));
   exports.Set("aeadOpen", Napi::Function::New(env, AeadOpen, "aeadOpen"));
+  exports.Set("checksumChunks", Napi::Function::New(env, ChecksumChunks, "checksumChunks"));
   exports.Set("hardenProcess", Napi::Function::New(env, HardenProcess, "hardenProcess"));
   return exports;
 }

@@ -89,6 +89,7 @@ Napi::Function TunFd::Define(Napi::Env env) {
                          InstanceMethod<&TunFd::Unwatch>("unwatch"),
                          CloseMethod(),
                          InstanceMethod<&TunFd::Stats>("stats"),
+                         InstanceMethod<&TunFd::SetOffload>("setOffload"),
                          InstanceAccessor<&TunFd::VnetHdr>("vnetHdr"),
                      });
 }
@@ -117,27 +118,40 @@ Napi::Value TunFd::VnetHdr(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), vnetHdr_);
 }
 
-// readBatch(arena, slotSize, headroom, lengths, max) -> number of packets read into
-// slots 0..n-1. Stops at EAGAIN (nothing more queued) or after `max` packets.
+// readBatch(arena, slotSize, headroom, lengths, max, headers?) -> number of packets
+// read into slots 0..n-1. Stops at EAGAIN (nothing more queued) or after `max` packets.
+// headers (IFF_VNET_HDR only): packet i's virtio_net_hdr lands at headers[10 i ..
+// 10 i + 10], and GSO super-packets are kept for the caller to cut (src/runtime/tso.ts).
 Napi::Value TunFd::ReadBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t max = ArgU32(info, 4);
   Arena a = ArgArena(info, 0, max);
+  uint8_t* headers = nullptr;
+  if (info.Length() > 5 && !info[5].IsUndefined()) {
+    if (!IsTypedArrayOf(info[5], napi_uint8_array)) throw Napi::TypeError::New(env, "headers must be a Uint8Array");
+    Napi::Uint8Array h = info[5].As<Napi::Uint8Array>();
+    if (uint64_t(max) * kVnetHdr > h.ByteLength()) throw Napi::RangeError::New(env, "headers out of range");
+    if (!vnetHdr_) throw Napi::Error::New(env, "headers need a TUN opened with IFF_VNET_HDR");
+    headers = h.Data();
+  }
   if (io_.fd() < 0) ThrowErrno(env, EBADF, "read");
   const size_t room = a.slotSize - a.headroom;
   // A TUN read copies what fits and silently drops the rest of a longer packet. One
   // spare byte after the slot tells a packet that filled the slot exactly from one
   // that was cut short; a cut packet is dropped and counted, its slot reused.
-  // With IFF_VNET_HDR a virtio_net_hdr comes first: no offload is switched on
-  // (TUNSETOFFLOAD), so it never announces a GSO packet, and it is dropped.
+  // With IFF_VNET_HDR a virtio_net_hdr comes first. Without `headers` to keep it in,
+  // it is read into a scratch copy and a packet it announces as GSO is dropped (only
+  // TUNSETOFFLOAD makes the kernel send those).
   uint8_t spare;
-  uint8_t hdr[kVnetHdr];
-  struct iovec iov[3] = {{hdr, kVnetHdr}, {nullptr, room}, {&spare, 1}};
+  uint8_t scratch[kVnetHdr];
+  struct iovec iov[3] = {{scratch, kVnetHdr}, {nullptr, room}, {&spare, 1}};
   struct iovec* first = vnetHdr_ ? iov : iov + 1;
   int iovcnt = vnetHdr_ ? 3 : 2;
   uint32_t n = 0;
   uint32_t dropped = 0;  // bounds the call when every read is cut short
   while (n < max && dropped < max) {
+    uint8_t* hdr = headers != nullptr ? headers + size_t(n) * kVnetHdr : scratch;
+    iov[0].iov_base = hdr;
     iov[1].iov_base = a.base + size_t(n) * a.slotSize + a.headroom;
     ssize_t got = ::readv(io_.fd(), first, iovcnt);
     if (got < 0) {
@@ -150,7 +164,7 @@ Napi::Value TunFd::ReadBatch(const Napi::CallbackInfo& info) {
     if (got == 0) break;  // end of file: not a TUN, but an adopted fd may be anything
     if (vnetHdr_) {
       got -= ssize_t(kVnetHdr);
-      if (got <= 0 || hdr[1] != 0 /* gso_type NONE */) {
+      if (got <= 0 || (headers == nullptr && hdr[1] != 0 /* gso_type NONE */)) {
         truncatedReads_++;
         dropped++;
         continue;
@@ -164,6 +178,23 @@ Napi::Value TunFd::ReadBatch(const Napi::CallbackInfo& info) {
     a.lengths[n++] = uint32_t(got);
   }
   return Napi::Number::New(env, n);
+}
+
+// setOffload(flags): TUNSETOFFLOAD with TUN_F_* flags (an IFF_VNET_HDR fd only): what
+// the kernel may hand over on reads: partial checksums (TUN_F_CSUM), TCP super-packets
+// (TUN_F_TSO4/6), UDP ones (TUN_F_USO4/6). Throws the errno (EINVAL: a flag this
+// kernel does not know) and leaves the offloads as they were.
+Napi::Value TunFd::SetOffload(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t flags = ArgU32(info, 0);
+  if (io_.fd() < 0) ThrowErrno(env, EBADF, "ioctl TUNSETOFFLOAD");
+  if (!vnetHdr_) throw Napi::Error::New(env, "offloads need a TUN opened with IFF_VNET_HDR");
+#ifdef __linux__
+  if (ioctl(io_.fd(), TUNSETOFFLOAD, (unsigned long)flags) < 0) ThrowErrno(env, errno, "ioctl TUNSETOFFLOAD");
+  return env.Undefined();
+#else
+  ThrowErrno(env, ENOTSUP, "ioctl TUNSETOFFLOAD (Linux only)");
+#endif
 }
 
 bool TunFd::WriteOne(Napi::Env env, const uint8_t* data, size_t len, bool first, const uint8_t* hdr) {

@@ -29,6 +29,7 @@ class TunFd : public PolledWrap<TunFd> {
   Napi::Value Unwatch(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value VnetHdr(const Napi::CallbackInfo& info);
+  Napi::Value SetOffload(const Napi::CallbackInfo& info);
 
   // Writes one packet. Returns true when the packet was consumed (written, or refused
   // by the kernel as malformed and counted), false when the batch must stop: EAGAIN,

@@ -21,13 +21,16 @@ export interface NativeTunFd {
   readonly fd: number;
   /** IFF_VNET_HDR is on: every packet crosses with a 10-byte virtio_net_hdr (see gro.ts). */
   readonly vnetHdr: boolean;
-  readBatch(arena: Uint8Array, slotSize: number, headroom: number, lengths: Uint32Array, max: number): number;
+  /** `headers` (vnetHdr only): packet i's virtio_net_hdr at bytes 10 i .. 10 i + 10, GSO packets kept (see tso.ts). */
+  readBatch(arena: Uint8Array, slotSize: number, headroom: number, lengths: Uint32Array, max: number, headers?: Uint8Array): number;
   writeBatch(arena: Uint8Array, slotSize: number, headroom: number, lengths: Uint32Array, start: number, count: number): number;
   writePackets(packets: readonly Uint8Array[], start: number, count: number, headers?: Uint8Array): number;
   watch(callback: (code?: string) => void): void;
   unwatch(): void;
   close(): void;
   stats(): NativeTunStats;
+  /** TUNSETOFFLOAD with TUN_F_* flags (vnetHdr only); throws the errno (EINVAL: unknown to this kernel). */
+  setOffload(flags: number): void;
 }
 
 // --- UDP (native/src/udp_socket.cc) -----------------------------------------------------
@@ -72,6 +75,11 @@ export interface NativeAddon {
   aeadSeal(key: Uint8Array, counter: number, plaintext: Uint8Array, aad: Uint8Array, out: Uint8Array): void;
   /** False, out undefined, when the tag does not verify. */
   aeadOpen(key: Uint8Array, counter: number, sealed: Uint8Array, aad: Uint8Array, out: Uint8Array): boolean;
+  /**
+   * RFC 1071 sums, folded, not complemented, network order, of data[start + k chunk ..] up to
+   * `end`, one per piece of `chunk` bytes, into out[k]; returns how many (native/src/checksum.cc).
+   */
+  checksumChunks(data: Uint8Array, start: number, end: number, chunk: number, out: Uint32Array): number;
   /** No core dumps, not dumpable (native/src/process.cc). */
   hardenProcess(): void;
 }

@@ -64,6 +64,13 @@ export class TunError extends Error {
   }
 }
 
+/** TUNSETOFFLOAD's flags (linux/if_tun.h). */
+const TUN_F_CSUM = 0x01;
+const TUN_F_TSO4 = 0x02;
+const TUN_F_TSO6 = 0x04;
+const TUN_F_USO4 = 0x20;
+const TUN_F_USO6 = 0x40;
+
 // --- the addon ----------------------------------------------------------------------
 
 /** Where the built addon is (see addon.ts). */
@@ -366,15 +373,22 @@ export class TunDevice {
   /**
    * Reads up to `max` queued packets into slots 0.. of `batch` in one native call and
    * returns how many (also stored in `batch.count`). Returns 0 when nothing is queued;
-   * never blocks.
+   * never blocks. `headers`, on a vnetHdr device only: packet i's virtio_net_hdr is
+   * stored at bytes 10 i .. 10 i + 10, and the TCP and UDP super-packets that
+   * `setOffload` lets the kernel send are kept (cut them with tso.ts); without it they
+   * are dropped and counted in `stats().truncatedReads`.
    */
-  readBatch(batch: PacketBatch, max: number = batch.capacity): number {
+  readBatch(batch: PacketBatch, max: number = batch.capacity, headers?: Uint8Array): number {
     checkBatch(batch);
     checkInteger(max, 'max', 0, batch.capacity);
+    if (headers !== undefined) {
+      if (!(headers instanceof Uint8Array) || headers.length < max * 10) throw argError('headers must be a Uint8Array of 10 bytes per packet');
+      if (!this.vnetHdr) throw argError(`headers need a TUN opened with vnetHdr; ${this.name} was not`);
+    }
     const handle = this.#open('read');
     let n: number;
     try {
-      n = handle.readBatch(batch.buffer, batch.slotSize, batch.headroom, batch.lengths, max);
+      n = handle.readBatch(batch.buffer, batch.slotSize, batch.headroom, batch.lengths, max, headers);
     } catch (cause) {
       throw translate(cause, `reading from ${this.name}`);
     }
@@ -464,6 +478,25 @@ export class TunDevice {
     if (this.#handle === undefined || !this.#watching) return;
     this.#handle.unwatch();
     this.#watching = false;
+  }
+
+  /**
+   * Lets the kernel hand over, on reads, packets whose TCP or UDP checksum is left for
+   * us to finish (TUN_F_CSUM) and TCP super-packets of up to 64 KiB (TUN_F_TSO4/6), and
+   * with `udp` UDP ones too (TUN_F_USO4/6, Linux 6.2): TUNSETOFFLOAD. Read them with
+   * `readBatch(…, headers)`. Needs a vnetHdr device. A kernel that does not know a flag
+   * refuses them all (ERR_TUN_IO, errno EINVAL) and the device stays as it was.
+   */
+  setOffload(options: { tcp: boolean; udp?: boolean }): void {
+    if (!this.vnetHdr) throw argError(`offloads need a TUN opened with vnetHdr; ${this.name} was not`);
+    const flags = (options.tcp || options.udp === true ? TUN_F_CSUM : 0) |
+      (options.tcp ? TUN_F_TSO4 | TUN_F_TSO6 : 0) | (options.udp === true ? TUN_F_USO4 | TUN_F_USO6 : 0);
+    const handle = this.#open('set offloads');
+    try {
+      handle.setOffload(flags);
+    } catch (cause) {
+      throw translate(cause, `setting offloads on ${this.name}`);
+    }
   }
 
   stats(): TunStats {

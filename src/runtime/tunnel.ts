@@ -2,6 +2,8 @@
 // addon), the UDP sockets, the clock and one timer armed for the engine's next deadline.
 //
 //   TUN --readBatch--> Device.sendPacket (sealed in place in the batch slot) --> UDP
+//       a TCP/UDP super-packet (TSO, tso.ts) is cut into one pooled slot, segment by
+//       segment, each sealed there and copied into the UDP send queue before the next
 //   UDP --message----> Device.receiveDatagram (opened in place in the UDP slot)
 //       --> queued as a view --GRO (gro.ts), writePackets once per recvmmsg batch--> TUN
 //   one setTimeout --> Device.tick(now) --> re-armed for the deadline it returns
@@ -19,9 +21,11 @@ import { DEFAULT_MTU, Device, MAX_MTU, type DeviceEvent, type Endpoint, type Pee
 import { formatEndpoint } from '../../tunnel/endpoint.js';
 import { TRANSPORT_HEADER_LENGTH } from '../../tunnel/constants.js';
 import { sealedLength } from '../../tunnel/transport.js';
+import { loadAddon } from './addon.js';
 import { createAddonAead } from './addon-crypto.js';
 import { nodeDh } from './node-crypto.js';
-import { Coalescer } from './gro.js';
+import { Coalescer, VNET_HDR_LENGTH } from './gro.js';
+import { IN_PLACE, REFUSED, Segmenter } from './tso.js';
 import { PacketBatch, TunDevice } from './tun.js';
 import { UdpTransport } from './udp.js';
 
@@ -57,6 +61,13 @@ export interface TunnelOptions {
    * An adopted TUN keeps the mode it was opened with.
    */
   gro?: boolean;
+  /**
+   * TSO on the TUN read (tso.ts): TUNSETOFFLOAD, so that the kernel hands over TCP (and
+   * UDP) super-packets of up to 64 KiB, cut here. Default on, unless BURROW_TUN_TSO=0.
+   * Needs IFF_VNET_HDR: a TUN opened here gets it when GRO or TSO is on; an adopted one
+   * without it goes without. A kernel that refuses the offloads: without, and logged.
+   */
+  tso?: boolean;
   /** Adopt this TUN instead of opening `ifname` (a descriptor handed in from outside). */
   tun?: TunDevice;
   /**
@@ -69,6 +80,8 @@ export interface TunnelOptions {
 }
 
 const BATCH = 64;
+/** Segments cut from super-packets per readable event at most, so that the UDP side gets its turn. */
+const TSO_SEGMENTS_PER_TURN = 1024;
 /** Opened packets queued for one write to the TUN at most (a recvmmsg batch is 64). */
 const TUN_WRITE_BATCH = 64;
 const EMPTY = new Uint8Array(0);
@@ -93,15 +106,22 @@ export class Tunnel {
   /** Coalesces what goes to a vnetHdr TUN; undefined for a plain one. */
   private readonly gro: Coalescer | undefined;
   private readonly batch: PacketBatch;
+  /** With TSO: cuts super-packets; the virtio_net_hdr of each packet read; the slot segments are cut into. */
+  private readonly tso: Segmenter | undefined;
+  private readonly readHeaders: Uint8Array | undefined;
+  private readonly segmentSlot: Uint8Array;
   private readonly clock: () => number;
   /** sysfs's file for the interface's MTU; undefined once it cannot be read (an adopted fd). */
   private mtuPath: string | undefined;
 
-  private constructor(readonly tun: TunDevice, readonly udp: UdpTransport, device: Device, clock: () => number) {
+  private constructor(readonly tun: TunDevice, readonly udp: UdpTransport, device: Device, clock: () => number, offloads: { gro: boolean; tso: boolean; uso: boolean }) {
     this.device = device;
     this.clock = clock;
-    this.gro = tun.vnetHdr ? new Coalescer(TUN_WRITE_BATCH, TUN_WRITE_BATCH * MAX_DATAGRAM) : undefined;
+    this.gro = tun.vnetHdr && offloads.gro ? new Coalescer(TUN_WRITE_BATCH, TUN_WRITE_BATCH * MAX_DATAGRAM) : undefined;
     this.batch = new PacketBatch({ capacity: BATCH, slotSize: SLOT_SIZE, headroom: TRANSPORT_HEADER_LENGTH });
+    this.tso = offloads.tso ? new Segmenter(MAX_MTU, offloads.uso, loadAddon().checksumChunks) : undefined;
+    this.readHeaders = offloads.tso ? new Uint8Array(BATCH * VNET_HDR_LENGTH) : undefined;
+    this.segmentSlot = new Uint8Array(offloads.tso ? SLOT_SIZE : 0);
     this.mtuPath = `/sys/class/net/${tun.name}/mtu`;
   }
 
@@ -138,7 +158,9 @@ export class Tunnel {
     const log = o.log ?? (() => undefined);
     const event = o.event ?? ((e: DeviceEvent) => log(describeEvent(e)));
     const mtu = o.mtu ?? DEFAULT_MTU;
-    const tun = o.tun ?? TunDevice.open(o.ifname, { vnetHdr: o.gro ?? process.env.BURROW_TUN_GRO !== '0' });
+    const gro = o.gro ?? process.env.BURROW_TUN_GRO !== '0';
+    const tso = o.tso ?? process.env.BURROW_TUN_TSO !== '0';
+    const tun = o.tun ?? TunDevice.open(o.ifname, { vnetHdr: gro || tso });
     let udp: UdpTransport | undefined;
     try {
       let tunnel: Tunnel | undefined;
@@ -154,7 +176,7 @@ export class Tunnel {
         },
       );
       for (const p of o.peers) device.setPeer(p.publicKey, p);
-      tunnel = new Tunnel(tun, udp, device, o.now ?? (() => performance.now()));
+      tunnel = new Tunnel(tun, udp, device, o.now ?? (() => performance.now()), { gro, ...setOffloads(tun, tso, log) });
       tun.onReadable((error) => {
         if (error) log(`tun: ${error.message}`);
         else tunnel!.onTunReadable();
@@ -174,17 +196,33 @@ export class Tunnel {
   }
 
   private onTunReadable(): void {
-    const batch = this.batch;
+    const { batch, tso, readHeaders, segmentSlot } = this;
+    let segments = 0;
     for (let rounds = 0; rounds < 16; rounds++) {
-      const n = this.tun.readBatch(batch);
+      const n = this.tun.readBatch(batch, batch.capacity, readHeaders);
       const now = this.now();
       for (let i = 0; i < n; i++) {
         const length = batch.lengths[i]!;
+        if (tso !== undefined) {
+          const cuts = tso.prepare(batch.buffer, batch.offset(i), length, readHeaders!, i * VNET_HDR_LENGTH);
+          if (cuts === REFUSED) continue;
+          if (cuts > IN_PLACE) {
+            // One slot for every segment: the engine seals it in place and the UDP
+            // transport copies the datagram out before sendPacket returns.
+            for (let k = 0; k < cuts; k++) {
+              const len = tso.cut(k, segmentSlot, TRANSPORT_HEADER_LENGTH);
+              if (len > this.device.mtu) this.followMtu();
+              this.device.sendPacket(segmentSlot, len, now);
+            }
+            segments += cuts;
+            continue;
+          }
+        }
         // Longer than the engine's MTU: the interface's has risen since it was read.
         if (length > this.device.mtu) this.followMtu();
         this.device.sendPacket(batch.slot(i), length, now);
       }
-      if (n < batch.capacity) break;
+      if (n < batch.capacity || segments >= TSO_SEGMENTS_PER_TURN) break;
     }
     this.rearm();
   }
@@ -250,6 +288,27 @@ export class Tunnel {
     this.device.removeAllPeers(); // wipes every key
     this.udp.close();
     this.tun.close();
+  }
+}
+
+/**
+ * Switches TSO on for `tun` (TUNSETOFFLOAD), with UDP's where the kernel has it (6.2 on);
+ * says what is on. Off, and logged, when the device has no vnet header or the kernel refuses.
+ */
+function setOffloads(tun: TunDevice, wanted: boolean, log: (line: string) => void): { tso: boolean; uso: boolean } {
+  if (!wanted || !tun.vnetHdr) return { tso: false, uso: false };
+  try {
+    tun.setOffload({ tcp: true, udp: true });
+    return { tso: true, uso: true };
+  } catch {
+    // A kernel before 6.2 does not know UDP's flags, and refuses them all.
+  }
+  try {
+    tun.setOffload({ tcp: true });
+    return { tso: true, uso: false };
+  } catch (e) {
+    log(`tun: no segmentation offload on ${tun.name} (${(e as Error).message}); reading packet by packet`);
+    return { tso: false, uso: false };
   }
 }
 

@@ -117,6 +117,32 @@ describe.skipIf(requireHost(['ip', 'ping', 'unshare', 'setpriv']))('TunDevice on
     expect(r.message).toContain('needs root or CAP_NET_ADMIN');
   });
 
+  for (const family of ['4', '6']) {
+    it(`hands TCP super-packets over with TSO on (IPv${family}), cut into the bytes written, checksums right`, async () => {
+      const r = await scenario('tso', [family]);
+      process.stdout.write(`tso ${family}: ${JSON.stringify(r)}\n`);
+      expect(r.contiguous).toBe(r.bytes);
+      expect(r.intact).toBe(true);
+      expect(r.rejected).toBe(0);
+      // The kernel sent super-packets of more than one segment, and they were cut.
+      expect(r.gsoPackets).toBeGreaterThan(0);
+      expect(r.maxSegments).toBeGreaterThan(1);
+    });
+  }
+
+  describe.skipIf(requireHost(['python3']))('UDP segmentation offload (Linux 6.2 on)', () => {
+    for (const family of ['4', '6']) {
+      it(`hands a UDP_SEGMENT send over as one super-packet (IPv${family}), cut into the datagrams meant`, async () => {
+        const r = await scenario('uso', [family]);
+        expect(r.senderExit, r.senderOutput).toBe(0);
+        expect(r.gsoPackets).toBe(1);
+        expect(r.datagrams).toBe(5); // 5000 bytes in pieces of 1200
+        expect(r.accepted).toBe(5);
+        expect(r.intact).toBe(true);
+      });
+    }
+  });
+
   it('measures packets per readBatch call under a UDP burst', async () => {
     const r = await scenario('burst', ['20000']);
     process.stdout.write(

@@ -6,7 +6,7 @@ import { addonPath, loadAddon, type NativeAddon } from '../../src/runtime/addon.
 
 const EXPORTS = {
   TunFd: true, open: true, ifName: true, setSocketMark: true, UdpSocket: true, formatAddress: true, parseAddress: true, ifNameToIndex: true, hardenProcess: true,
-  aeadSeal: true, aeadOpen: true,
+  aeadSeal: true, aeadOpen: true, checksumChunks: true,
 } satisfies Record<keyof NativeAddon, true>;
 
 describe.skipIf(addonPath() === undefined)('the addon binding', () => {
