@@ -14,6 +14,7 @@ import type { DeviceEvent } from '../../tunnel/device.js';
 import { serverCompanion } from '../../server/companion.js';
 import { RegistryFollower } from '../../server/follow.js';
 import { countersPath, peerStatus, readSnapshot } from '../../server/peers.js';
+import { registryStatusPath } from '../../server/registry-status.js';
 import type { PeerRecord, RegistryData } from '../../server/registry.js';
 import type { PeerRegistry } from '../../server/store.js';
 import { memPair } from '../support/memnet.js';
@@ -22,7 +23,10 @@ const silent = { error: () => undefined, info: () => undefined, debug: () => und
 const ifname = `cmp${process.pid % 100000}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-afterEach(() => rmSync(countersPath(ifname), { force: true }));
+afterEach(() => {
+  rmSync(countersPath(ifname), { force: true });
+  rmSync(registryStatusPath(ifname), { force: true });
+});
 
 /** A gateway (b) serving a client (a) as the daemon does, with a store in memory. */
 function gateway() {
