@@ -7,6 +7,7 @@
 import { runCryptoBench } from './crypto.js';
 import { runEngineBench } from './engine.js';
 import { runFloodBench } from './flood.js';
+import { runGatewaysBench } from './gateways.js';
 import { runHandshakesBench } from './handshakes.js';
 import { runJscBench } from './jsc.js';
 import { runLoopBench } from './loop.js';
@@ -29,6 +30,7 @@ const benches: Record<string, (options: readonly string[]) => void | Promise<voi
   sticky: runStickyBench,
   handshakes: () => runHandshakesBench(),
   'server-clients': () => runServerClientsBench(),
+  gateways: runGatewaysBench,
   registry: () => runRegistryBench(),
 };
 

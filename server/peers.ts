@@ -1,14 +1,17 @@
 // What the server's peer commands do, apart from the command line: change the registry
 // (one atomic update each), then apply the change to the running server through its
 // control socket with the `wg set` protocol, touching only that peer, so every other
-// peer's session goes on.
+// peer's session goes on. (The daemon also follows the registry itself, reconcile.ts,
+// which is how a change made through another gateway reaches this one.)
 //
-// Transfer totals: the registry holds each peer's totals as of the daemon's last save.
-// The daemon saves every SAVE_INTERVAL_MS and at down; at each save it adds what the
-// device counted since the save before. What the device had counted at that save is in
-// /run/burrow/IFACE.totals (the daemon's, rewritten at each save under the registry's
-// lock), so that `list-peers` can add what came since, and `disable`/`remove-peer` can
-// fold a peer's last counts into its totals before the device forgets them.
+// Transfer totals: the registry holds each peer's totals as of the daemons' last saves
+// (with several gateways, the sum of each one's share). The daemon is the only one that
+// counts: every SAVE_INTERVAL_MS and at down it adds what its device counted since the
+// save before (registry.addTransfer); a peer that leaves the device (disabled, removed,
+// expired, by whoever) has its last counts kept for the next save; a save that fails
+// (the database away) is kept whole and added by a later one. What the daemon has
+// counted and not saved yet is in /run/burrow/IFACE.totals (rewritten after each save
+// and each removal), so that `list-peers` shows it too.
 
 import { readFileSync, rmSync } from 'node:fs';
 import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf } from '../crypto/keys.js';
@@ -25,15 +28,23 @@ import type { PeerRegistry } from './store.js';
 export const SAVE_INTERVAL_MS = 30_000;
 export const countersPath = (ifname: string): string => `${RUN_DIR}/${ifname}.totals`;
 
-/** The device's counters at the daemon's last save, by public key (base64). */
-export type CounterSnapshot = Record<string, { rx: number; tx: number }>;
+/**
+ * What the daemon has counted and not saved: the device's counters at its last save, by
+ * public key (base64), and the counts of peers that left the device since, by name.
+ */
+export interface CounterSnapshot {
+  readonly counted: Record<string, { rx: number; tx: number }>;
+  readonly unsaved: Record<string, { rx: number; tx: number }>;
+}
+
+const EMPTY: CounterSnapshot = { counted: {}, unsaved: {} };
 
 export function readSnapshot(ifname: string): CounterSnapshot {
   try {
-    const v = JSON.parse(readFileSync(countersPath(ifname), 'utf8')) as unknown;
-    return typeof v === 'object' && v !== null ? (v as CounterSnapshot) : {};
+    const v = JSON.parse(readFileSync(countersPath(ifname), 'utf8')) as Partial<CounterSnapshot>;
+    return typeof v?.counted === 'object' && typeof v.unsaved === 'object' && v.counted !== null && v.unsaved !== null ? { counted: v.counted, unsaved: v.unsaved } : EMPTY;
   } catch {
-    return {};
+    return EMPTY;
   }
 }
 
@@ -79,9 +90,14 @@ async function uapiSet(ifname: string, lines: string[]): Promise<void> {
  * Adds the peer to the running server; false when the server is not running. Cheaper
  * than asking first: a `get` of a 10,000-peer server is a megabyte.
  */
-export async function applyIfRunning(ifname: string, peer: PeerConfig): Promise<boolean> {
+export function applyIfRunning(ifname: string, peer: PeerConfig): Promise<boolean> {
+  return ifRunning(() => applyPeer(ifname, peer));
+}
+
+/** Runs a change to the running server; false when it is not running. */
+async function ifRunning(change: () => Promise<void>): Promise<boolean> {
   try {
-    await applyPeer(ifname, peer);
+    await change();
     return true;
   } catch (e) {
     if (e instanceof UapiClientError && e.code === 'ERR_NOT_UP') return false;
@@ -162,44 +178,28 @@ export async function addPeer(registry: PeerRegistry, input: AddPeerInput): Prom
   });
 }
 
-/** Folds a running peer's counts since the last save into `record` (before the device forgets them). */
-function withLastCounts(record: PeerRecord, live: UapiInterface | undefined, snapshot: CounterSnapshot): PeerRecord {
-  const key = encodeKey(record.peer.publicKey);
-  const peer = live?.peers.find((p) => p.publicKey === key);
-  if (peer === undefined) return record;
-  const d = since(peer, snapshot[key]);
-  delete snapshot[key];
-  return { ...record, rx: record.rx + d.rx, tx: record.tx + d.tx };
-}
-
 export type PeerChange = 'remove' | 'disable' | 'enable';
 
 /**
  * Removes, disables or enables `name`, in the registry and (when the server runs) on
- * the device, under the registry's lock so that the daemon's saves do not interleave.
- * Returns what changed, as a sentence.
+ * the device; the daemon keeps the counts of a peer that leaves its device. Returns what
+ * changed, as a sentence.
  */
 export async function changePeer(registry: PeerRegistry, ifname: string, name: string, change: PeerChange, opts: { expires?: string; now?: Date; overQuota?: string } = {}): Promise<string> {
   const expires = opts.expires === undefined ? undefined : checkExpiry(opts.expires);
   const now = opts.now ?? new Date();
   let after: (() => Promise<void>) | undefined;
-  const live = await running(ifname);
   const message = await registry.update((data) => {
     const record = findPeer(data, name);
-    const snapshot = readSnapshot(ifname);
-    const others = data.peers.filter((p) => p !== record);
+    after = undefined;
     if (change === 'remove') {
-      after = live === undefined ? undefined : () => unapplyPeer(ifname, record.peer);
-      if (live !== undefined) writeSnapshot(ifname, withoutKey(snapshot, record));
-      return { data: { ...data, peers: others }, result: `removed '${name}'` };
+      after = () => unapplyPeer(ifname, record.peer);
+      return { data: { ...data, peers: data.peers.filter((p) => p !== record) }, result: `removed '${name}'` };
     }
     if (change === 'disable') {
       if (!record.enabled) return { data, result: `'${name}' is disabled already` };
-      const next = { ...withLastCounts(record, live, snapshot), enabled: false, ...(opts.overQuota === undefined ? {} : { overQuota: opts.overQuota }) };
-      if (live !== undefined) {
-        writeSnapshot(ifname, snapshot);
-        after = () => unapplyPeer(ifname, record.peer);
-      }
+      const next = { ...record, enabled: false, ...(opts.overQuota === undefined ? {} : { overQuota: opts.overQuota }) };
+      after = () => unapplyPeer(ifname, record.peer);
       return { data: { ...data, peers: data.peers.map((p) => (p === record ? next : p)) }, result: `disabled '${name}'` };
     }
     const until = expires ?? record.expires;
@@ -209,17 +209,11 @@ export async function changePeer(registry: PeerRegistry, ifname: string, name: s
     if (record.enabled && expires === undefined) return { data, result: `'${name}' is enabled already` };
     const { overQuota: _cleared, ...rest } = record;
     const next: PeerRecord = { ...rest, enabled: true, ...(until === undefined ? {} : { expires: until }) };
-    if (live !== undefined) after = () => applyPeer(ifname, next.peer);
+    after = () => applyPeer(ifname, next.peer);
     return { data: { ...data, peers: data.peers.map((p) => (p === record ? next : p)) }, result: `enabled '${name}'${until === undefined ? '' : ` until ${until}`}` };
   });
-  if (after !== undefined) await after();
-  return live === undefined || after === undefined ? `${message}${live === undefined ? ' (the server is not running: it takes effect at its next up)' : ''}` : message;
-}
-
-function withoutKey(snapshot: CounterSnapshot, record: PeerRecord): CounterSnapshot {
-  const copy = { ...snapshot };
-  delete copy[encodeKey(record.peer.publicKey)];
-  return copy;
+  if (after === undefined || (await ifRunning(after))) return message;
+  return `${message} (the server is not running: it takes effect at its next up)`;
 }
 
 export interface ClientConfigOptions {
@@ -295,7 +289,8 @@ export function peerStatus(data: RegistryData, live: UapiInterface | undefined, 
   return data.peers.map((r) => {
     const key = encodeKey(r.peer.publicKey);
     const p = byKey.get(key);
-    const d = p === undefined ? { rx: 0, tx: 0 } : since(p, snapshot[key]);
+    const d = p === undefined ? { rx: 0, tx: 0 } : since(p, snapshot.counted[key]);
+    const u = snapshot.unsaved[r.name] ?? { rx: 0, tx: 0 };
     return {
       name: r.name,
       publicKey: key,
@@ -305,8 +300,8 @@ export function peerStatus(data: RegistryData, live: UapiInterface | undefined, 
       expires: r.expires ?? null,
       endpoint: p?.endpoint ?? null,
       lastHandshake: p === undefined || p.lastHandshake === 0 ? null : p.lastHandshake,
-      rxBytes: r.rx + d.rx,
-      txBytes: r.tx + d.tx,
+      rxBytes: r.rx + u.rx + d.rx,
+      txBytes: r.tx + u.tx + d.tx,
       quota: r.quota ?? null,
       overQuota: r.overQuota ?? null,
     };

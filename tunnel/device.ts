@@ -114,7 +114,9 @@ export type DeviceEvent =
   | { type: 'keys-zeroed'; peer: string }
   | { type: 'endpoint-changed'; peer: string; endpoint: Endpoint }
   | { type: 'cookie-received'; peer: string }
-  | { type: 'timer'; peer: string; timer: TimerName };
+  | { type: 'timer'; peer: string; timer: TimerName }
+  /** The peer left the device (`wg set … remove`, a reload): what it had counted, which is now gone. */
+  | { type: 'peer-removed'; peer: string; rxBytes: number; txBytes: number };
 
 export interface DeviceIo {
   /** Sends a datagram. `data` is only valid during the call: send or copy it now. */
@@ -374,6 +376,7 @@ export class Device {
   removePeer(publicKey: Uint8Array): boolean {
     const peer = this.peersByKey.get(encodeKey(publicKey));
     if (peer === undefined) return false;
+    this.io.event?.({ type: 'peer-removed', peer: peer.name, rxBytes: peer.rxBytes, txBytes: peer.txBytes });
     this.zeroKeys(peer);
     this.allowedIps.removePeer(peer);
     this.heap.forget(peer);

@@ -71,7 +71,22 @@ export function registerApi(app: FastifyInstance, d: ApiDeps): void {
   app.get('/api/peers', {
     schema: {
       summary: 'every peer, with its live state and 24 h history',
-      response: { 200: { type: 'object', properties: { now: { type: 'integer' }, bucketSeconds: { type: 'integer' }, historyEnd: { type: 'integer' }, peers: { type: 'array', items: peerSchema } } } },
+      response: {
+        200: {
+          type: 'object',
+          properties: {
+            now: { type: 'integer' },
+            bucketSeconds: { type: 'integer' },
+            historyEnd: { type: 'integer' },
+            peers: { type: 'array', items: peerSchema },
+            registry: {
+              type: 'object',
+              description: 'where the registry is, and whether it can be reached (while not, the server serves the peers it knows)',
+              properties: { location: { type: 'string' }, reachable: { type: 'boolean' }, since: { type: 'string' }, error: { type: 'string' } },
+            },
+          },
+        },
+      },
     },
   }, async () => {
     const now = d.now();
@@ -91,7 +106,7 @@ export function registerApi(app: FastifyInstance, d: ApiDeps): void {
         hasPrivateKey: clientKeys.has(p.name),
       };
     });
-    return { now: Math.floor(now / 1000), bucketSeconds: BUCKET_MS / 1000, historyEnd: Math.floor(historyEnd / 1000), peers };
+    return { now: Math.floor(now / 1000), bucketSeconds: BUCKET_MS / 1000, historyEnd: Math.floor(historyEnd / 1000), peers, registry: { location: view.registry.location, ...view.registryStatus() } };
   });
 
   app.post<{ Body: { name: string; publicKey?: string; expires?: string; quota?: number } }>('/api/peers', {

@@ -192,7 +192,7 @@ export async function buildAdminApp(o: AdminOptions): Promise<FastifyInstance> {
     const names = new Map(o.view.data().peers.map((r) => [Buffer.from(r.peer.publicKey).toString('base64'), r.name]));
     return reply
       .type('text/plain; version=0.0.4; charset=utf-8')
-      .send(renderMetrics({ ifname: o.view.ifname, device: o.view.device(), names, drops: o.view.drops(), now: Math.floor(now() / 1000) }));
+      .send(renderMetrics({ ifname: o.view.ifname, device: o.view.device(), names, drops: o.view.drops(), registryUp: o.view.registryStatus().reachable, now: Math.floor(now() / 1000) }));
   });
 
   registerApi(app, { view: o.view, tracker: o.tracker, links, now });

@@ -14,6 +14,10 @@
 //                                               enabled ones)
 //   burrow_dropped_packets_total{interface,reason}  counter: packets the engine refused,
 //                                               by reason (tunnel/device.ts's DropReason)
+//   burrow_registry_up{interface}               gauge: 1 while the registry (the file, or
+//                                               the PostgreSQL shared by the gateways) can
+//                                               be reached, 0 while the gateway serves the
+//                                               peers it knows without it
 //
 // docs/admin.md says the same for operators.
 
@@ -30,6 +34,8 @@ export interface MetricsInput {
   /** Peer names by public key (base64). */
   readonly names: ReadonlyMap<string, string>;
   readonly drops: Readonly<Record<string, number>>;
+  /** Whether the registry can be reached now. */
+  readonly registryUp: boolean;
   /** UNIX seconds. */
   readonly now: number;
 }
@@ -65,5 +71,6 @@ export function renderMetrics(m: MetricsInput): string {
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([reason, n]) => [{ interface: m.ifname, reason }, n]),
   );
+  family('burrow_registry_up', 'gauge', 'Whether the peer registry can be reached (0: serving the peers known without it)', [[{ interface: m.ifname }, m.registryUp ? 1 : 0]]);
   return `${out.join('\n')}\n`;
 }

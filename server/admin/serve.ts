@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../../src/runtime/log.js';
 import type { Session } from '../../src/runtime/session.js';
-import type { FileRegistry } from '../store.js';
+import type { RegistryFollower } from '../follow.js';
 import { AdminError, type AdminBind, checkBind } from './bind.js';
 import { adminFiles } from './files.js';
 import { UsageTracker } from './tracker.js';
@@ -31,11 +31,11 @@ export interface ServerExtras {
  * the session starts so that a port in use or a bad certificate stops `up` before it
  * changes anything. Throws AdminError for a refused address or unreadable TLS files.
  */
-export async function startServerExtras(o: { ifname: string; registry: FileRegistry; bind?: AdminBind; log: Logger }): Promise<ServerExtras> {
+export async function startServerExtras(o: { ifname: string; registry: RegistryFollower; files: string; bind?: AdminBind; log: Logger }): Promise<ServerExtras> {
   const { host, port } = o.bind === undefined ? { host: '', port: 0 } : checkBind(o.bind);
   let session: Session | undefined;
   const view = serverView(o.ifname, o.registry, () => session);
-  const files = adminFiles(o.registry.location);
+  const files = adminFiles(o.files);
   const tracker = new UsageTracker({ view, path: files.usage, log: o.log });
   let admin: AdminServer | undefined;
   if (o.bind !== undefined) {

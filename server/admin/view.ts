@@ -1,6 +1,7 @@
-// What the admin page and the usage tracker see of the server: the registry, and the
-// running device's peers (in the same process, as `wg show` would report them), with
-// the totals that combine the two (peers.ts's peerStatus).
+// What the admin page and the usage tracker see of the server: the registry as the
+// daemon last read it (follow.ts: read again after every change, kept while the store is
+// unreachable), and the running device's peers (in the same process, as `wg show` would
+// report them), with the totals that combine the two (peers.ts's peerStatus).
 
 import { encodeKey } from '../../crypto/keys.js';
 import { formatIpv4, formatIpv6 } from '../../src/config/ip.js';
@@ -8,18 +9,22 @@ import type { Session } from '../../src/runtime/session.js';
 import type { UapiInterface } from '../../src/runtime/uapi-client.js';
 import { formatEndpoint } from '../../tunnel/endpoint.js';
 import { peerStatus, type PeerStatus, readSnapshot } from '../peers.js';
-import { parseRegistry, type RegistryData } from '../registry.js';
-import type { FileRegistry } from '../store.js';
+import type { RegistryFollower } from '../follow.js';
+import type { RegistryData } from '../registry.js';
+import type { RegistryStatus } from '../store.js';
 
 export interface ServerView {
   readonly ifname: string;
-  readonly registry: FileRegistry;
+  /** The registry: changes made through it are read back (and applied) at once. */
+  readonly registry: RegistryFollower;
   /** The running device as a control-socket `get` reports it; undefined before it is up. */
   device(): UapiInterface | undefined;
   /** The engine's drop counters by reason. */
   drops(): Readonly<Record<string, number>>;
-  /** The registry as it is now (parsed again only when the file changed). */
+  /** The registry as last read (after every change to it). */
   data(): RegistryData;
+  /** Whether the registry can be reached now. */
+  registryStatus(): RegistryStatus;
   /** Every peer with its totals (registry + the device's counts since the last save). */
   status(): { data: RegistryData; list: PeerStatus[] };
 }
@@ -27,13 +32,8 @@ export interface ServerView {
 const prefixText = (p: { address: Uint8Array; cidr: number }): string => `${p.address.length === 4 ? formatIpv4(p.address) : formatIpv6(p.address)}/${p.cidr}`;
 
 /** The view of a server whose session is `session()` (undefined until it is up). */
-export function serverView(ifname: string, registry: FileRegistry, session: () => Session | undefined): ServerView {
-  let cached: { version: string; data: RegistryData } | undefined;
-  const data = (): RegistryData => {
-    const version = registry.version();
-    if (cached?.version !== version) cached = { version, data: parseRegistry(registry.text(), registry.location) };
-    return cached.data;
-  };
+export function serverView(ifname: string, registry: RegistryFollower, session: () => Session | undefined): ServerView {
+  const data = (): RegistryData => registry.data();
   const device = (): UapiInterface | undefined => {
     const s = session();
     if (s === undefined) return undefined;
@@ -61,6 +61,7 @@ export function serverView(ifname: string, registry: FileRegistry, session: () =
     device,
     drops: () => ({ ...(session()?.tunnel.device.drops ?? {}) }),
     data,
+    registryStatus: () => registry.status(),
     status() {
       // Registry, counters and snapshot read with no await between them: the daemon's
       // save (which rewrites the last two) cannot fall in between.

@@ -10,7 +10,6 @@
 //                 its control socket, one peer at a time
 
 import { rmSync, writeFileSync } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
 import { AdminError, type AdminBind, checkBind } from '../../server/admin/bind.js';
 import { adminFiles, ensureMetricsToken } from '../../server/admin/files.js';
@@ -20,7 +19,9 @@ import { detectUplink, initServer, initServerIn } from '../../server/init.js';
 import { PgRegistry } from '../../server/pg/registry.js';
 import { addPeer, applyIfRunning, changePeer, clientConfig, formatPeerStatus, type PeerChange, peerStatus, readSnapshot, removeSnapshot, running } from '../../server/peers.js';
 import { findPeer, type RegistryData, RegistryError, sessionConfig, tunnelSubnets } from '../../server/registry.js';
-import { FileRegistry, isPostgresSpec } from '../../server/store.js';
+import { RegistryFollower } from '../../server/follow.js';
+import { formatRegistryStatus, readRegistryStatus, removeRegistryStatus } from '../../server/registry-status.js';
+import { isPostgresSpec, openRegistry, type PeerRegistry } from '../../server/store.js';
 import { createExec, LinuxPlatformError } from '../platform/linux/index.js';
 import { forwardingSteps } from '../platform/linux/forward.js';
 import { runDaemon, spawnDaemon, type ChildReport } from '../runtime/daemon.js';
@@ -31,7 +32,7 @@ import { down } from './down.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE } from './errors.js';
 import { clientProfile } from './profile.js';
 import { readSecret } from './secret.js';
-import { DEFAULT_SERVER_CONFIG, registryCommand, registryOptions, type RegistryOptions, withRegistry } from './server-registry.js';
+import { DEFAULT_SERVER_CONFIG, registryCommand, registryFrom, registryOptions, type RegistryOptions, withRegistry } from './server-registry.js';
 import { recoverStale, resolveEndpoints } from './up.js';
 
 export { DEFAULT_SERVER_CONFIG };
@@ -52,13 +53,33 @@ async function guarded<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-function registryAt(path: string): { registry: FileRegistry; ifname: string } {
-  const full = resolvePath(path);
-  return { registry: new FileRegistry(full), ifname: ifnameFromConfigPath(full) };
+/**
+ * The registry a server runs from (server-registry.ts's registryFrom chooses it): its
+ * wg-quick file, or a postgres:// URL shared by several gateways.
+ */
+export interface ServerTarget {
+  /** A file's path or a postgres URL (which may hold a password: never logged, never in argv). */
+  readonly spec: string;
+  readonly ifname: string;
+  /** The path the gateway's own files go beside (admin password, metrics token, usage). */
+  readonly localBase: string;
+  readonly postgres: boolean;
+  readonly gateway?: string;
 }
 
+export function serverTarget(o: RegistryOptions): ServerTarget {
+  // Checked and chosen as every other command does; nothing is opened before the first call.
+  const { registry, ifname, localBase, postgres } = registryFrom(o);
+  void registry.close();
+  const spec = postgres ? (o.registry ?? o.config ?? process.env.BURROW_REGISTRY)! : localBase;
+  return { spec, ifname, localBase, postgres, ...(o.gateway === undefined ? {} : { gateway: o.gateway }) };
+}
+
+/** How to name the target in a command line to run (never the URL: it may hold a password). */
+const targetArgs = (t: ServerTarget): string => (t.postgres ? `--registry "$BURROW_REGISTRY" --interface ${t.ifname}` : `--config ${t.spec}`);
+
 /** Reads the registry for `up`: every check before anything changes. */
-async function loadForUp(registry: FileRegistry): Promise<RegistryData> {
+async function loadForUp(registry: PeerRegistry): Promise<RegistryData> {
   const data = await registry.read();
   if (data.config.interface.saveConfig) {
     throw new RegistryError('ERR_REGISTRY_DAMAGED', `${registry.location}: SaveConfig = true would write the file without Burrow's comments (the registry): remove it`);
@@ -75,7 +96,7 @@ const expiredPeers = (data: RegistryData, now: number): string[] =>
  * Peers whose expiry has passed are disabled before the server starts, so they never
  * load. The registry is written only when one has; returns the data to start with.
  */
-async function disableExpired(registry: FileRegistry, data: RegistryData, now = Date.now()): Promise<{ data: RegistryData; names: string[] }> {
+async function disableExpired(registry: PeerRegistry, data: RegistryData, now = Date.now()): Promise<{ data: RegistryData; names: string[] }> {
   if (expiredPeers(data, now).length === 0) return { data, names: [] };
   return registry.update((current) => {
     const names = expiredPeers(current, now);
@@ -122,44 +143,62 @@ const exitCodeOf = (e: unknown): number => {
   return c instanceof CliError ? c.exitCode : c instanceof LinuxPlatformError && c.code === 'ERR_PLATFORM_ARG' ? EXIT_BAD_INPUT : EXIT_FAILURE;
 };
 
-export async function serverUp(path: string, options: ServerUpOptions = {}): Promise<string> {
-  const { registry, ifname } = registryAt(path);
+export async function serverUp(target: ServerTarget, options: ServerUpOptions = {}): Promise<string> {
+  const { ifname } = target;
   if (!options.foreground) {
     // The detaching parent reads no registry: the daemon reads it once, and a damaged
     // one comes back as its report (FILE:LINE, exit 2) before anything has changed. An
     // admin address given here is checked here; one from the registry, by the daemon.
     adminBind(options, undefined);
     if (process.getuid?.() !== 0) throw new CliError('server up needs root (CAP_NET_ADMIN): run it with sudo', EXIT_FAILURE);
-    await clearTheWay(registry, ifname);
+    await clearTheWay(target);
+    const { postgres } = target;
     const argv = [
-      process.argv[1]!, 'server', 'up', '--config', registry.location, '--foreground', '--daemon-child',
+      process.argv[1]!, 'server', 'up', '--foreground', '--daemon-child',
+      // A URL may hold a password: it goes to the daemon in its environment (readable by
+      // root and the daemon only), never on its command line.
+      ...(postgres ? ['--interface', ifname, ...(target.gateway === undefined ? [] : ['--gateway', target.gateway])] : ['--config', target.spec]),
       ...(options.verbose ? ['--verbose'] : []),
       ...(options.admin === undefined ? [] : ['--admin', options.admin]),
       ...(options.adminTlsCert === undefined ? [] : ['--admin-tls-cert', options.adminTlsCert]),
       ...(options.adminTlsKey === undefined ? [] : ['--admin-tls-key', options.adminTlsKey]),
       ...(options.insecure ? ['--insecure'] : []),
     ];
-    const report = await spawnDaemon(argv, logPath(ifname));
+    const env = { ...process.env };
+    if (postgres) env.BURROW_REGISTRY = target.spec;
+    else delete env.BURROW_REGISTRY;
+    const report = await spawnDaemon(argv, logPath(ifname), env);
     if (!report.ready) throw new CliError(report.message, report.exitCode);
     return report.message;
   }
   const report = (r: ChildReport) => {
     if (options.daemonChild && process.send) process.send(r);
   };
+  const registry = openRegistry(target.spec, target.gateway === undefined ? {} : { gateway: target.gateway });
+  try {
+    return await runServer(registry, target, options, report);
+  } finally {
+    await registry.close();
+  }
+}
+
+async function runServer(registry: PeerRegistry, target: ServerTarget, options: ServerUpOptions, report: (r: ChildReport) => void): Promise<string> {
+  const { ifname } = target;
   let prepared: Awaited<ReturnType<typeof prepareUp>>;
   try {
-    prepared = await prepareUp(registry, ifname, options);
+    prepared = await prepareUp(registry, target, options);
   } catch (e) {
     report({ ready: false, message: (cliError(e) as Error).message, exitCode: exitCodeOf(e) });
     throw e;
   }
-  const { config, uplink, steps, notes, bind } = prepared;
+  const { data, config, uplink, steps, notes, bind } = prepared;
   const log = daemonLogger(ifname, options);
+  const follower = new RegistryFollower(registry, data, { ifname, log });
   // Loaded here only: the other commands start without the admin page's modules.
   const { startServerExtras } = await import('../../server/admin/serve.js');
   let extras: Awaited<ReturnType<typeof startServerExtras>>;
   try {
-    extras = await startServerExtras({ ifname, registry, log, ...(bind === undefined ? {} : { bind }) });
+    extras = await startServerExtras({ ifname, registry: follower, files: target.localBase, log, ...(bind === undefined ? {} : { bind }) });
   } catch (e) {
     const message = e instanceof AdminError ? e.message : `the usage history or admin page cannot start: ${(e as Error).message}`;
     report({ ready: false, message, exitCode: e instanceof AdminError && e.code === 'ERR_ADMIN_TLS' ? EXIT_BAD_INPUT : EXIT_FAILURE });
@@ -177,7 +216,7 @@ export async function serverUp(path: string, options: ServerUpOptions = {}): Pro
     log,
     platformSteps: steps,
     companion: (session) => {
-      const totals = serverCompanion(session, { registry });
+      const totals = serverCompanion(session, { follower });
       extras.attach(session);
       return {
         async stop() {
@@ -191,7 +230,7 @@ export async function serverUp(path: string, options: ServerUpOptions = {}): Pro
       const next = sessionConfig(await registry.read());
       return { config: next, endpoints: await resolveEndpoints(next, registry.location) };
     },
-    report: (r) => report(r.ready ? { ...r, message: [r.message, `NAT out of ${uplink}`, ...notes].join('; ') } : r),
+    report: (r) => report(r.ready ? { ...r, message: [r.message, `NAT out of ${uplink}`, `registry ${registry.location}`, ...notes].join('; ') } : r),
     exitCodeOf,
   });
   await extras.admin?.close();
@@ -200,9 +239,10 @@ export async function serverUp(path: string, options: ServerUpOptions = {}): Pro
 }
 
 /** Refuses a server that runs already; undoes what a crashed one left (its journal), and says so. */
-async function clearTheWay(registry: FileRegistry, ifname: string): Promise<void> {
+async function clearTheWay(target: ServerTarget): Promise<void> {
+  const { ifname } = target;
   if (runningDaemon(ifname) !== undefined || (await running(ifname)) !== undefined) {
-    throw new CliError(`${ifname} is already up; bring it down first with: burrow server down --config ${registry.location}`, EXIT_FAILURE);
+    throw new CliError(`${ifname} is already up; bring it down first with: burrow server down ${targetArgs(target)}`, EXIT_FAILURE);
   }
   const recovered = await recoverStale(ifname, say);
   if (recovered !== undefined) say(recovered);
@@ -212,11 +252,12 @@ async function clearTheWay(registry: FileRegistry, ifname: string): Promise<void
  * What the server process does before its session starts: the registry read (once) and
  * checked whole, expired peers disabled, the uplink found, the NAT steps planned.
  */
-async function prepareUp(registry: FileRegistry, ifname: string, options: ServerUpOptions) {
+async function prepareUp(registry: PeerRegistry, target: ServerTarget, options: ServerUpOptions) {
+  const { ifname } = target;
   const loaded = await guarded(() => loadForUp(registry));
   if (process.getuid?.() !== 0) throw new CliError('server up needs root (CAP_NET_ADMIN): run it with sudo', EXIT_FAILURE);
   // The daemon child's parent has done this before it started the child.
-  if (!options.daemonChild) await clearTheWay(registry, ifname);
+  if (!options.daemonChild) await clearTheWay(target);
   const { data, names } = await guarded(() => disableExpired(registry, loaded));
   const notes = names.length === 0 ? [] : [`expired, now disabled: ${names.join(', ')}`];
   if (!options.daemonChild) for (const note of notes) say(note);
@@ -225,7 +266,7 @@ async function prepareUp(registry: FileRegistry, ifname: string, options: Server
   const config = sessionConfig(data);
   const steps = forwardingSteps({ ifname, uplink, subnets: tunnelSubnets(config), clientToClient: data.settings.clientToClient });
   const bind = adminBind(options, data);
-  return { config, uplink, steps, notes, bind };
+  return { data, config, uplink, steps, notes, bind };
 }
 
 async function qrOutput(text: string, opts: { qr?: boolean; png?: string }): Promise<string> {
@@ -242,8 +283,6 @@ async function qrOutput(text: string, opts: { qr?: boolean; png?: string }): Pro
   }
   return out;
 }
-
-const configOption = () => new Option('-c, --config <path>', "the server's wg-quick file (the registry); the interface is named after it").default(DEFAULT_SERVER_CONFIG);
 
 export function serverCommand(): Command {
   const server = new Command('server').description('run a Burrow server: many peers, forwarding and NAT, a peer registry in its wg-quick file or in PostgreSQL (several gateways)');
@@ -294,8 +333,7 @@ export function serverCommand(): Command {
 
   server
     .command('up')
-    .description('bring the server up: every enabled peer, IP forwarding and NAT out of the uplink; returns once it is up, a daemon keeps it up')
-    .addOption(configOption())
+    .description('bring the server up: every enabled peer, IP forwarding and NAT out of the uplink; returns once it is up, a daemon keeps it up. With a PostgreSQL registry it follows every change any gateway makes, and goes on serving the peers it knows while the database is away (docs/gateways.md)')
     .option('-f, --foreground', 'stay attached until SIGINT or SIGTERM (for systemd)')
     .option('-v, --verbose', 'log every timer and handshake initiation too')
     .option('--admin <host:port>', 'serve the admin page, its API and /metrics here, such as 127.0.0.1:51821 (default: admin= on the "# burrow-server:" line; else off)')
@@ -303,8 +341,8 @@ export function serverCommand(): Command {
     .option('--admin-tls-key <file>', "the admin page's private key (PEM)")
     .option('--insecure', 'allow --admin on a non-loopback address without TLS (the password crosses the network in the clear)')
     .addOption(new Option('--daemon-child', 'run as the daemon that `server up` starts').hideHelp())
-    .action(async (o: { config: string; foreground?: boolean; daemonChild?: boolean; verbose?: boolean; admin?: string; adminTlsCert?: string; adminTlsKey?: string; insecure?: boolean }) => {
-      const message = await serverUp(o.config, {
+    .action(async (o: RegistryOptions & { foreground?: boolean; daemonChild?: boolean; verbose?: boolean; admin?: string; adminTlsCert?: string; adminTlsKey?: string; insecure?: boolean }) => {
+      const message = await serverUp(serverTarget(o), {
         foreground: o.foreground === true,
         daemonChild: o.daemonChild === true,
         verbose: o.verbose === true,
@@ -322,8 +360,10 @@ export function serverCommand(): Command {
     .action(async (o: RegistryOptions) => {
       const { ifname } = await withRegistry(o, async (r) => r);
       const message = await down(ifname);
-      // A daemon that was killed left its counter snapshot: the next up starts afresh anyway.
-      removeSnapshot(ifname);
+      // A daemon that was killed left its counters: the next up starts afresh, but adds
+      // what it had not saved (kept as unsaved in the file).
+      if (Object.keys(readSnapshot(ifname).unsaved).length === 0) removeSnapshot(ifname);
+      removeRegistryStatus(ifname);
       process.stdout.write(`${message}\n`);
     });
 
@@ -366,9 +406,14 @@ export function serverCommand(): Command {
     .description('every peer: name, addresses, endpoint, latest handshake, transfer totals, enabled and expiry')
     .option('--json', 'the same as JSON, for scripts')
     .action(async (o: RegistryOptions & { json?: boolean }) => {
-      const { data, ifname } = await withRegistry(o, async ({ registry, ifname }) => ({ data: await guarded(() => registry.read()), ifname }));
+      const { data, ifname } = await withRegistry(o, async ({ registry, ifname }) => {
+        // The running server says when it cannot reach its registry (it serves the peers it knows).
+        const shown = readRegistryStatus(ifname);
+        if (shown !== undefined && !shown.reachable) say(formatRegistryStatus(shown));
+        return { data: await guarded(() => registry.read()), ifname };
+      });
       const live = await running(ifname);
-      const list = peerStatus(data, live, live === undefined ? {} : readSnapshot(ifname));
+      const list = peerStatus(data, live, readSnapshot(ifname));
       process.stdout.write(o.json ? `${JSON.stringify(list, null, 2)}\n` : formatPeerStatus(list));
     });
 
@@ -422,8 +467,8 @@ export function serverCommand(): Command {
       process.stdout.write(`${created ? 'metrics token written to' : 'the metrics token is in'} ${path} (0600)\n`);
     });
 
-  // Every command but init and up (which have their own) names its registry the same way.
-  for (const c of server.commands) if (!['init', 'up'].includes(c.name())) registryOptions(c);
+  // Every command but init (which has its own) names its registry the same way.
+  for (const c of server.commands) if (c.name() !== 'init') registryOptions(c);
   server.addCommand(registryCommand());
   // As the program's own commands: usage errors exit 2 (main.ts), never process.exit here.
   for (const c of [server, ...server.commands]) c.exitOverride().showHelpAfterError();

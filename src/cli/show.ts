@@ -6,6 +6,7 @@ import { readJournal } from '../runtime/journal.js';
 import { createExec } from '../platform/linux/exec.js';
 import { PER_APP_TABLE, setName } from '../platform/linux/perapp.js';
 import { listInterfaces, parseGetReply, type UapiInterface, uapiRequest } from '../runtime/uapi-client.js';
+import { formatRegistryStatus, readRegistryStatus, type ShownRegistry } from '../../server/registry-status.js';
 
 /** The kill switch's state as `burrow show` reports it. */
 export interface KillSwitchStatus {
@@ -24,7 +25,8 @@ export interface PerAppStatus {
   readonly entries: { readonly v4: number; readonly v6: number } | undefined;
 }
 
-export type ShownInterface = UapiInterface & { killSwitch?: KillSwitchStatus; perApp?: PerAppStatus[] };
+/** A server's peer registry: where, and whether it can be reached (the gateway serves the peers it knows meanwhile). */
+export type ShownInterface = UapiInterface & { killSwitch?: KillSwitchStatus; perApp?: PerAppStatus[]; registry?: ShownRegistry };
 
 /** A session's keys expire REJECT_AFTER_TIME (180 s) after its handshake: then nothing can pass. */
 const REJECT_AFTER_SECONDS = 180;
@@ -49,6 +51,8 @@ export async function readInterface(ifname: string): Promise<ShownInterface> {
     // a journal this version cannot read says nothing about the kill switch
   }
   if (killSwitch) shown.killSwitch = killSwitchStatus(shown);
+  const registry = readRegistryStatus(ifname);
+  if (registry !== undefined) shown.registry = registry;
   if (apps.length > 0) shown.perApp = await Promise.all(apps.map(async (a) => ({ name: a.name, domains: a.domains, entries: await setEntries(a.name) })));
   return shown;
 }
@@ -107,6 +111,7 @@ export function formatInterface(i: ShownInterface): string {
   if (i.publicKey) lines.push(`  public key: ${i.publicKey}`, '  private key: (hidden)');
   if (i.listenPort) lines.push(`  listening port: ${i.listenPort}`);
   if (i.fwmark) lines.push(`  fwmark: 0x${i.fwmark.toString(16)}`);
+  if (i.registry) lines.push(`  ${formatRegistryStatus(i.registry)}`);
   if (i.killSwitch) lines.push(`  kill switch: on, ${i.killSwitch.blocking ? `blocking: ${i.killSwitch.reason}` : 'not blocking (the tunnel is up)'}`);
   for (const a of i.perApp ?? []) {
     const live = a.entries === undefined ? 'set not readable' : `${plural(a.entries.v4 + a.entries.v6, 'live address')} (${a.entries.v4} IPv4, ${a.entries.v6} IPv6)`;

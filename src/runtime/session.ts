@@ -30,6 +30,7 @@ import { isRunning, Journal, readJournal } from './journal.js';
 import { startPerApp } from './perapp.js';
 import type { Logger } from './log.js';
 import { saveConfig } from './save-config.js';
+import { sameBytes, syncPeers } from './peer-sync.js';
 import { describeEvent, type PeerSetup, Tunnel } from './tunnel.js';
 import { UapiServer } from './uapi.js';
 import { uapiSocketPath } from './uapi-client.js';
@@ -99,8 +100,6 @@ function peerSetups(config: Config, endpoints: readonly (ResolvedEndpoint | unde
   }));
 }
 
-const sameBytes = (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean =>
-  a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]));
 
 export class Session {
   private applied: AppliedLinux | undefined;
@@ -108,6 +107,7 @@ export class Session {
   private stopping: Promise<void> | undefined;
   private syncing: Promise<void> = Promise.resolve();
   private syncQueued = false;
+  private readonly listeners = new Set<(e: DeviceEvent) => void>();
   private interfaceWatch: NodeJS.Timeout | undefined;
   /** The configuration the session runs, without its private key (the device holds that). */
   private config: Config | undefined;
@@ -219,9 +219,16 @@ export class Session {
 
   private onEngineEvent(e: DeviceEvent): void {
     const line = describeEvent(e);
-    if (e.type === 'timer' || e.type === 'handshake-initiated') this.log.debug(line);
+    if (e.type === 'timer' || e.type === 'handshake-initiated' || e.type === 'peer-removed') this.log.debug(line);
     else this.log.info(line);
     if (e.type === 'endpoint-changed') this.follow();
+    for (const listener of this.listeners) listener(e);
+  }
+
+  /** Calls `listener` with every engine event from now on (a server counts removed peers' bytes); returns how to stop. */
+  onDeviceEvent(listener: (e: DeviceEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /**
@@ -298,32 +305,10 @@ export class Session {
         this.tunnel.udp.setMark(mark);
         changes.push(`fwmark ${mark}`);
       }
-      const wanted = new Map(peerSetups(config, endpoints).map((p) => [encodeKey(p.publicKey), p]));
-      const running = new Map(device.peerStatus(this.tunnel.now()).map((s) => [s.publicKey, s]));
-      for (const [name] of running) {
-        if (wanted.has(name)) continue;
-        device.removePeer(Buffer.from(name, 'base64'));
-        changes.push(`removed peer ${name.slice(0, 8)}…`);
-      }
-      for (const [name, p] of wanted) {
-        const now = running.get(name);
-        if (now === undefined) {
-          device.setPeer(p.publicKey, p);
-          changes.push(`added peer ${name.slice(0, 8)}…`);
-          continue;
-        }
-        const ips = (list: readonly { address: Uint8Array; cidr: number }[]) =>
-          list.map((a) => `${Buffer.from(a.address).toString('hex')}/${a.cidr}`).sort().join(',');
-        const update = {
-          ...(sameBytes(now.presharedKey, p.presharedKey ?? undefined) ? {} : { presharedKey: p.presharedKey ?? null }),
-          ...(p.endpoint && (now.endpoint?.host !== p.endpoint.host || now.endpoint.port !== p.endpoint.port) ? { endpoint: p.endpoint } : {}),
-          ...(now.persistentKeepalive === p.persistentKeepalive ? {} : { persistentKeepalive: p.persistentKeepalive }),
-          ...(ips(now.allowedIPs) === ips(p.allowedIPs ?? []) ? {} : { allowedIPs: p.allowedIPs ?? [], replaceAllowedIPs: true }),
-        };
-        if (Object.keys(update).length === 0) continue;
-        device.setPeer(p.publicKey, update);
-        changes.push(`updated peer ${name.slice(0, 8)}… (${Object.keys(update).filter((k) => k !== 'replaceAllowedIPs').join(', ')})`);
-      }
+      const { added, removed, updated } = syncPeers(device, this.tunnel.now(), peerSetups(config, endpoints));
+      for (const key of removed) changes.push(`removed peer ${key.slice(0, 8)}…`);
+      for (const key of added) changes.push(`added peer ${key.slice(0, 8)}…`);
+      for (const { key, fields } of updated) changes.push(`updated peer ${key.slice(0, 8)}… (${fields.join(', ')})`);
     } finally {
       config.interface.privateKey.fill(0);
     }

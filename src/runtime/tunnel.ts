@@ -327,5 +327,6 @@ export function describeEvent(e: DeviceEvent): string {
     case 'endpoint-changed': return `${who}: endpoint is now ${formatEndpoint(e.endpoint)}`;
     case 'cookie-received': return `${who}: cookie received (the peer is under load)`;
     case 'timer': return `${who}: timer ${e.timer} fired`;
+    case 'peer-removed': return `${who}: removed (${e.rxBytes} B received, ${e.txBytes} B sent)`;
   }
 }

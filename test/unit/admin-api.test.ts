@@ -20,6 +20,8 @@ import { writePasswordFile } from '../../server/admin/password.js';
 import { MAX_FAILURES } from '../../server/admin/sessions.js';
 import { UsageTracker } from '../../server/admin/tracker.js';
 import { serverView, type ServerView } from '../../server/admin/view.js';
+import { RegistryFollower } from '../../server/follow.js';
+import { parseRegistry } from '../../server/registry.js';
 import { FileRegistry } from '../../server/store.js';
 import type { Logger } from '../../src/runtime/log.js';
 
@@ -43,10 +45,16 @@ function registryText(): string {
   ].join('\n');
 }
 
+/** The daemon's follower of the registry file, without its watch: the tests read it again with refresh(). */
+function follower(path: string, ifname: string): RegistryFollower {
+  const registry = new FileRegistry(path);
+  return new RegistryFollower(registry, parseRegistry(readFileSync(path, 'utf8'), path), { ifname, log: silent });
+}
+
 async function build(o: { view?: ServerView; tls?: { cert: string; key: string } } = {}): Promise<FastifyInstance> {
-  const registry = new FileRegistry(registryPath);
   // An interface name no test host runs: every change stays in the registry.
-  view = o.view ?? serverView(`adm${process.pid % 100000}`, registry, () => undefined);
+  const ifname = `adm${process.pid % 100000}`;
+  view = o.view ?? serverView(ifname, follower(registryPath, ifname), () => undefined);
   const files = adminFiles(registryPath);
   const tracker = new UsageTracker({ view, path: files.usage, log: silent, now: () => clock });
   return buildAdminApp({ view, tracker, passwordFile: files.password, metricsTokenFile: files.metricsToken, now: () => clock, ...(o.tls === undefined ? {} : { tls: o.tls }) });
@@ -197,8 +205,9 @@ describe('the API', () => {
     expect((await call('POST', '/api/peers', { name: 'alice', expires: '2099-01-01', quota: 5_000_000 })).statusCode).toBe(201);
     const dup = await call('POST', '/api/peers', { name: 'alice' });
     expect(dup.statusCode).toBe(409);
-    const list = (await call('GET', '/api/peers')).json() as { peers: { name: string; addresses: string[]; enabled: boolean; quota: number; expires: string; online: boolean; history: number[]; hasPrivateKey: boolean }[] };
+    const list = (await call('GET', '/api/peers')).json() as { peers: { name: string; addresses: string[]; enabled: boolean; quota: number; expires: string; online: boolean; history: number[]; hasPrivateKey: boolean }[]; registry: { location: string; reachable: boolean } };
     expect(list.peers).toHaveLength(1);
+    expect(list.registry).toMatchObject({ location: registryPath, reachable: true });
     expect(list.peers[0]).toMatchObject({ name: 'alice', addresses: ['10.9.0.2/32', 'fd00:9::2/128'], enabled: true, quota: 5_000_000, expires: '2099-01-01T00:00:00.000Z', online: false, hasPrivateKey: true });
     expect(list.peers[0]!.history).toHaveLength(96);
     const conf = await call('GET', '/api/peers/alice/config');
@@ -224,6 +233,7 @@ describe('the API', () => {
     expect((await call('POST', '/api/peers', { name: 'bob', publicKey: pub, quota: 1000 })).statusCode).toBe(201);
     // Bob moved 5000 bytes this month, and the tracker cut him off (as the daemon's does).
     writeFileSync(registryPath, readFileSync(registryPath, 'utf8').replace(/^\[Peer\]\n# burrow: (name=bob \S+) enabled=true rx=0 tx=0 quota=1000$/m, '#~ [Peer]\n#~ # burrow: $1 enabled=false rx=2000 tx=3000 quota=1000 over-quota=2026-12').replace(/^(PublicKey|PresharedKey|AllowedIPs) = /gm, '#~ $1 = '));
+    await view.registry.refresh(); // the daemon's watch would
     const bob = ((await call('GET', '/api/peers')).json() as { peers: { enabled: boolean; disabledReason: string; usedThisMonth: number; overQuota: string }[] }).peers[0]!;
     expect(bob).toMatchObject({ enabled: false, overQuota: '2026-12', usedThisMonth: 5000 });
     expect(bob.disabledReason).toBe('over its quota for 2026-12: disabled until 2027-01-01 or a higher quota');
@@ -272,8 +282,8 @@ describe('the API', () => {
 describe('/metrics', () => {
   const alice = encodeKey(publicKeyOf(generatePrivateKey()));
   const bob = encodeKey(publicKeyOf(generatePrivateKey()));
-  const fake = (registry: FileRegistry): ServerView => ({
-    ...serverView('wg9', registry, () => undefined),
+  const fake = (): ServerView => ({
+    ...serverView('wg9', follower(registryPath, 'wg9'), () => undefined),
     device: () => ({
       name: 'wg9',
       publicKey: undefined,
@@ -288,7 +298,7 @@ describe('/metrics', () => {
   });
 
   it('is the text format, with the exporter\'s names and labels and the drop counters', () => {
-    const text = renderMetrics({ ifname: 'wg9', device: fake(new FileRegistry(registryPath)).device(), names: new Map([[alice, 'alice "the first"']]), drops: { 'bad-tag': 3, replay: 1 }, now: 1_796_300_010 });
+    const text = renderMetrics({ ifname: 'wg9', device: fake().device(), names: new Map([[alice, 'alice "the first"']]), drops: { 'bad-tag': 3, replay: 1 }, registryUp: false, now: 1_796_300_010 });
     const families = new Map(parsePrometheusTextFormat(text).map((f) => [f.name, f]));
     const sample = (name: string, key: string) => families.get(name)!.metrics.find((m) => m.labels!.public_key === key);
     expect(families.get('wireguard_sent_bytes_total')!.type).toBe('COUNTER');
@@ -300,11 +310,12 @@ describe('/metrics', () => {
     expect(sample('wireguard_latest_handshake_delay_seconds', bob)).toBeUndefined();
     expect(families.get('wireguard_peers_total')!.metrics).toEqual([{ value: '2', labels: { interface: 'wg9' } }]);
     expect(families.get('burrow_dropped_packets_total')!.metrics.map((m) => [m.labels!.reason, m.value])).toEqual([['bad-tag', '3'], ['replay', '1']]);
+    expect(families.get('burrow_registry_up')!.metrics).toEqual([{ value: '0', labels: { interface: 'wg9' } }]);
   });
 
   it('needs a session or its own bearer token', async () => {
     await app.close();
-    app = await build({ view: fake(new FileRegistry(registryPath)) });
+    app = await build({ view: fake() });
     expect((await app.inject({ url: '/metrics' })).statusCode).toBe(401);
     expect((await app.inject({ url: '/metrics', headers: { authorization: 'Bearer nothing-set' } })).statusCode).toBe(401);
     const { path } = ensureMetricsToken(registryPath, false);
@@ -316,6 +327,7 @@ describe('/metrics', () => {
     expect(ok.statusCode).toBe(200);
     expect(ok.headers['content-type']).toContain('text/plain; version=0.0.4');
     expect(ok.body).toContain('wireguard_sent_bytes_total{interface="wg9"');
+    expect(ok.body).toContain('burrow_registry_up{interface="wg9"} 1');
     // The bearer token opens /metrics only.
     expect((await app.inject({ url: '/api/peers', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(401);
     ensureMetricsToken(registryPath, true);

@@ -9,6 +9,7 @@ import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js
 import { UsageTracker } from '../../server/admin/tracker.js';
 import { BUCKET_MS, HISTORY_BUCKETS, nextMonth, UsageBook } from '../../server/admin/usage.js';
 import { serverView } from '../../server/admin/view.js';
+import { RegistryFollower } from '../../server/follow.js';
 import { formatRegistry, parseRegistry } from '../../server/registry.js';
 import { FileRegistry } from '../../server/store.js';
 import type { Logger } from '../../src/runtime/log.js';
@@ -98,7 +99,8 @@ describe('the tracker\'s quota rules', () => {
       `#~ PublicKey = ${pub()}`,
       '#~ AllowedIPs = 10.9.0.4/32',
     ]);
-    const view = serverView(`trk${process.pid % 100000}`, r, () => undefined);
+    const ifname = `trk${process.pid % 100000}`;
+    const view = serverView(ifname, new RegistryFollower(r, await r.read(), { ifname, log: silent }), () => undefined);
     const tracker = new UsageTracker({ view, path: join(dir, 'wg9.usage.json'), log: silent, now: () => T0 });
     tracker.start();
     await tracker.stop();

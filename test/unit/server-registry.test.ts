@@ -9,10 +9,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
 import { parseConfig, parsePrefix } from '../../src/config/index.js';
 import { allocateAddresses } from '../../server/allocate.js';
-import { earliestExpiry } from '../../server/companion.js';
 import { addPeer, changePeer, clientConfig, peerStatus, since } from '../../server/peers.js';
 import { formatRegistry, parseRegistry, parseTime, type PeerRecord, type RegistryData, RegistryError, sessionConfig } from '../../server/registry.js';
 import { PgRegistry } from '../../server/pg/registry.js';
+import { nextExpiry } from '../../server/reconcile.js';
 import { FileRegistry, openRegistry } from '../../server/store.js';
 
 const key = () => encodeKey(publicKeyOf(generatePrivateKey()));
@@ -329,10 +329,13 @@ describe("the daemon's expiry scan", () => {
   it('finds the earliest expiry of an enabled peer, in any field order, never a disabled one', () => {
     const late = ['[Peer]', '# burrow: expires=2031-01-01T00:00:00Z name=late enabled=true', `PublicKey = ${key()}`];
     const soon = ['[Peer]', '# burrow: name=soon expires=2030-06-01T00:00:00Z', `PublicKey = ${key()}`];
-    expect(earliestExpiry(file([alice, bob, late, soon]))).toBe(Date.parse('2030-06-01T00:00:00Z'));
+    const earliest = (text: string) => nextExpiry(parseRegistry(text, 'wg0.conf'));
+    expect(earliest(file([alice, bob, late, soon]))).toBe(Date.parse('2030-06-01T00:00:00Z'));
     // bob's (disabled, behind "#~") expiry is earlier still, and ignored; none at all: never.
-    expect(earliestExpiry(file([alice, bob]))).toBe(Infinity);
-    expect(earliestExpiry(file([alice, late.map((l) => l.replace('enabled=true', 'enabled=false'))]))).toBe(Infinity);
+    expect(earliest(file([alice, bob]))).toBe(Infinity);
+    // An enabled peer whose date has passed counts: it is still to be disabled.
+    const past = ['[Peer]', '# burrow: name=past enabled=true expires=2020-01-01T00:00:00Z', `PublicKey = ${key()}`];
+    expect(earliest(file([alice, late, past]))).toBe(Date.parse('2020-01-01T00:00:00Z'));
   });
 });
 
@@ -357,8 +360,9 @@ describe('client configuration and status', () => {
     const data = parseRegistry(file([alice]), 'wg0.conf');
     const k = encodeKey(data.peers[0]!.peer.publicKey);
     const live = { name: 'wg0', publicKey: undefined, listenPort: 0, fwmark: 0, peers: [{ publicKey: k, hasPresharedKey: false, endpoint: '192.0.2.7:4000', allowedIPs: [], lastHandshake: 1000, rxBytes: 500, txBytes: 600, persistentKeepalive: 0 }] };
-    const [s] = peerStatus(data, live, { [k]: { rx: 400, tx: 100 } });
-    expect(s).toMatchObject({ name: 'alice', rxBytes: 1300, txBytes: 3900, endpoint: '192.0.2.7:4000', lastHandshake: 1000 });
+    const [s] = peerStatus(data, live, { counted: { [k]: { rx: 400, tx: 100 } }, unsaved: { alice: { rx: 7, tx: 9 } } });
+    // The registry's totals, what left the device unsaved, and what the device counted since the last save.
+    expect(s).toMatchObject({ name: 'alice', rxBytes: 1307, txBytes: 3909, endpoint: '192.0.2.7:4000', lastHandshake: 1000 });
     expect(parsePrefix(s!.addresses[0]!).text).toBe('10.8.0.2/32');
   });
 });

@@ -171,6 +171,9 @@ async function refresh() {
   try {
     const r = await api('GET', '/api/peers');
     render(r.peers, r.now);
+    const g = r.registry;
+    $('registry').hidden = g === undefined || g.reachable;
+    if (g !== undefined && !g.reachable) $('registry').textContent = `The registry ${g.location} is unreachable since ${g.since}${g.error ? ` (${g.error})` : ''}: this server serves the peers it knows, and changes cannot be made until it is back.`;
   } catch (e) {
     say(`could not refresh: ${e.message}`);
   }
