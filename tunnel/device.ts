@@ -404,7 +404,7 @@ export class Device {
       rxBytes: p.rxBytes,
       txBytes: p.txBytes,
       persistentKeepalive: p.persistentKeepalive / 1000,
-      keypairAge: p.keypairs.current === undefined ? undefined : now - p.keypairs.current.created,
+      keypairAge: p.currentKeypair === undefined ? undefined : now - p.currentKeypair.created,
     }));
   }
 
@@ -780,10 +780,10 @@ export class Device {
 
   /** Every keypair and the handshake state wiped (zeroKeyMaterial, key change, removal). */
   private zeroKeys(peer: Peer): void {
-    for (const kp of peer.keypairs.clear()) this.retire(peer, kp);
+    for (const kp of peer.clearKeypairs()) this.retire(peer, kp);
     this.clearHandshake(peer);
     this.dropStaged(peer);
-    peer.timers.clearAll();
+    peer.clearTimers();
     peer.clearCookies();
     peer.lastSentHandshake = -Infinity; // a new session may start at once (wireguard-go does the same)
   }
@@ -827,7 +827,7 @@ export class Device {
   }
 
   private reschedule(peer: Peer): void {
-    this.heap.schedule(peer, peer.timers.next());
+    this.heap.schedule(peer, peer.nextDeadline());
   }
 
   private readonly jitterFn = (): number => this.jitter();
