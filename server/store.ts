@@ -10,7 +10,7 @@
 
 import { closeSync, constants, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { writeFileAtomic } from '../src/runtime/journal.js';
-import { formatRegistry, parseRegistry, type RegistryData, RegistryError } from './registry.js';
+import { appendPeerText, formatRegistry, parseRegistry, type PeerRecord, type RegistryData, RegistryError, type RegistryScan, scanRegistry } from './registry.js';
 
 export interface PeerRegistry {
   /** Where it is, for messages. */
@@ -63,6 +63,26 @@ export class FileRegistry implements PeerRegistry {
       // Parsed once: what the change kept from `read` is not read back again.
       const next = formatRegistry(data, this.location, read);
       if (next !== text) writeFileAtomic(this.location, next, 0o600);
+      return result;
+    } finally {
+      rmSync(`${this.location}.lock`, { force: true });
+    }
+  }
+
+  /**
+   * add-peer's write, without a read of the whole file: under the lock, the file is
+   * scanned (registry.ts's scanRegistry), `make` returns the new peer from the scan, and
+   * its section is appended (atomically, as every write). Resolves undefined, with
+   * nothing written, when the file is not one the scan reads: then use update().
+   */
+  async appendPeer<T>(make: (scan: RegistryScan) => { record: PeerRecord; result: T }): Promise<T | undefined> {
+    await this.lock();
+    try {
+      const text = this.readText();
+      const scan = scanRegistry(text, this.location);
+      if (scan === undefined) return undefined;
+      const { record, result } = make(scan);
+      writeFileAtomic(this.location, appendPeerText(text, scan, record, this.location), 0o600);
       return result;
     } finally {
       rmSync(`${this.location}.lock`, { force: true });
