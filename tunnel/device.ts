@@ -349,7 +349,7 @@ export class Device {
     if (peer === undefined) {
       if (this.peersByKey.size >= MAX_PEERS) throw new RangeError(`a device holds at most ${MAX_PEERS} peers`);
       peer = new Peer(publicKey);
-      this.peersByKey.set(name, peer);
+      this.peersByKey.set(peer.name, peer); // one string for the key and the name
     }
     if (update.presharedKey !== undefined) {
       peer.presharedKey?.fill(0);
