@@ -19,7 +19,7 @@ const benches: Record<string, (options: readonly string[]) => void | Promise<voi
   engine: () => runEngineBench(),
   flood: runFloodBench,
   throughput: (options) => runThroughputBench(options),
-  server: () => runServerBench(),
+  server: (options) => runServerBench(options),
   jsc: runJscBench,
   loop: runLoopBench,
   sticky: runStickyBench,
