@@ -24,7 +24,7 @@ const benches: Record<string, (options: readonly string[]) => void | Promise<voi
   flood: runFloodBench,
   throughput: (options) => runThroughputBench(options),
   rtt: (options) => runRttBench(options),
-  server: () => runServerBench(),
+  server: (options) => runServerBench(options),
   jsc: runJscBench,
   loop: runLoopBench,
   sticky: runStickyBench,

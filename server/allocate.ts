@@ -36,7 +36,7 @@ interface Pool {
   readonly used: Set<number>;
 }
 
-function pools(config: Config, data: RegistryData): Pool[] {
+function pools(config: Config, taken: Iterable<IpPrefix>): Pool[] {
   const subnets = tunnelSubnets(config);
   const seen = new Set<number>();
   const out: Pool[] = [];
@@ -52,7 +52,7 @@ function pools(config: Config, data: RegistryData): Pool[] {
       if (n !== undefined) used.add(n);
     };
     for (const a of config.interface.addresses) mark(a);
-    for (const r of data.peers) for (const a of r.peer.allowedIPs) mark(a);
+    for (const a of taken) mark(a);
     out.push({ subnet, last, used });
   }
   return out;
@@ -60,7 +60,12 @@ function pools(config: Config, data: RegistryData): Pool[] {
 
 /** A host address (/32, /128) in each of the tunnel's subnets for a new peer. */
 export function allocateAddresses(data: RegistryData): IpPrefix[] {
-  const ps = pools(data.config, data);
+  return allocateAmong(data.config, data.peers.flatMap((r) => r.peer.allowedIPs));
+}
+
+/** The same, given the server's config and every peer's allowed IPs (add-peer's scan). */
+export function allocateAmong(config: Config, taken: Iterable<IpPrefix>): IpPrefix[] {
+  const ps = pools(config, taken);
   if (ps.length === 0) throw new RegistryError('ERR_REGISTRY_FULL', 'the server has no Address: there is no subnet to give peers addresses from');
   const limit = ps.reduce((m, p) => (p.last < m ? p.last : m), ps[0]!.last);
   // The same n in every family first; else the lowest free n of each on its own.

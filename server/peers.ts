@@ -15,15 +15,15 @@
 
 import { readFileSync, rmSync } from 'node:fs';
 import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf } from '../crypto/keys.js';
-import { type Config, formatConfig, interfaceConfig, makePrefix, parsePrefix, type PeerConfig } from '../src/config/index.js';
+import { type Config, formatConfig, interfaceConfig, type IpPrefix, makePrefix, parsePrefix, type PeerConfig } from '../src/config/index.js';
 import { parseEndpoint } from '../src/config/endpoint.js';
 import { parseKey } from '../src/config/values.js';
 import { RUN_DIR, writeFileAtomic } from '../src/runtime/journal.js';
 import { nodeDh } from '../src/runtime/node-crypto.js';
 import { parseGetReply, UapiClientError, type UapiInterface, type UapiPeer, uapiRequest } from '../src/runtime/uapi-client.js';
-import { allocateAddresses } from './allocate.js';
+import { allocateAmong } from './allocate.js';
 import { checkPeerName, findPeer, parseTime, type PeerRecord, type RegistryData, RegistryError } from './registry.js';
-import type { PeerRegistry } from './store.js';
+import { FileRegistry, type PeerRegistry } from './store.js';
 
 export const SAVE_INTERVAL_MS = 30_000;
 export const countersPath = (ifname: string): string => `${RUN_DIR}/${ifname}.totals`;
@@ -136,8 +136,16 @@ export function checkExpiry(text: string): string {
   return t;
 }
 
-/** Adds a peer to the registry (next free addresses, fresh keys unless given). */
-export async function addPeer(registry: PeerRegistry, input: AddPeerInput): Promise<{ record: PeerRecord; data: RegistryData }> {
+/** The registry as a new peer's client configuration needs it: the server's interface and settings. */
+export type ServerData = Pick<RegistryData, 'config' | 'settings'>;
+
+/**
+ * Adds a peer to the registry (next free addresses, fresh keys unless given). Resolves
+ * with the record and the server's data. A file registry that its scan reads (as Burrow
+ * writes it) gets the peer appended without a read of every peer (FileRegistry.appendPeer):
+ * add-peer on 10,000 peers; any other store or file takes the whole update.
+ */
+export async function addPeer(registry: PeerRegistry, input: AddPeerInput): Promise<{ record: PeerRecord; data: ServerData }> {
   const bad = checkPeerName(input.name);
   if (bad !== undefined) throw new RegistryError('ERR_REGISTRY_INPUT', bad);
   let publicKey: Uint8Array;
@@ -155,15 +163,16 @@ export async function addPeer(registry: PeerRegistry, input: AddPeerInput): Prom
     priv.fill(0);
   }
   const expires = input.expires === undefined ? undefined : checkExpiry(input.expires);
-  return registry.update((data) => {
-    if (data.settings.endpoint === undefined) {
+  const key = encodeKey(publicKey);
+  /** The new record, checked against the registry's names and keys; `taken`: every peer's allowed IPs. */
+  const make = (server: ServerData, nameTaken: boolean, keyOwner: string | undefined, taken: Iterable<IpPrefix>): PeerRecord => {
+    if (server.settings.endpoint === undefined) {
       throw new RegistryError('ERR_REGISTRY_INPUT', 'the server has no endpoint for its clients: set endpoint=HOST:PORT on its "# burrow-server:" line (burrow server init --endpoint does)');
     }
-    if (data.peers.some((p) => p.name === input.name)) throw new RegistryError('ERR_REGISTRY_DUPLICATE', `a peer named '${input.name}' exists already`);
-    const other = data.peers.find((p) => sameKey(p.peer.publicKey, publicKey));
-    if (other !== undefined) throw new RegistryError('ERR_REGISTRY_DUPLICATE', `the public key is already the peer '${other.name}''s`);
-    if (sameKey(publicKeyOf(data.config.interface.privateKey, nodeDh), publicKey)) throw new RegistryError('ERR_REGISTRY_INPUT', "the public key is the server's own");
-    const record: PeerRecord = {
+    if (nameTaken) throw new RegistryError('ERR_REGISTRY_DUPLICATE', `a peer named '${input.name}' exists already`);
+    if (keyOwner !== undefined) throw new RegistryError('ERR_REGISTRY_DUPLICATE', `the public key is already the peer '${keyOwner}''s`);
+    if (sameKey(publicKeyOf(server.config.interface.privateKey, nodeDh), publicKey)) throw new RegistryError('ERR_REGISTRY_INPUT', "the public key is the server's own");
+    return {
       name: input.name,
       created: (input.now ?? new Date()).toISOString(),
       enabled: true,
@@ -171,8 +180,18 @@ export async function addPeer(registry: PeerRegistry, input: AddPeerInput): Prom
       rx: 0,
       tx: 0,
       ...(clientKey === undefined ? {} : { clientKey }),
-      peer: { publicKey, presharedKey: generatePresharedKey(), allowedIPs: allocateAddresses(data) },
+      peer: { publicKey, presharedKey: generatePresharedKey(), allowedIPs: allocateAmong(server.config, taken) },
     };
+  };
+  if (registry instanceof FileRegistry) {
+    const appended = await registry.appendPeer((scan) => {
+      const record = make(scan.head, scan.names.has(input.name), scan.keys.get(key), scan.allowedIPs);
+      return { record, result: { record, data: scan.head } };
+    });
+    if (appended !== undefined) return appended;
+  }
+  return registry.update((data) => {
+    const record = make(data, data.peers.some((p) => p.name === input.name), data.peers.find((p) => sameKey(p.peer.publicKey, publicKey))?.name, data.peers.flatMap((r) => r.peer.allowedIPs));
     const next = { ...data, peers: [...data.peers, record] };
     return { data: next, result: { record, data: next } };
   });
@@ -226,7 +245,7 @@ export interface ClientConfigOptions {
  * The client's tunnel for `record`. Its private key is the one the server generated, or
  * all zeros when the client keeps its own (`privateKeyKnown` false); the caller zeroes it.
  */
-export function clientTunnel(data: RegistryData, record: PeerRecord, opts: ClientConfigOptions = {}): { config: Config; privateKeyKnown: boolean } {
+export function clientTunnel(data: ServerData, record: PeerRecord, opts: ClientConfigOptions = {}): { config: Config; privateKeyKnown: boolean } {
   const endpoint = data.settings.endpoint;
   if (endpoint === undefined) {
     throw new RegistryError('ERR_REGISTRY_INPUT', 'the server has no endpoint for its clients: set endpoint=HOST:PORT on its "# burrow-server:" line (burrow server init --endpoint does)');
@@ -254,7 +273,7 @@ export function clientTunnel(data: RegistryData, record: PeerRecord, opts: Clien
 }
 
 /** The client's wg-quick file for `record`, as `burrow up` and `wg-quick up` read it. */
-export function clientConfig(data: RegistryData, record: PeerRecord, opts: ClientConfigOptions = {}): string {
+export function clientConfig(data: ServerData, record: PeerRecord, opts: ClientConfigOptions = {}): string {
   const { config, privateKeyKnown } = clientTunnel(data, record, opts);
   let text = formatConfig(config, { publicKeyOf: (k) => nodeDh.publicKey(k) });
   config.interface.privateKey.fill(0);

@@ -12,7 +12,7 @@ import { closeSync, constants, openSync, readFileSync, rmSync, statSync, writeSy
 import { hostname } from 'node:os';
 import { writeFileAtomic } from '../src/runtime/journal.js';
 import { PgRegistry } from './pg/registry.js';
-import { formatRegistry, parseRegistry, type RegistryData, RegistryError } from './registry.js';
+import { appendPeerText, formatRegistry, parseRegistry, type PeerRecord, type RegistryData, RegistryError, type RegistryScan, scanRegistry } from './registry.js';
 
 export interface RegistryStatus {
   /** false while the store cannot be reached (the gateway serves the peers it knows). */
@@ -165,6 +165,26 @@ export class FileRegistry implements PeerRegistry {
   }
 
   async close(): Promise<void> {}
+
+  /**
+   * add-peer's write, without a read of the whole file: under the lock, the file is
+   * scanned (registry.ts's scanRegistry), `make` returns the new peer from the scan, and
+   * its section is appended (atomically, as every write). Resolves undefined, with
+   * nothing written, when the file is not one the scan reads: then use update().
+   */
+  async appendPeer<T>(make: (scan: RegistryScan) => { record: PeerRecord; result: T }): Promise<T | undefined> {
+    await this.lock();
+    try {
+      const text = this.readText();
+      const scan = scanRegistry(text, this.location);
+      if (scan === undefined) return undefined;
+      const { record, result } = make(scan);
+      writeFileAtomic(this.location, appendPeerText(text, scan, record, this.location), 0o600);
+      return result;
+    } finally {
+      rmSync(`${this.location}.lock`, { force: true });
+    }
+  }
 
   private readText(): string {
     try {

@@ -17,6 +17,16 @@
 // Keys are held as four signed 32-bit words (word 0 = the first four bytes, big-endian)
 // so that a prefix comparison is a few XORs and masks instead of a byte loop.
 //
+// Host prefixes (/32, /128), what a server gives each of its peers, are kept apart, in a
+// hash table over typed arrays: a /32 or /128 is the longest prefix there is, so an exact
+// match there is the answer and the trie is walked only when there is none. A trie leaf
+// and its branch point cost about 200 bytes each; a host entry costs a few dozen.
+//
+// Every prefix, in the trie or not, has an entry id, and each peer's entries are a
+// circular list linked through `#nextOfPeer`, in the order given; `#lastOf` holds the
+// last id of each peer's list (whose next is the first): a peer costs one Map entry, not
+// an array, and an append costs the same for a peer of 130,000 prefixes as for one.
+//
 // Rules, as `wg set` has them: a prefix belongs to exactly one peer, inserting it again
 // for another peer moves it there; host bits beyond the prefix length are cleared.
 
@@ -37,6 +47,8 @@ class Node<T> {
   parent: Node<T> | null = null;
   child0: Node<T> | null = null;
   child1: Node<T> | null = null;
+  /** The entry id while the node holds a prefix (has a peer); -1 for a branch point. */
+  entry = -1;
 
   constructor(k0: number, k1: number, k2: number, k3: number, cidr: number, v6: boolean) {
     this.k0 = k0;
@@ -135,6 +147,15 @@ function nodeAddress<T>(node: Node<T>): Uint8Array {
   return out;
 }
 
+/** A hash of a host key (the family mixed in), for the host entries' buckets. */
+function hostHash(a0: number, a1: number, a2: number, a3: number, family: number): number {
+  let h = Math.imul(a0 ^ family, 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 15) ^ a1, 0x85ebca77);
+  h = Math.imul(h ^ (h >>> 13) ^ a2, 0xc2b2ae3d);
+  h = Math.imul(h ^ (h >>> 16) ^ a3, 0x27d4eb2f);
+  return h ^ (h >>> 15);
+}
+
 /**
  * The allowed-IPs table: IPv4 and IPv6 prefixes, each mapped to one peer of type T.
  * `undefined` and `null` cannot be peers (lookup returns undefined for "no peer").
@@ -142,10 +163,24 @@ function nodeAddress<T>(node: Node<T>): Uint8Array {
 export class AllowedIps<T extends NonNullable<unknown>> {
   #root4: Node<T> | null = null;
   #root6: Node<T> | null = null;
-  // Each peer's prefixes in the order they were given to it (what `wg show` lists).
-  readonly #byPeer = new Map<T, Node<T>[]>(); // arrays: a Set per peer costs ~4x the memory
   #size = 0;
   #nodes = 0;
+  #hosts = 0;
+  // Entries by id: the owner (undefined when the id is free), the trie node of a prefix
+  // that is not a host's (null for a host entry), a host entry's key words and family
+  // (4 or 6; 0 for a free id or a trie entry), the next id of the same peer (or of the
+  // free list), and the next host entry in the same hash bucket.
+  #capacity = 0;
+  #owner: (T | undefined)[] = [];
+  #trie: (Node<T> | null)[] = [];
+  #key = new Int32Array(0);
+  #family = new Uint8Array(0);
+  #nextOfPeer = new Int32Array(0);
+  #chain = new Int32Array(0);
+  /** Host entries by hash: the first id of each bucket's chain, -1 for none. */
+  #buckets = new Int32Array(0);
+  #free = -1;
+  readonly #lastOf = new Map<T, number>();
 
   /** Number of prefixes in the table, both families. */
   get size(): number {
@@ -153,11 +188,11 @@ export class AllowedIps<T extends NonNullable<unknown>> {
   }
 
   /**
-   * Number of trie nodes, prefixes and branch points together. At most 2 × size − 1 per
-   * family; exposed so tests can check that removals leave nothing behind.
+   * Number of trie nodes (prefixes and branch points) and host entries together. At most
+   * 2 × size − 1 per family; exposed so tests can check that removals leave nothing behind.
    */
   get nodeCount(): number {
-    return this.#nodes;
+    return this.#nodes + this.#hosts;
   }
 
   /**
@@ -168,6 +203,10 @@ export class AllowedIps<T extends NonNullable<unknown>> {
     checkAddress('prefix', prefix);
     checkCidr(cidr, prefix.length * 8);
     if (peer === undefined || peer === null) throw new TypeError('peer: expected a value, got ' + String(peer));
+    if (cidr === prefix.length * 8) {
+      this.#insertHost(prefix, peer);
+      return;
+    }
     const fresh = keyNode<T>(prefix, cidr);
     const root = fresh.v6 ? this.#root6 : this.#root4;
     if (root === null) {
@@ -227,6 +266,7 @@ export class AllowedIps<T extends NonNullable<unknown>> {
   remove(prefix: Uint8Array, cidr: number): boolean {
     checkAddress('prefix', prefix);
     checkCidr(cidr, prefix.length * 8);
+    if (cidr === prefix.length * 8) return this.#removeHost(prefix);
     const key = keyNode<T>(prefix, cidr);
     let node = key.v6 ? this.#root6 : this.#root4;
     while (node !== null && node.cidr <= cidr) {
@@ -234,7 +274,7 @@ export class AllowedIps<T extends NonNullable<unknown>> {
       if (node.cidr === cidr) {
         const peer = node.peer;
         if (peer === undefined) return false;
-        this.#unlist(peer, node);
+        this.#unlist(peer, node.entry);
         this.#take(node);
         return true;
       }
@@ -245,11 +285,20 @@ export class AllowedIps<T extends NonNullable<unknown>> {
 
   /** Removes every prefix of `peer`. Returns how many there were. */
   removePeer(peer: T): number {
-    const nodes = this.#byPeer.get(peer);
-    if (nodes === undefined) return 0;
-    this.#byPeer.delete(peer);
-    for (const node of nodes) this.#take(node);
-    return nodes.length;
+    const last = this.#lastOf.get(peer);
+    if (last === undefined) return 0;
+    this.#lastOf.delete(peer);
+    let count = 0;
+    for (let id = this.#nextOfPeer[last]!, done = false; !done; ) {
+      done = id === last;
+      const next: number = this.#nextOfPeer[id]!;
+      const node = this.#trie[id];
+      if (node) this.#take(node);
+      else this.#dropHost(id);
+      count++;
+      id = next;
+    }
+    return count;
   }
 
   /**
@@ -276,6 +325,11 @@ export class AllowedIps<T extends NonNullable<unknown>> {
       checkAddress('address', address);
       return undefined; // unreachable: checkAddress throws
     }
+    if (this.#hosts !== 0) {
+      // A host prefix is the longest there is: an exact match is the answer.
+      const id = this.#findHost(a0, a1, a2, a3, length === 16 ? 6 : 4);
+      if (id >= 0) return this.#owner[id];
+    }
     let found: T | undefined = undefined;
     while (node !== null && covers(node, a0, a1, a2, a3)) {
       if (node.peer !== undefined) found = node.peer;
@@ -286,13 +340,26 @@ export class AllowedIps<T extends NonNullable<unknown>> {
 
   /** The prefixes of `peer`, in the order they were given to it; fresh copies. */
   entriesFor(peer: T): AllowedIp[] {
-    const nodes = this.#byPeer.get(peer);
-    if (nodes === undefined) return [];
-    return Array.from(nodes, (node) => ({ address: nodeAddress(node), cidr: node.cidr }));
+    const out: AllowedIp[] = [];
+    const last = this.#lastOf.get(peer);
+    if (last === undefined) return out;
+    for (let id = this.#nextOfPeer[last]!, done = false; !done; id = this.#nextOfPeer[id]!) {
+      done = id === last;
+      const node = this.#trie[id];
+      if (node) {
+        out.push({ address: nodeAddress(node), cidr: node.cidr });
+      } else {
+        const v6 = this.#family[id] === 6;
+        const address = new Uint8Array(v6 ? 16 : 4);
+        for (let i = 0; i < address.length; i++) address[i] = (this.#key[4 * id + (i >>> 2)]! >>> (24 - 8 * (i & 3))) & 0xff;
+        out.push({ address, cidr: v6 ? 128 : 32 });
+      }
+    }
+    return out;
   }
 
   /**
-   * Makes `peer` the owner of `node`, taking it from its previous owner if any. The
+   * Makes `node` (a trie prefix) `peer`'s, taking it from its previous owner if any. The
    * prefix goes to the end of the peer's list even if the peer already had it, as the
    * kernel's list_move_tail does.
    */
@@ -300,24 +367,158 @@ export class AllowedIps<T extends NonNullable<unknown>> {
     const previous = node.peer;
     if (previous === undefined) {
       this.#size++;
+      node.entry = this.#allocate();
+      this.#trie[node.entry] = node;
     } else {
       // Taken from the previous owner, which may be `peer` itself: then it re-enters
       // at the end.
-      this.#unlist(previous, node);
+      this.#unlist(previous, node.entry);
     }
     node.peer = peer;
-    const list = this.#byPeer.get(peer);
-    if (list === undefined) this.#byPeer.set(peer, [node]);
-    else list.push(node);
+    this.#list(peer, node.entry);
   }
 
-  /** Takes `node` out of `peer`'s list of prefixes. */
-  #unlist(peer: T, node: Node<T>): void {
-    const list = this.#byPeer.get(peer);
-    if (list === undefined) return;
-    const i = list.indexOf(node);
-    if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) this.#byPeer.delete(peer);
+  // --- Host prefixes ---------------------------------------------------------------
+
+  #insertHost(prefix: Uint8Array, peer: T): void {
+    const v6 = prefix.length === 16;
+    const a0 = wordOf(prefix, 0);
+    const a1 = v6 ? wordOf(prefix, 1) : 0;
+    const a2 = v6 ? wordOf(prefix, 2) : 0;
+    const a3 = v6 ? wordOf(prefix, 3) : 0;
+    const family = v6 ? 6 : 4;
+    let id = this.#findHost(a0, a1, a2, a3, family);
+    if (id >= 0) {
+      this.#unlist(this.#owner[id]!, id);
+    } else {
+      id = this.#allocate();
+      const k = 4 * id;
+      this.#key[k] = a0;
+      this.#key[k + 1] = a1;
+      this.#key[k + 2] = a2;
+      this.#key[k + 3] = a3;
+      this.#family[id] = family;
+      const b = hostHash(a0, a1, a2, a3, family) & (this.#capacity - 1);
+      this.#chain[id] = this.#buckets[b]!;
+      this.#buckets[b] = id;
+      this.#hosts++;
+      this.#size++;
+    }
+    this.#owner[id] = peer;
+    this.#list(peer, id);
+  }
+
+  #removeHost(prefix: Uint8Array): boolean {
+    const v6 = prefix.length === 16;
+    const id = this.#findHost(wordOf(prefix, 0), v6 ? wordOf(prefix, 1) : 0, v6 ? wordOf(prefix, 2) : 0, v6 ? wordOf(prefix, 3) : 0, v6 ? 6 : 4);
+    if (id < 0) return false;
+    this.#unlist(this.#owner[id]!, id);
+    this.#dropHost(id);
+    return true;
+  }
+
+  /** The id of the host entry with this key, or -1. Allocates nothing. */
+  #findHost(a0: number, a1: number, a2: number, a3: number, family: number): number {
+    const key = this.#key;
+    for (let id = this.#buckets[hostHash(a0, a1, a2, a3, family) & (this.#capacity - 1)]!; id >= 0; id = this.#chain[id]!) {
+      const k = 4 * id;
+      if (key[k] === a0 && key[k + 1] === a1 && key[k + 2] === a2 && key[k + 3] === a3 && this.#family[id] === family) return id;
+    }
+    return -1;
+  }
+
+  /** Takes host entry `id` out of its hash chain and frees it (the caller unlists it). */
+  #dropHost(id: number): void {
+    const k = 4 * id;
+    const b = hostHash(this.#key[k]!, this.#key[k + 1]!, this.#key[k + 2]!, this.#key[k + 3]!, this.#family[id]!) & (this.#capacity - 1);
+    if (this.#buckets[b] === id) {
+      this.#buckets[b] = this.#chain[id]!;
+    } else {
+      let at = this.#buckets[b]!;
+      while (this.#chain[at] !== id) at = this.#chain[at]!;
+      this.#chain[at] = this.#chain[id]!;
+    }
+    this.#hosts--;
+    this.#size--;
+    this.#release(id);
+  }
+
+  // --- Entry ids and the per-peer lists ----------------------------------------------
+
+  #allocate(): number {
+    if (this.#free < 0) this.#grow();
+    const id = this.#free;
+    this.#free = this.#nextOfPeer[id]!;
+    this.#nextOfPeer[id] = -1;
+    this.#trie[id] = null;
+    return id;
+  }
+
+  #release(id: number): void {
+    this.#owner[id] = undefined;
+    this.#trie[id] = null;
+    this.#family[id] = 0;
+    this.#nextOfPeer[id] = this.#free;
+    this.#free = id;
+  }
+
+  /** Doubles the entry arrays (ids stay) and rehashes the host entries. */
+  #grow(): void {
+    const old = this.#capacity;
+    const capacity = Math.max(8, old * 2);
+    const widen = <A extends Int32Array | Uint8Array>(a: A, make: (n: number) => A, per = 1): A => {
+      const out = make(capacity * per);
+      out.set(a);
+      return out;
+    };
+    this.#key = widen(this.#key, (n) => new Int32Array(n), 4);
+    this.#family = widen(this.#family, (n) => new Uint8Array(n));
+    this.#nextOfPeer = widen(this.#nextOfPeer, (n) => new Int32Array(n));
+    this.#chain = new Int32Array(capacity);
+    for (let id = old; id < capacity; id++) {
+      this.#owner.push(undefined);
+      this.#trie.push(null);
+      this.#nextOfPeer[id] = id + 1 < capacity ? id + 1 : this.#free;
+    }
+    this.#free = old;
+    this.#capacity = capacity;
+    this.#buckets = new Int32Array(capacity).fill(-1);
+    const key = this.#key;
+    for (let id = 0; id < old; id++) {
+      const family = this.#family[id]!;
+      if (family === 0 || this.#trie[id] !== null) continue;
+      const b = hostHash(key[4 * id]!, key[4 * id + 1]!, key[4 * id + 2]!, key[4 * id + 3]!, family) & (capacity - 1);
+      this.#chain[id] = this.#buckets[b]!;
+      this.#buckets[b] = id;
+    }
+  }
+
+  /** Appends entry `id` to `peer`'s list. */
+  #list(peer: T, id: number): void {
+    const last = this.#lastOf.get(peer);
+    if (last === undefined) {
+      this.#nextOfPeer[id] = id;
+    } else {
+      this.#nextOfPeer[id] = this.#nextOfPeer[last]!;
+      this.#nextOfPeer[last] = id;
+    }
+    this.#lastOf.set(peer, id);
+  }
+
+  /** Takes entry `id` out of `peer`'s list. */
+  #unlist(peer: T, id: number): void {
+    const last = this.#lastOf.get(peer);
+    if (last === undefined) return;
+    const next = this.#nextOfPeer[id]!;
+    if (next === id) {
+      this.#lastOf.delete(peer);
+    } else {
+      let at = last;
+      while (this.#nextOfPeer[at] !== id) at = this.#nextOfPeer[at]!;
+      this.#nextOfPeer[at] = next;
+      if (id === last) this.#lastOf.set(peer, at);
+    }
+    this.#nextOfPeer[id] = -1;
   }
 
   /**
@@ -326,6 +527,8 @@ export class AllowedIps<T extends NonNullable<unknown>> {
    */
   #take(node: Node<T>): void {
     node.peer = undefined;
+    this.#release(node.entry);
+    node.entry = -1;
     this.#size--;
     if (node.child0 !== null && node.child1 !== null) return;
     const only = node.child0 ?? node.child1;

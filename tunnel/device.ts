@@ -353,7 +353,7 @@ export class Device {
     if (peer === undefined) {
       if (this.peersByKey.size >= MAX_PEERS) throw new RangeError(`a device holds at most ${MAX_PEERS} peers`);
       peer = new Peer(publicKey);
-      this.peersByKey.set(name, peer);
+      this.peersByKey.set(peer.name, peer); // one string for the key and the name
     }
     if (update.presharedKey !== undefined) {
       peer.presharedKey?.fill(0);
@@ -409,7 +409,7 @@ export class Device {
       rxBytes: p.rxBytes,
       txBytes: p.txBytes,
       persistentKeepalive: p.persistentKeepalive / 1000,
-      keypairAge: p.keypairs.current === undefined ? undefined : now - p.keypairs.current.created,
+      keypairAge: p.currentKeypair === undefined ? undefined : now - p.currentKeypair.created,
     }));
   }
 
@@ -785,10 +785,10 @@ export class Device {
 
   /** Every keypair and the handshake state wiped (zeroKeyMaterial, key change, removal). */
   private zeroKeys(peer: Peer): void {
-    for (const kp of peer.keypairs.clear()) this.retire(peer, kp);
+    for (const kp of peer.clearKeypairs()) this.retire(peer, kp);
     this.clearHandshake(peer);
     this.dropStaged(peer);
-    peer.timers.clearAll();
+    peer.clearTimers();
     peer.clearCookies();
     peer.lastSentHandshake = -Infinity; // a new session may start at once (wireguard-go does the same)
   }
@@ -832,7 +832,7 @@ export class Device {
   }
 
   private reschedule(peer: Peer): void {
-    this.heap.schedule(peer, peer.timers.next());
+    this.heap.schedule(peer, peer.nextDeadline());
   }
 
   private readonly jitterFn = (): number => this.jitter();

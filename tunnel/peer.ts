@@ -1,7 +1,9 @@
 // One configured peer: its keys, endpoint, keypairs, pending handshake, staged packets,
 // timers and counters. The Device drives it; nothing here does I/O. Costly derived
-// state (the static-static DH, the MAC keys) is made on first use, so a configured but
-// idle peer costs a few hundred bytes.
+// state (the static-static DH, the MAC keys) and the per-session parts (keypair slots,
+// timers, the cookie jar) are made on first use, so a configured peer that never
+// handshakes holds its key's text, its preshared key and a few small fields: about 250
+// bytes with its allowed IPs (bench/server.ts measures it).
 
 import { decodeKey, encodeKey } from '../crypto/keys.js';
 import { CookieJar } from './cookie.js';
@@ -20,6 +22,7 @@ export type HandshakeState =
   | { readonly kind: 'initiation-sent'; readonly localIndex: number; readonly initiator: InitiatorState; readonly sentAt: number };
 
 const NONE: HandshakeState = Object.freeze({ kind: 'none' });
+const NO_KEYPAIRS: readonly Keypair[] = Object.freeze([]);
 export const noHandshake = (): HandshakeState => NONE;
 
 export class Peer {
@@ -30,15 +33,9 @@ export class Peer {
   /** PersistentKeepalive in ms; 0 = off. */
   persistentKeepalive = 0;
 
-  readonly keypairs = new KeypairSlots();
   handshake: HandshakeState = NONE;
-  readonly timers = new PeerTimers();
   /** Packets waiting for a usable keypair, each with header room in front. */
   staged: { buf: Uint8Array; length: number }[] | undefined;
-  /** Engine-clock time of the last initiation sent (REKEY_TIMEOUT rate limit). */
-  lastSentHandshake = -Infinity;
-  /** Wall-clock ms of the TAI64N timestamp in our last initiation (kept monotonic). */
-  lastInitiationWall = -Infinity;
   /** Wall-clock ms of the last completed handshake; 0 = never. */
   lastHandshakeWall = 0;
   rxBytes = 0;
@@ -46,12 +43,62 @@ export class Peer {
   /** The earliest deadline this peer is filed under in the device's heap. */
   scheduledAt = Infinity;
 
+  #keypairs: KeypairSlots | undefined;
+  #timers: PeerTimers | undefined;
   #secrets: PeerSecrets | null | undefined;
   #guard: InitiationGuard | undefined;
   #cookies: CookieJar | undefined;
 
   constructor(publicKey: Uint8Array) {
     this.name = encodeKey(publicKey);
+  }
+
+  /** The current, previous and next keypairs; the slots are made on first use. */
+  get keypairs(): KeypairSlots {
+    return (this.#keypairs ??= new KeypairSlots());
+  }
+
+  /** The current keypair, without making the slots of a peer that never had one. */
+  get currentKeypair(): Keypair | undefined {
+    return this.#keypairs?.current;
+  }
+
+  /** Empties the keypair slots; returns what was there. */
+  clearKeypairs(): readonly Keypair[] {
+    return this.#keypairs?.clear() ?? NO_KEYPAIRS;
+  }
+
+  /** The timers (timers.ts), made when one is first armed or read. */
+  get timers(): PeerTimers {
+    return (this.#timers ??= new PeerTimers());
+  }
+
+  /** The earliest pending deadline; Infinity for a peer whose timers were never made. */
+  nextDeadline(): number {
+    return this.#timers === undefined ? Infinity : this.#timers.next();
+  }
+
+  /** Clears every timer (a peer without timers has none to clear). */
+  clearTimers(): void {
+    this.#timers?.clearAll();
+  }
+
+  /** Engine-clock time of the last initiation sent (REKEY_TIMEOUT rate limit); -Infinity: none. */
+  get lastSentHandshake(): number {
+    return this.#timers === undefined ? -Infinity : this.#timers.lastSentHandshake;
+  }
+
+  set lastSentHandshake(t: number) {
+    if (this.#timers !== undefined || t !== -Infinity) this.timers.lastSentHandshake = t;
+  }
+
+  /** Wall-clock ms of the TAI64N timestamp in our last initiation (kept monotonic); -Infinity: none. */
+  get lastInitiationWall(): number {
+    return this.#timers === undefined ? -Infinity : this.#timers.lastInitiationWall;
+  }
+
+  set lastInitiationWall(t: number) {
+    if (this.#timers !== undefined || t !== -Infinity) this.timers.lastInitiationWall = t;
   }
 
   /** The public key's bytes, decoded when needed (handshakes, not packets): an idle peer keeps only its text. */
@@ -91,7 +138,7 @@ export class Peer {
 
   /** The keypair to send with: current, while within REJECT_AFTER_TIME and the counter limit. */
   sendingKeypair(now: number, rejectAfterTime: number, rejectAfterMessages: number): Keypair | undefined {
-    const kp = this.keypairs.current;
+    const kp = this.#keypairs?.current;
     if (kp === undefined || now - kp.created >= rejectAfterTime || kp.sendCounter >= rejectAfterMessages) return undefined;
     return kp;
   }

@@ -37,6 +37,12 @@ export class PeerTimers {
   handshakeAttempts = 0;
   needAnotherKeepalive = false;
   sentLastMinuteHandshake = false;
+  // Handshake pacing, kept here so that a peer that never handshakes holds neither
+  // (Peer's accessors read -Infinity without timers). clearAll leaves both alone.
+  /** Engine-clock time of the last initiation sent (REKEY_TIMEOUT rate limit). */
+  lastSentHandshake = -Infinity;
+  /** Wall-clock ms of the TAI64N timestamp in our last initiation (kept monotonic). */
+  lastInitiationWall = -Infinity;
 
   /** The earliest pending deadline. */
   next(): number {

@@ -37,7 +37,11 @@ export interface UsageState {
   last: Record<string, number>;
   /** Index (time / BUCKET_MS) of the newest bucket. */
   bucket: number;
-  /** Per public key: HISTORY_BUCKETS byte counts, oldest first, the newest at the end. */
+  /**
+   * Per public key: HISTORY_BUCKETS byte counts, oldest first, the newest at the end. A
+   * peer that moved nothing in the last 24 h has none (all zeros): 10,000 idle peers
+   * would otherwise hold 96 numbers each.
+   */
   history: Record<string, number[]>;
 }
 
@@ -110,13 +114,16 @@ export class UsageBook {
     const keys = new Set<string>();
     for (const p of peers) {
       keys.add(p.publicKey);
-      let h = s.history[p.publicKey] ?? new Array<number>(HISTORY_BUCKETS).fill(0);
-      if (shift > 0) h = [...h.slice(shift), ...new Array<number>(shift).fill(0)];
       const before = s.last[p.publicKey];
       // A peer removed and added again with the same key starts from zero.
       const delta = before === undefined ? 0 : p.total >= before ? p.total - before : p.total;
-      h[HISTORY_BUCKETS - 1] = h[HISTORY_BUCKETS - 1]! + delta;
-      s.history[p.publicKey] = h;
+      let h = s.history[p.publicKey];
+      if (h !== undefined && shift > 0) h = [...h.slice(shift), ...new Array<number>(shift).fill(0)];
+      if (h === undefined && delta !== 0) h = new Array<number>(HISTORY_BUCKETS).fill(0);
+      if (h !== undefined) h[HISTORY_BUCKETS - 1] = h[HISTORY_BUCKETS - 1]! + delta;
+      // A day without traffic is no history: an idle peer holds no buckets (see history()).
+      if (h === undefined || h.every((v) => v === 0)) delete s.history[p.publicKey];
+      else s.history[p.publicKey] = h;
       s.last[p.publicKey] = p.total;
       const base = s.base[p.publicKey];
       if (base === undefined) {

@@ -44,7 +44,9 @@ export interface SessionOptions {
   readonly ifname: string;
   /**
    * The wg-quick configuration to bring up; absent for `burrow-go`, whose peers arrive
-   * over the control socket and whose addresses and routes are wg-quick's business.
+   * over the control socket and whose addresses and routes are wg-quick's business. The
+   * session takes it over: once the device holds them, its private key is wiped and its
+   * peer list emptied.
    */
   readonly config?: Config;
   /** Where `config` was read from: for SaveConfig and the journal. */
@@ -194,9 +196,13 @@ export class Session {
       if (config !== undefined) {
         await runHooks(config.interface.postUp, ifname, { exec, log: (c) => log.info(`[#] ${c}`) });
         journal.setHooks(config.interface.preDown, config.interface.postDown);
-        // The device holds the key from here on; the parsed copy is wiped and dropped.
+        // The device holds the key from here on; the parsed copy is wiped and dropped. So
+        // are the peers, from the caller's config too (a server's 10,000 would stay in
+        // memory for nothing while the daemon runs): the device holds them, and SaveConfig
+        // writes them from the device (save-config.ts).
         config.interface.privateKey.fill(0);
-        session.config = { ...config, interface: { ...config.interface, privateKey: new Uint8Array(0) } };
+        config.peers.length = 0;
+        session.config = { interface: { ...config.interface, privateKey: new Uint8Array(0) }, peers: [] };
       }
       session.watchInterface();
       return session;

@@ -39,6 +39,24 @@ describe('UsageBook', () => {
     expect(book.history('a').buckets.every((v) => v === 0)).toBe(true);
   });
 
+  it('keeps no buckets for a peer without traffic in the last 24 h (10,000 idle peers hold none)', () => {
+    const path = join(dir, 'wg0.usage.json');
+    const book = UsageBook.empty(T0);
+    const idle = Array.from({ length: 100 }, (_, i) => ({ publicKey: `idle${i}`, total: 5000, created: OLD }));
+    book.sample([...idle, { publicKey: 'busy', total: 0, created: NEW }], T0);
+    book.sample([...idle, { publicKey: 'busy', total: 700, created: NEW }], T0 + 1000);
+    book.save(path);
+    const saved = JSON.parse(readFileSync(path, 'utf8')) as { history: Record<string, number[]>; last: Record<string, number> };
+    expect(Object.keys(saved.history)).toEqual(['busy']);
+    expect(Object.keys(saved.last)).toHaveLength(101);
+    expect(book.history('idle7').buckets).toEqual(new Array(HISTORY_BUCKETS).fill(0));
+    expect(book.history('busy').buckets.at(-1)).toBe(700);
+    // Once its traffic is more than 24 h old, the busy peer holds none either.
+    book.sample([...idle, { publicKey: 'busy', total: 700, created: NEW }], T0 + (HISTORY_BUCKETS + 1) * BUCKET_MS);
+    book.save(path);
+    expect(Object.keys((JSON.parse(readFileSync(path, 'utf8')) as { history: object }).history)).toEqual([]);
+  });
+
   it('counts the month from the first sight (from zero for a peer created this month), and afresh each month', () => {
     const book = UsageBook.empty(T0);
     book.sample([{ publicKey: 'old', total: 10_000, created: OLD }, { publicKey: 'new', total: 300, created: NEW }], T0);

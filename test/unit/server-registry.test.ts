@@ -5,12 +5,12 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../crypto/keys.js';
 import { parseConfig, parsePrefix } from '../../src/config/index.js';
 import { allocateAddresses } from '../../server/allocate.js';
 import { addPeer, changePeer, clientConfig, peerStatus, since } from '../../server/peers.js';
-import { formatRegistry, parseRegistry, parseTime, type PeerRecord, type RegistryData, RegistryError, sessionConfig } from '../../server/registry.js';
+import { appendPeerText, formatRegistry, parseRegistry, parseTime, type PeerRecord, type RegistryData, RegistryError, scanRegistry, sessionConfig } from '../../server/registry.js';
 import { PgRegistry } from '../../server/pg/registry.js';
 import { nextExpiry } from '../../server/reconcile.js';
 import { FileRegistry, openRegistry } from '../../server/store.js';
@@ -322,6 +322,131 @@ describe('the file store and the commands on it (server not running)', () => {
     await addPeer(r, { name: 'bob' });
     expect(Date.now() - t).toBeGreaterThanOrEqual(150);
     expect((await r.read()).peers.map((p) => p.name)).toEqual(['alice', 'bob']);
+  });
+});
+
+describe("add-peer's scan and append (no read of every peer)", () => {
+  const carol = [
+    '[Peer]',
+    '# burrow: name=carol created=2026-12-01T10:00:00.000Z enabled=true expires=2027-01-01T00:00:00.000Z rx=0 tx=0 quota=1000',
+    `PublicKey = ${key()}`,
+    `PresharedKey = ${key()}`,
+    'AllowedIPs = 10.8.0.9/32, fd00:8::9/128, 192.0.2.0/24',
+    'Endpoint = 198.51.100.7:51820',
+    'PersistentKeepalive = 25',
+  ];
+  const record = (name: string, ips: string[]): PeerRecord => ({
+    name,
+    created: '2026-12-04T00:00:00.000Z',
+    enabled: true,
+    rx: 0,
+    tx: 0,
+    peer: { publicKey: publicKeyOf(generatePrivateKey()), allowedIPs: ips.map((t) => parsePrefix(t)) },
+  });
+
+  it('reads what formatRegistry writes: the same names, keys and allowed IPs as a full read', () => {
+    const text = file([alice, bob, carol]);
+    const full = parseRegistry(text, 'wg0.conf');
+    expect(formatRegistry(full)).toBe(text);
+    const scan = scanRegistry(text, 'wg0.conf')!;
+    expect(scan).toBeDefined();
+    expect([...scan.names]).toEqual(full.peers.map((p) => p.name));
+    expect([...scan.keys.keys()]).toEqual(full.peers.map((p) => encodeKey(p.peer.publicKey)));
+    expect(scan.allowedIPs.map((a) => a.text)).toEqual(full.peers.flatMap((p) => p.peer.allowedIPs.map((a) => a.text)));
+    expect(scan.head.settings).toEqual(full.settings);
+  });
+
+  it('appends a section that reads back as the full update writes it: old peers unchanged, the new one last', () => {
+    const text = file([alice, bob, carol]);
+    const full = parseRegistry(text, 'wg0.conf');
+    const r = record('dave', ['10.8.0.4/32', 'fd00:8::4/128']);
+    const appended = appendPeerText(text, scanRegistry(text, 'wg0.conf')!, r, 'wg0.conf');
+    expect(appended.startsWith(text)).toBe(true);
+    expect(parseRegistry(appended, 'wg0.conf')).toEqual(parseRegistry(formatRegistry({ ...full, peers: [...full.peers, r] }), 'wg0.conf'));
+    expect(appended).toBe(formatRegistry({ ...full, peers: [...full.peers, r] }));
+    // A file without a final newline gets one before the new section.
+    expect(parseRegistry(appendPeerText(text.trimEnd(), scanRegistry(text.trimEnd(), 'wg0.conf')!, r, 'wg0.conf'), 'wg0.conf').peers.map((p) => p.name)).toEqual(['alice', 'bob', 'carol', 'dave']);
+    // Taken names, keys and addresses are refused, nothing made.
+    const scan = scanRegistry(text, 'wg0.conf')!;
+    expect(() => appendPeerText(text, scan, record('alice', ['10.8.0.4/32']), 'wg0.conf')).toThrow(RegistryError);
+    expect(() => appendPeerText(text, scan, record('erin', ['10.8.0.3/32']), 'wg0.conf')).toThrow('10.8.0.3/32 is allowed to another peer');
+    expect(() => appendPeerText(text, scan, { ...record('erin', []), peer: full.peers[0]!.peer }, 'wg0.conf')).toThrow(RegistryError);
+  });
+
+  it('leaves every file it does not read as Burrow writes it to the full read (undefined)', () => {
+    const ok = file([alice, bob]);
+    const edits: Array<[string, string]> = [
+      ['rx=1200', 'rx=x'], // damaged field
+      ['PublicKey = ', 'publickey = '], // another spelling
+      ['AllowedIPs = 10.8.0.2/32, fd00:8::2/128', 'AllowedIPs = 10.8.0.2/32,fd00:8::2/128'],
+      ['AllowedIPs = 10.8.0.2/32, fd00:8::2/128', 'AllowedIPs = 10.8.0.3/32, fd00:8::2/128'], // bob's address
+      ['name=alice', 'name=bob'], // a duplicate name
+      ['created=2026-12-01T10:00:00.000Z enabled=true', 'created=2026-12-01T10:00:00.000Z enabled=false'], // enabled, not behind #~
+      ['\n#~ AllowedIPs', '\nAllowedIPs'], // half of a disabled peer enabled
+      ['ListenPort = 51820\n', 'ListenPort = 51820\n\n[App]\nName = mail\n'],
+      ['\n', '\r\n'],
+    ];
+    expect(scanRegistry(ok, 'x')).toBeDefined();
+    for (const [from, to] of edits) {
+      const text = ok.split(from).join(to);
+      expect(text, from).not.toBe(ok);
+      expect(scanRegistry(text, 'x'), `${from} -> ${to}`).toBeUndefined();
+    }
+    // A peer added by hand, without a burrow line, is read under its adopted name.
+    const hand = file([alice, ['[Peer]', `PublicKey = ${key()}`, 'AllowedIPs = 10.8.0.5/32']]);
+    expect([...scanRegistry(hand, 'x')!.names]).toEqual(parseRegistry(hand, 'x').peers.map((p) => p.name));
+    // Our own key as a peer, or two peers with one key: the full read says what is wrong.
+    const own = encodeKey(publicKeyOf(Buffer.from(serverKey, 'base64')));
+    expect(scanRegistry(file([alice.map((l) => (l.startsWith('PublicKey') ? `PublicKey = ${own}` : l))]), 'x')).toBeUndefined();
+  });
+
+  it('agrees with the full read on random registries Burrow wrote', () => {
+    fc.assert(
+      fc.property(fc.array(fc.record({ enabled: fc.boolean(), rx: fc.nat(), expires: fc.boolean(), psk: fc.boolean(), keepalive: fc.option(fc.nat(65535)) }), { maxLength: 12 }), (specs) => {
+        const peers: PeerRecord[] = specs.map((p, i) => ({
+          name: `p${i}`,
+          created: '2026-12-01T00:00:00.000Z',
+          enabled: p.enabled,
+          ...(p.expires ? { expires: '2027-06-01T00:00:00.000Z' } : {}),
+          rx: p.rx,
+          tx: 1,
+          peer: {
+            publicKey: publicKeyOf(generatePrivateKey()),
+            ...(p.psk ? { presharedKey: generatePrivateKey() } : {}),
+            allowedIPs: [parsePrefix(`10.8.0.${i + 2}/32`), parsePrefix(`fd00:8::${i + 2}/128`)],
+            ...(p.keepalive === null ? {} : { persistentKeepalive: p.keepalive }),
+          },
+        }));
+        const base = parseRegistry(file([]), 'x');
+        const text = formatRegistry({ ...base, peers });
+        const scan = scanRegistry(text, 'x');
+        const full = parseRegistry(text, 'x');
+        return scan !== undefined && JSON.stringify([...scan.names]) === JSON.stringify(full.peers.map((p) => p.name))
+          && JSON.stringify(scan.allowedIPs.map((a) => a.text)) === JSON.stringify(full.peers.flatMap((p) => p.peer.allowedIPs.map((a) => a.text)));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('add-peer on a registry it scans appends, under the lock, 0600; on a hand-edited one it takes the full update', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'burrow-registry-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'wgt0.conf');
+    const text = file([alice, bob]);
+    writeFileSync(path, text, { mode: 0o600 });
+    const r = new FileRegistry(path);
+    const { record: dave, data } = await addPeer(r, { name: 'dave' });
+    const after = readFileSync(path, 'utf8');
+    expect(after.startsWith(text)).toBe(true);
+    expect(dave.peer.allowedIPs.map((a) => a.text)).toEqual(['10.8.0.4/32', 'fd00:8::4/128']);
+    expect(data.settings.endpoint).toBe('vpn.example.net:51820');
+    expect((await r.read()).peers.map((p) => p.name)).toEqual(['alice', 'bob', 'dave']);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    // A hand edit the scan does not take (a comment line in a peer): the full update, which rewrites the file.
+    writeFileSync(path, after.replace('[Peer]\n# burrow: name=alice', '[Peer]\n# my laptop\n# burrow: name=alice'), { mode: 0o600 });
+    await addPeer(r, { name: 'erin' });
+    expect((await r.read()).peers.map((p) => p.name)).toEqual(['alice', 'bob', 'dave', 'erin']);
+    await expect(addPeer(r, { name: 'dave' })).rejects.toThrow("a peer named 'dave' exists already");
   });
 });
 

@@ -365,6 +365,15 @@ export async function applyLinux(asked: TunnelSettings, opts: ApplyLinuxOptions)
   const attached = settings.includeAllNetworks && settings.excludeLocalNetworks ? await attachedSubnets(run, ifname) : [];
   const steps = [...planLinux(settings, ifname, { bypassTable, mtu, dns, attachedSubnets: attached }), ...(opts.extraSteps ?? [])];
 
+  // What the closures below keep for the daemon's life: the settings without their
+  // routes (a server's are one per peer: thousands of prefixes kept for nothing), and
+  // whether each family had a default route at up.
+  const hadDefault = {
+    4: settings.ipv4.includedRoutes.some((p) => p.prefixLength === 0),
+    6: settings.ipv6.includedRoutes.some((p) => p.prefixLength === 0),
+  };
+  const routeless: TunnelSettings = { ...settings, ipv4: { ...settings.ipv4, includedRoutes: [] }, ipv6: { ...settings.ipv6, includedRoutes: [] } };
+
   const ours = new Set<number>();
   /** The routes added for allowed IPs, by the command that added them: what syncRoutes diffs against. */
   const routes = new Map<string, number>();
@@ -422,16 +431,15 @@ export async function applyLinux(asked: TunnelSettings, opts: ApplyLinuxOptions)
     const skipped: string[] = [];
     const wanted = new Map<string, LinuxStep>();
     for (const family of [4, 6] as const) {
-      const ip = family === 4 ? settings.ipv4 : settings.ipv6;
+      const ip = family === 4 ? routeless.ipv4 : routeless.ipv6;
       const prefixes = allowedIPs.filter((p) => p.family === family);
       // A /0 is routed only as `up` set it up (with its bypass); a new one is skipped.
-      const hadDefault = ip.includedRoutes.some((p) => p.prefixLength === 0);
       const usable = prefixes.filter((p) => {
-        if (p.prefixLength !== 0 || hadDefault || typeof settings.table === 'number') return true;
+        if (p.prefixLength !== 0 || hadDefault[family] || typeof routeless.table === 'number') return true;
         skipped.push(p.text);
         return false;
       });
-      const familySettings = { ...settings, [family === 4 ? 'ipv4' : 'ipv6']: { ...ip, includedRoutes: usable } } as TunnelSettings;
+      const familySettings = { ...routeless, [family === 4 ? 'ipv4' : 'ipv6']: { ...ip, includedRoutes: usable } } as TunnelSettings;
       for (const step of routeSteps(familySettings, ifname, family, bypassTable)) if (isRoute(step)) wanted.set(routeKey(step), step);
     }
     for (const [key, id] of [...routes]) {
@@ -453,8 +461,9 @@ export async function applyLinux(asked: TunnelSettings, opts: ApplyLinuxOptions)
   };
 
   let endpointsNow = JSON.stringify(endpointElementsKey(settings.endpoints));
+  const killSwitch = settings.includeAllNetworks;
   const syncEndpoints = async (endpoints: readonly TunnelEndpoint[]): Promise<boolean> => {
-    if (!settings.includeAllNetworks) return false;
+    if (!killSwitch) return false;
     const key = JSON.stringify(endpointElementsKey(endpoints));
     if (key === endpointsNow) return false;
     await run.must(['nft', '-f', '-'], endpointUpdate(endpoints));
