@@ -5,6 +5,8 @@
 //   UDP --message----> Device.receiveDatagram (opened in place in the UDP slot)
 //       --> queued as a view --GRO (gro.ts), writePackets once per recvmmsg batch--> TUN
 //   one setTimeout --> Device.tick(now) --> re-armed for the deadline it returns
+//   handshake messages past a turn's budget wait in the engine's queue; setImmediate
+//   turns (after each poll of the sockets, so data goes between them) drain it
 //
 // The MTU is the interface's, followed while running (wg-quick and `ip link` set it after
 // the daemon starts): TUN slots and UDP receive slots hold the largest packet and datagram
@@ -90,6 +92,15 @@ export class Tunnel {
     this.toTunFlushScheduled = false;
     this.writeQueued();
   };
+  private handshakeTurnScheduled = false;
+  private readonly handshakeTurn = (): void => {
+    this.handshakeTurnScheduled = false;
+    if (this.stopped) return;
+    this.device.beginTurn();
+    this.device.drainHandshakes(this.now());
+    this.rearm();
+    this.scheduleHandshakes();
+  };
   /** Coalesces what goes to a vnetHdr TUN; undefined for a plain one. */
   private readonly gro: Coalescer | undefined;
   private readonly batch: PacketBatch;
@@ -143,7 +154,7 @@ export class Tunnel {
     try {
       let tunnel: Tunnel | undefined;
       udp = await UdpTransport.open(o.listenPort, (data, from) => tunnel?.onDatagram(data, from), () => tunnel?.device.beginTurn(),
-        () => tunnel?.writeQueued());
+        () => tunnel?.onBatchEnd());
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
         { privateKey: o.privateKey, mtu, aead: o.aead ?? createAddonAead(), dh: o.dh ?? nodeDh, wallClock: Date.now, listenPort: () => udp!.port },
@@ -192,6 +203,19 @@ export class Tunnel {
   private onDatagram(data: Uint8Array, from: Endpoint): void {
     this.device.receiveDatagram(data, from, this.now());
     this.rearm();
+  }
+
+  /** After each recvmmsg batch: its opened packets go to the TUN; waiting handshakes get a turn. */
+  private onBatchEnd(): void {
+    this.writeQueued();
+    this.scheduleHandshakes();
+  }
+
+  /** A turn of its own for the handshake messages waiting in the engine, while any wait. */
+  private scheduleHandshakes(): void {
+    if (this.handshakeTurnScheduled || this.stopped || this.device.queuedHandshakes === 0) return;
+    this.handshakeTurnScheduled = true;
+    setImmediate(this.handshakeTurn);
   }
 
   /**
