@@ -26,6 +26,19 @@ describe('node:crypto X25519 backend', () => {
     }), { numRuns: 100 });
     expect(nodeDh.sharedSecret(nobleDh.generatePrivateKey(), new Uint8Array(32))).toBeNull();
   });
+  it('makes keys with OpenSSL that are clamped and agree with noble on their public key and shared secrets', () => {
+    for (let i = 0; i < 20; i++) {
+      const a = nodeDh.generatePrivateKey();
+      expect(a[0]! & 7).toBe(0);
+      expect(a[31]! & 0xc0).toBe(0x40);
+      const pub = nodeDh.publicKey(a);
+      expect(pub).toEqual(nobleDh.publicKey(a));
+      pub.fill(0); // a copy: the cached public key is not the caller's to change
+      expect(nodeDh.publicKey(a)).toEqual(nobleDh.publicKey(a));
+      const b = nobleDh.generatePrivateKey();
+      expect(nodeDh.sharedSecret(a, nobleDh.publicKey(b))).toEqual(nobleDh.sharedSecret(b, nobleDh.publicKey(a)));
+    }
+  });
 });
 
 describe('node:crypto ChaCha20-Poly1305 backend', () => {
