@@ -47,7 +47,7 @@ function textArg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-type Responder = 'wireguard-go' | 'burrow';
+export type Responder = 'wireguard-go' | 'burrow';
 
 /** Lines of a child's standard output, one at a time. */
 function lines(child: ChildProcess): () => Promise<string> {
@@ -138,15 +138,26 @@ async function startResponder(which: Responder, ns: Netns, dir: string, serverKe
   };
 }
 
-export async function runHandshakesBench(runs = arg('runs', 3), ms = arg('ms', 3000), window = arg('window', 32), profileDir = textArg('profile')): Promise<void> {
+/** What one measurement found, for the JSON of bench/throughput.ts: medians, the ratio, every run. */
+export interface HandshakeRates {
+  perSecond: { latestWireguardGo: number; burrow: number };
+  ratioToLatestWireguardGo: number;
+  runs: Record<Responder, GeneratorResult[]>;
+}
+
+/**
+ * Measures and prints the table (one row per responder); returns the figures, or null
+ * when it cannot run here (not root, no latest wireguard-go).
+ */
+export async function runHandshakesBench(runs = arg('runs', 3), ms = arg('ms', 3000), window = arg('window', 32), profileDir = textArg('profile')): Promise<HandshakeRates | null> {
   if (process.getuid?.() !== 0) {
     console.log('handshakes: skipped, needs root (network namespaces)');
-    return;
+    return null;
   }
   const skip = peerSkipReason('latest-wireguard-go');
   if (skip !== undefined) {
     console.log(`handshakes: skipped, ${skip}`);
-    return;
+    return null;
   }
   const dir = mkdtempSync(join(tmpdir(), 'burrow-bench-hs-')); // 0700: the key file is inside
   const pair = await createPair({ prefix: 'bhs' });
@@ -178,16 +189,19 @@ export async function runHandshakesBench(runs = arg('runs', 3), ms = arg('ms', 3
     }
     const rate = (x: GeneratorResult) => (x.responses * 1000) / x.elapsedMs;
     const ref = median(results['wireguard-go'].map(rate));
-    console.log(`\nHandshake responses per second, one generator (${PEERS} peers, ${window} initiations in flight, ${ms / 1000} s, ${ready.ready} initiations made beforehand), median of ${runs} runs`);
+    const burrow = median(results.burrow.map(rate));
+    console.log(`\nHandshakes per second answered, one generator (${PEERS} peers, ${window} initiations in flight, ${ms / 1000} s, ${ready.ready} initiations made beforehand), median of ${runs} runs`);
+    console.log('| responder | handshakes/s | vs latest wireguard-go | runs: rate (cookie replies, lost, verified) |');
+    console.log('|---|---:|---:|---|');
     for (const which of ['wireguard-go', 'burrow'] as const) {
       const xs = results[which];
       const m = median(xs.map(rate));
       const label = which === 'wireguard-go' ? 'latest wireguard-go' : 'Burrow server';
-      const ratio = which === 'wireguard-go' ? 'reference' : `${(m / ref).toFixed(2)}x reference`;
-      const each = xs.map((x) => `${rate(x).toFixed(0)} (${x.cookieReplies} cookies, ${x.lost} lost, ${x.verified} verified)`).join(' / ');
-      console.log(`  ${label.padEnd(20)} ${m.toFixed(0).padStart(7)} /s  ${ratio.padEnd(16)} runs: ${each}`);
+      const each = xs.map((x) => `${rate(x).toFixed(0)} (${x.cookieReplies}, ${x.lost}, ${x.verified})`).join(' / ');
+      console.log(`| ${label} | ${m.toFixed(0)} | ${(m / ref).toFixed(2)}x | ${each} |`);
     }
     if (profileDir !== undefined) printProfiles(profileDir);
+    return { perSecond: { latestWireguardGo: ref, burrow }, ratioToLatestWireguardGo: Number((burrow / ref).toFixed(3)), runs: results };
   } finally {
     if (generator !== undefined && generator.exitCode === null) {
       generator.stdin?.end();
