@@ -34,6 +34,7 @@
 //      trimmed) is written to the tunnel interface.
 
 import { type Aead, nobleAead } from '../crypto/aead.js';
+import type { Hmac } from '../crypto/blake2s.js';
 import { encodeKey } from '../crypto/keys.js';
 import { type RandomSource, systemRandom } from '../crypto/random.js';
 import { tai64nFromMillis } from '../crypto/tai64n.js';
@@ -145,6 +146,8 @@ export interface DeviceOptions {
   mtu?: number;
   dh?: Dh;
   aead?: Aead;
+  /** HMAC-BLAKE2s for the handshake's KDFs; @noble's by default (the runtime injects node:crypto's). */
+  hmac?: Hmac;
   random?: RandomSource;
   /**
    * The wall clock, ms since the Unix epoch (Date.now). Read when an initiation is made
@@ -266,7 +269,7 @@ export class Device {
   readonly drops: Partial<Record<DropReason, number>> = {};
 
   constructor(options: DeviceOptions, io: DeviceIo) {
-    this.b = { dh: options.dh ?? nobleDh, aead: options.aead ?? nobleAead };
+    this.b = { dh: options.dh ?? nobleDh, aead: options.aead ?? nobleAead, ...(options.hmac === undefined ? {} : { hmac: options.hmac }) };
     this.random = options.random ?? systemRandom;
     this.indexTable = new IndexTable(this.random);
     this.mtu = checkMtu(options.mtu ?? DEFAULT_MTU);

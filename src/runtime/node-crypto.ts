@@ -4,8 +4,9 @@
 // against the same published vectors.
 
 import {
-  createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject,
+  createCipheriv, createDecipheriv, createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject,
 } from 'node:crypto';
+import type { Hmac } from '../../crypto/blake2s.js';
 import { type Aead, KEY_LENGTH, NONCE_LENGTH, TAG_LENGTH, writeNonce } from '../../crypto/aead.js';
 import { isZero } from '../../crypto/ct.js';
 import { checkBytes, checkCounter } from '../../crypto/errors.js';
@@ -127,6 +128,20 @@ export function createNodeDh(): Dh {
     },
   };
 }
+
+/**
+ * HMAC-BLAKE2s (RFC 2104 over BLAKE2s-256) on OpenSSL: about 6x @noble's per call, and a
+ * handshake makes some twenty of them. OpenSSL's digest is copied out and wiped: it is key
+ * material (chaining keys, transport keys).
+ */
+export const nodeHmac: Hmac = (key, ...parts) => {
+  const h = createHmac('blake2s256', key);
+  for (const p of parts) h.update(p);
+  const digest = h.digest();
+  const out = Uint8Array.from(digest);
+  digest.fill(0);
+  return out;
+};
 
 export const nodeAead: Aead = createNodeAead();
 export const nodeDh: Dh = createNodeDh();

@@ -22,7 +22,7 @@ import { formatEndpoint } from '../../tunnel/endpoint.js';
 import { TRANSPORT_HEADER_LENGTH } from '../../tunnel/constants.js';
 import { sealedLength } from '../../tunnel/transport.js';
 import { createAddonAead } from './addon-crypto.js';
-import { nodeDh } from './node-crypto.js';
+import { nodeDh, nodeHmac } from './node-crypto.js';
 import { Coalescer } from './gro.js';
 import { PacketBatch, TunDevice } from './tun.js';
 import { UdpTransport } from './udp.js';
@@ -45,7 +45,8 @@ export interface TunnelOptions {
   peers: readonly PeerSetup[];
   /**
    * Backends. AEAD: the addon's, on OpenSSL, by default (4x node:crypto's per packet,
-   * see bench/crypto.ts; the runtime needs the addon for its TUN anyway); X25519: node:crypto.
+   * see bench/crypto.ts; the runtime needs the addon for its TUN anyway); X25519 and the
+   * handshake's HMAC-BLAKE2s: node:crypto.
    */
   aead?: Aead;
   dh?: Dh;
@@ -157,7 +158,10 @@ export class Tunnel {
         () => tunnel?.onBatchEnd());
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
-        { privateKey: o.privateKey, mtu, aead: o.aead ?? createAddonAead(), dh: o.dh ?? nodeDh, wallClock: Date.now, listenPort: () => udp!.port },
+        {
+          privateKey: o.privateKey, mtu, aead: o.aead ?? createAddonAead(), dh: o.dh ?? nodeDh, hmac: nodeHmac, wallClock: Date.now,
+          listenPort: () => udp!.port,
+        },
         {
           send: (data, to) => udp!.send(data, to),
           write: (packet) => tunnel?.writePacket(packet),
