@@ -33,7 +33,7 @@ import { CookieJar, mac1KeyFor, writeMacs } from '../tunnel/cookie.js';
 import { consumeResponse, createIdentity, createInitiation, createPeerSecrets, type Identity, type InitiatorState, type PeerSecrets } from '../tunnel/handshake.js';
 import { decodeMessage, INITIATION_MAC1_OFFSET, INITIATION_MAC2_OFFSET } from '../tunnel/messages.js';
 import type { Backends } from '../tunnel/noise.js';
-import { nodeAead, nodeDh, nodeHmac } from '../src/runtime/node-crypto.js';
+import { nodeAead, nodeDh } from '../src/runtime/node-crypto.js';
 
 const LOST_AFTER_MS = 250;
 const VERIFY = 8;
@@ -50,7 +50,7 @@ export interface GeneratorResult {
   supply: number;
 }
 
-const b: Backends = { dh: nodeDh, aead: nodeAead, hmac: nodeHmac };
+const b: Backends = { dh: nodeDh, aead: nodeAead };
 
 interface Prepared {
   message: Uint8Array;
