@@ -12,7 +12,7 @@ import { type ChildProcess } from 'node:child_process';
 import { createPair, type Netns, uniqueName, waitForChildExit } from '../test/support/netns.js';
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
-interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
+export interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
 
 /** Self time per function (name, file and line), as a share of all samples, highest first. */
 export function selfTimes(profile: CpuProfile): { where: string; share: number }[] {

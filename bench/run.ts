@@ -28,7 +28,9 @@ const benches: Record<string, (options: readonly string[]) => void | Promise<voi
   jsc: runJscBench,
   loop: runLoopBench,
   sticky: runStickyBench,
-  handshakes: () => runHandshakesBench(),
+  handshakes: async () => {
+    await runHandshakesBench();
+  },
   'server-clients': () => runServerClientsBench(),
   gateways: runGatewaysBench,
   registry: () => runRegistryBench(),

@@ -7,8 +7,9 @@
 //   - ping RTT through each (20 pings, average);
 //   - CPU seconds per GB moved: utime + stime of both daemons from /proc, over the
 //     single-stream runs, divided by the bytes iperf3 counted;
-// then one table, with each tunnel's ratio to Debian's and to the latest wireguard-go,
-// and the same as JSON (--json PATH; bench/out/throughput-TIMESTAMP.json by default).
+// then one table, with each tunnel's ratio to Debian's and to the latest wireguard-go;
+// the handshakes per second a Burrow server and the latest wireguard-go answer under one
+// generator's load (bench/handshakes.ts, o.runs runs); and the same as JSON (--json PATH; bench/out/throughput-TIMESTAMP.json by default).
 //   node --import tsx bench/throughput.ts [--seconds 10] [--runs 3] [--quick] [--only NAME,NAME]
 // --quick is 3 s x 1 run, for development. --only burrow,burrow-no-gro compares Burrow
 // with and without GRO on its TUN writes (BURROW_TUN_GRO=0) in one run; burrow-no-gso
@@ -26,6 +27,7 @@ import { CLI, keys, writeConf } from '../test/support/burrow.js';
 import { createPair, type Pair, uniqueName } from '../test/support/netns.js';
 import { type PeerImplementation, peerSkipReason, startPeer } from '../test/support/wireguard-go.js';
 import { idlePeerBytes } from './engine.js';
+import { runHandshakesBench } from './handshakes.js';
 import { median } from './lib.js';
 
 const TUN_A = '192.0.2.1';
@@ -364,9 +366,10 @@ export async function runThroughputBench(argv: readonly string[] = process.argv.
   for (const s of skipped) console.log(`  skipped ${s}`);
   printTable(rows, o);
   const idle = idlePeerMemory();
+  const handshakes = await runHandshakesBench(o.runs, 3000, 32, undefined); // handshakes/s answered, beside latest wireguard-go
   const path = o.json ?? join(dirname(fileURLToPath(import.meta.url)), 'out', `throughput-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, `${JSON.stringify({ date: new Date().toISOString(), seconds: o.seconds, runs: o.runs, loadAfter: loadavg(), skipped, tunnels: summarize(rows), idlePeerBytes: idle }, null, 2)}\n`);
+  writeFileSync(path, `${JSON.stringify({ date: new Date().toISOString(), seconds: o.seconds, runs: o.runs, loadAfter: loadavg(), skipped, tunnels: summarize(rows), idlePeerBytes: idle, handshakes }, null, 2)}\n`);
   console.log(`\nJSON with the ratios: ${path}`);
 }
 

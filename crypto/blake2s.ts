@@ -37,6 +37,9 @@ export function blake2sKeyed(key: Uint8Array, data: Uint8Array, outputLength: nu
   return blake2s(data, key.length > 0 ? { key, dkLen: outputLength } : { dkLen: outputLength });
 }
 
+/** HMAC(key, parts...): the seam a runtime may fill with a faster one (node:crypto's, in src/runtime). */
+export type Hmac = (key: Uint8Array, ...parts: Uint8Array[]) => Uint8Array;
+
 export function hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
   checkBytes('key', key);
   const h = nobleHmac.create(blake2s, key);
@@ -49,7 +52,7 @@ const TWO = Uint8Array.of(2);
 const THREE = Uint8Array.of(3);
 
 /** KDF1(key, input) = t0. */
-export function kdf1(key: Uint8Array, input: Uint8Array): Uint8Array {
+export function kdf1(key: Uint8Array, input: Uint8Array, hmac: Hmac = blake2sHmac): Uint8Array {
   const prk = hmac(key, input);
   const t0 = hmac(prk, ONE);
   prk.fill(0);
@@ -57,7 +60,7 @@ export function kdf1(key: Uint8Array, input: Uint8Array): Uint8Array {
 }
 
 /** KDF2(key, input) = (t0, t1). */
-export function kdf2(key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array] {
+export function kdf2(key: Uint8Array, input: Uint8Array, hmac: Hmac = blake2sHmac): [Uint8Array, Uint8Array] {
   const prk = hmac(key, input);
   const t0 = hmac(prk, ONE);
   const t1 = hmac(prk, t0, TWO);
@@ -66,7 +69,7 @@ export function kdf2(key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Arra
 }
 
 /** KDF3(key, input) = (t0, t1, t2). */
-export function kdf3(key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
+export function kdf3(key: Uint8Array, input: Uint8Array, hmac: Hmac = blake2sHmac): [Uint8Array, Uint8Array, Uint8Array] {
   const prk = hmac(key, input);
   const t0 = hmac(prk, ONE);
   const t1 = hmac(prk, t0, TWO);
@@ -74,3 +77,5 @@ export function kdf3(key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Arra
   prk.fill(0);
   return [t0, t1, t2];
 }
+
+const blake2sHmac: Hmac = hmac;

@@ -55,9 +55,9 @@ function build(stage: Stage): Captured {
   return { net, initiation, response, transport, reverse };
 }
 
-/** A cookie reply: b under load (every handshake message counts) answers the initiation with one. */
+/** A cookie reply: b, always under load (backlog threshold 0), answers the initiation with one. */
 function cookieReply(): Uint8Array {
-  const net = new ManualNet({ seed: SEED, nodes: 2, crypto: 'noble', underLoadHandshakes: 1 });
+  const net = new ManualNet({ seed: SEED, nodes: 2, crypto: 'noble', underLoadBacklog: 0 });
   const [a, b] = [net.node(0), net.node(1)];
   net.connect(a, b);
   net.send(a, b, 100);

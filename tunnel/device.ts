@@ -17,13 +17,16 @@
 //      starts a new handshake while the old keypair keeps working.
 // Receiving (wireguard-go receive.go):
 //   1. (type, length) decides the message; anything else is dropped with a reason;
-//   2. handshake messages: a response must name a pending handshake of ours; then the
-//      turn's handshake work budget must not be spent (else: dropped as
-//      'handshake-budget', before any decoding or hashing, so a flood cannot hold the
-//      loop that carries the data); then mac1 is checked, and only a message with a
-//      valid mac1 counts toward load; under load, mac2 is checked next, an initiation
-//      without a valid one gets a cookie reply, and sources are rate-limited. Each step
-//      charges the budget what it costs;
+//   2. handshake messages: a response must name a pending handshake of ours; then, while
+//      the turn's handshake work budget lasts and nothing waits before it, the message is
+//      handled at once; otherwise it is copied to the handshake queue (bounded; full:
+//      dropped as 'handshake-queue-full'), before any decoding or hashing, so a flood
+//      cannot hold the loop that carries the data, and later turns take it from there
+//      (drainHandshakes). Handling: mac1 is checked; under load, mac2 is checked next,
+//      an initiation without a valid one gets a cookie reply, and sources are
+//      rate-limited. Each step charges the budget what it costs. The device is under
+//      load while the queue is long (UNDER_LOAD_BACKLOG), and UNDER_LOAD_AFTER_TIME
+//      after: by backlog, as wireguard-go, so a burst the budget serves gets no cookies;
 //   3. transport data: index → keypair, keypair age, replay window check, AEAD open in
 //      place, then the replay window commits the counter; the sender's address becomes the
 //      peer's endpoint (roaming); an empty plaintext is a keepalive; otherwise the inner
@@ -31,6 +34,7 @@
 //      trimmed) is written to the tunnel interface.
 
 import { type Aead, nobleAead } from '../crypto/aead.js';
+import type { Hmac } from '../crypto/blake2s.js';
 import { encodeKey } from '../crypto/keys.js';
 import { type RandomSource, systemRandom } from '../crypto/random.js';
 import { tai64nFromMillis } from '../crypto/tai64n.js';
@@ -48,6 +52,7 @@ import {
   type Identity,
 } from './handshake.js';
 import { formatIpv4, formatIpv6, IPV6_HEADER_LENGTH, type IpPacket, parseIpPacket } from './ip.js';
+import { HANDSHAKE_QUEUE_LENGTH, HandshakeQueue } from './handshakequeue.js';
 import { type IndexEntry, IndexTable } from './indextable.js';
 import { Keypair } from './keypair.js';
 import {
@@ -67,25 +72,28 @@ export type { Endpoint } from './peer.js';
 export type { IndexEntry } from './indextable.js';
 export { DEFAULT_MTU } from './constants.js';
 export { MAX_STAGED_BYTES, MAX_STAGED_PACKETS } from './staging.js';
+export { HANDSHAKE_QUEUE_LENGTH } from './handshakequeue.js';
 
 /** Peers one device may have. */
 export const MAX_PEERS = 1 << 20;
-/** Handshake messages with a valid mac1 in one 1/8-second window that make the device count as under load. */
-export const UNDER_LOAD_HANDSHAKES = 32;
+/**
+ * Handshake messages waiting in the queue that make the device count as under load:
+ * 1/8 of the queue, as wireguard-go (QueueHandshakeSize / 8).
+ */
+export const UNDER_LOAD_BACKLOG = HANDSHAKE_QUEUE_LENGTH / 8;
 /**
  * Work one turn of the caller's event loop may spend on handshake messages, in units of
  * one mac1 check (about 10 µs). Each message is charged what it cost: a mac1 check, a
  * cookie reply, a handshake's DH. So junk that fails mac1 is cheap and a turn can refuse
  * 256 of them, while it answers about 15 with cookie replies or completes 8 handshakes:
  * a few ms of handshake work a turn at most, and every data packet of the turn is
- * processed. (Costs measured with node crypto and the noble XChaCha cookie seal; see
+ * processed; what the budget leaves waits in the handshake queue. (Costs measured with node crypto and the noble XChaCha cookie seal; see
  * bench/flood.ts.)
  */
 export const HANDSHAKE_WORK_PER_TURN = 256;
 export const WORK_MAC1 = 1;
 export const WORK_COOKIE_REPLY = 16;
 export const WORK_HANDSHAKE = 32;
-const LOAD_WINDOW = 125;
 /** Ms between two timestamps that stay distinct after TAI64N whitening (2^24 ns ≈ 16.8 ms). */
 const TIMESTAMP_STEP = 17;
 /** Once under load, the device stays so this long (as the references: 1 s). */
@@ -95,7 +103,9 @@ export type DropReason =
   | DecodeRefusal | HandshakeRefusal
   | 'unknown-index' | 'expired-keypair' | 'counter-limit' | 'replay' | 'bad-tag' | 'bad-ip' | 'source-not-allowed'
   | 'no-peer' | 'no-endpoint' | 'staged-full' | 'rate-limited' | 'cookie-sent' | 'bad-cookie' | 'unexpected-response'
-  | 'bad-peer-key' | 'handshake-budget'
+  | 'bad-peer-key'
+  /** A handshake message that found the handshake queue full (HANDSHAKE_QUEUE_LENGTH waiting). */
+  | 'handshake-queue-full'
   /** The device has no private key: it neither sends nor answers handshakes, and drops what would need one. */
   | 'no-identity'
   /** A packet from the tunnel interface longer than MAX_CONTENT_LENGTH. */
@@ -138,6 +148,8 @@ export interface DeviceOptions {
   mtu?: number;
   dh?: Dh;
   aead?: Aead;
+  /** HMAC-BLAKE2s for the handshake's KDFs; @noble's by default (the runtime injects node:crypto's). */
+  hmac?: Hmac;
   random?: RandomSource;
   /**
    * The wall clock, ms since the Unix epoch (Date.now). Read when an initiation is made
@@ -151,10 +163,11 @@ export interface DeviceOptions {
    */
   wallClockAtZero?: number;
   /**
-   * Load detection: handshake messages with a valid mac1 per 1/8 s that put the device
-   * under load (cookies demanded). Default UNDER_LOAD_HANDSHAKES; Infinity turns it off.
+   * Load detection: handshake messages waiting in the queue that put the device under
+   * load (cookies demanded). Default UNDER_LOAD_BACKLOG; 0: always under load; Infinity:
+   * never (a full queue still drops).
    */
-  underLoadHandshakes?: number;
+  underLoadBacklog?: number;
   /** Handshake work per turn (see beginTurn), in units of WORK_MAC1; default HANDSHAKE_WORK_PER_TURN. */
   handshakeWorkPerTurn?: number;
   /**
@@ -239,10 +252,11 @@ export class Device {
   readonly allowedIps = new AllowedIps<Peer>();
   private readonly heap = new DeadlineHeap<Peer>();
   private readonly rateLimiter = new RateLimiter();
-  private readonly underLoadHandshakes: number;
-  private loadWindowStart = -Infinity;
-  private loadWindowCount = 0;
+  private readonly underLoadBacklog: number;
   private underLoadUntil = -Infinity;
+  private readonly handshakeQueue = new HandshakeQueue();
+  /** True while the message being handled is the queue's front (it does not count as backlog). */
+  private handlingQueued = false;
   private readonly handshakeWorkPerTurn: number;
   private readonly listenPort: (() => number) | undefined;
   /** True once the caller marks turns with beginTurn(); until then a turn is one `now`. */
@@ -259,7 +273,7 @@ export class Device {
   readonly drops: Partial<Record<DropReason, number>> = {};
 
   constructor(options: DeviceOptions, io: DeviceIo) {
-    this.b = { dh: options.dh ?? nobleDh, aead: options.aead ?? nobleAead };
+    this.b = { dh: options.dh ?? nobleDh, aead: options.aead ?? nobleAead, ...(options.hmac === undefined ? {} : { hmac: options.hmac }) };
     this.random = options.random ?? systemRandom;
     this.indexTable = new IndexTable(this.random);
     this.mtu = checkMtu(options.mtu ?? DEFAULT_MTU);
@@ -267,7 +281,8 @@ export class Device {
     this.wallClock = options.wallClock;
     if (this.wallClock !== undefined && typeof this.wallClock !== 'function') throw new TypeError('wallClock: expected a function');
     this.wallClockAtZero = options.wallClockAtZero ?? 0;
-    this.underLoadHandshakes = options.underLoadHandshakes ?? UNDER_LOAD_HANDSHAKES;
+    this.underLoadBacklog = options.underLoadBacklog ?? UNDER_LOAD_BACKLOG;
+    if (!(this.underLoadBacklog >= 0)) throw new RangeError('underLoadBacklog: expected 0 or more');
     this.handshakeWorkPerTurn = options.handshakeWorkPerTurn ?? HANDSHAKE_WORK_PER_TURN;
     this.listenPort = options.listenPort;
     if (this.listenPort !== undefined && typeof this.listenPort !== 'function') throw new TypeError('listenPort: expected a function');
@@ -421,9 +436,17 @@ export class Device {
     return { indexTable: this.indexTable.entries, peers: this.peersByKey, heapLength: this.heap.length, stagedBytes: this.staging.bytes };
   }
 
-  /** True while handshakes arrive faster than the device should answer them freely. */
+  /**
+   * True while handshake messages wait in the queue past UNDER_LOAD_BACKLOG, and for
+   * UNDER_LOAD_AFTER_TIME after: more arrive than the device answers freely.
+   */
   isUnderLoad(now: number): boolean {
-    return now < this.underLoadUntil;
+    return this.handshakeQueue.length >= this.underLoadBacklog || now < this.underLoadUntil;
+  }
+
+  /** Handshake messages waiting for a turn with budget (see drainHandshakes). */
+  get queuedHandshakes(): number {
+    return this.handshakeQueue.length;
   }
 
   // --- Input: a packet from the tunnel interface -----------------------------------
@@ -486,8 +509,9 @@ export class Device {
 
   /**
    * A new turn of the caller's event loop begins: the handshake budget is full again.
-   * A runtime calls it once per batch of datagrams it reads. A caller that never calls
-   * it (a test with a fake clock) gets a fresh budget for each distinct `now` instead.
+   * A runtime calls it once per batch of datagrams it reads, and before each turn it
+   * gives to waiting handshakes (drainHandshakes). A caller that never calls it (a test
+   * with a fake clock) gets a fresh budget for each distinct `now` instead.
    */
   beginTurn(): void {
     this.turnsMarked = true;
@@ -500,10 +524,39 @@ export class Device {
     if (typeof type !== 'number') return this.drop(type);
     if (type === MESSAGE_TRANSPORT) return this.receiveTransport(data, from, now);
     // Handshake messages, cheapest check first: a response must name our pending
-    // handshake; then the turn's budget, before any decoding or hashing; then mac1, and
-    // only a valid one counts toward load; under load, the cookie defence.
+    // handshake; then it is handled now if the turn has budget and none waits before
+    // it, else it waits in the queue, copied, before any decoding or hashing.
     if (type === MESSAGE_RESPONSE && !this.awaitsResponse(responseReceiverIndexOf(data))) return this.drop('unexpected-response');
-    if (type !== MESSAGE_COOKIE_REPLY && !this.hasHandshakeBudget(now)) return this.drop('handshake-budget');
+    if (type !== MESSAGE_COOKIE_REPLY) {
+      if (this.handshakeQueue.length > 0) this.drainHandshakes(now);
+      if (this.handshakeQueue.length > 0 || !this.hasHandshakeBudget(now)) return this.enqueueHandshake(data, from);
+    }
+    this.receiveHandshake(data, from, now);
+  }
+
+  /**
+   * Handles waiting handshake messages, oldest first, while the turn's budget lasts;
+   * returns how many still wait. A runtime calls it after beginTurn() in turns of their
+   * own while any wait (between which the data keeps flowing); tick() calls it too.
+   */
+  drainHandshakes(now: number): number {
+    const q = this.handshakeQueue;
+    while (q.length > 0 && this.hasHandshakeBudget(now)) {
+      // Handled in its slot, then freed: nothing handled here pushes to the queue.
+      this.handlingQueued = true;
+      this.receiveHandshake(q.front()!, q.frontSender()!, now);
+      this.handlingQueued = false;
+      q.pop();
+    }
+    return q.length;
+  }
+
+  private enqueueHandshake(data: Uint8Array, from: Endpoint): void {
+    if (!this.handshakeQueue.push(data, from)) this.drop('handshake-queue-full');
+  }
+
+  /** A handshake message (initiation, response or cookie reply) whose turn has come. */
+  private receiveHandshake(data: Uint8Array, from: Endpoint, now: number): void {
     const decoded = decodeMessage(data);
     if (!decoded.ok) return this.drop(decoded.reason);
     const m = decoded.message;
@@ -515,8 +568,7 @@ export class Device {
     const identity = this.identity;
     if (identity === undefined || this.cookieChecker === undefined) return this.drop('no-identity');
     if (!verifyMac1(data, macOffset, identity.mac1Key)) return this.drop('bad-mac1');
-    this.noteHandshake(now);
-    if (this.isUnderLoad(now)) {
+    if (this.underLoad(now)) {
       const source = this.sourceBytes(from);
       if (!this.cookieChecker.verifyMac2(data, macOffset, source, now)) {
         this.io.send(this.cookieChecker.createReply(data, macOffset, m.senderIndex, source, now), from);
@@ -532,7 +584,12 @@ export class Device {
 
   // --- Input: time -------------------------------------------------------------------
 
-  /** Fires every timer due at `now`; returns the time of the next one (Infinity: none). */
+  /**
+   * Fires every timer due at `now` and handles waiting handshake messages while the
+   * turn's budget lasts; returns the time of the next timer (Infinity: none). For a
+   * caller that does not mark turns, while messages still wait, that is 1 ms ahead at
+   * most: the next `now` is a new turn with a full budget.
+   */
   tick(now: number): number {
     for (;;) {
       const peer = this.heap.takeDue(now);
@@ -543,7 +600,9 @@ export class Device {
       }
       this.reschedule(peer);
     }
-    return this.heap.peek();
+    const next = this.heap.peek();
+    if (this.handshakeQueue.length === 0 || this.drainHandshakes(now) === 0 || this.turnsMarked) return next;
+    return Math.min(next, now + 1);
   }
 
   // --- Receiving -------------------------------------------------------------------
@@ -886,13 +945,15 @@ export class Device {
     return this.turnWork < this.handshakeWorkPerTurn;
   }
 
-  /** Counts a handshake message whose mac1 is valid toward load. */
-  private noteHandshake(now: number): void {
-    if (now - this.loadWindowStart >= LOAD_WINDOW) {
-      this.loadWindowStart = now;
-      this.loadWindowCount = 0;
-    }
-    if (++this.loadWindowCount >= this.underLoadHandshakes) this.underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
+  /**
+   * Whether to demand cookies now, as wireguard-go's IsUnderLoad: the queue behind the
+   * message being handled is long, which keeps the device under load for
+   * UNDER_LOAD_AFTER_TIME, or it was long less than that ago.
+   */
+  private underLoad(now: number): boolean {
+    const backlog = this.handshakeQueue.length - (this.handlingQueued ? 1 : 0);
+    if (backlog >= this.underLoadBacklog) this.underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
+    return now < this.underLoadUntil;
   }
 
   /** The source a cookie is bound to: address and port (only under load, not per packet). */

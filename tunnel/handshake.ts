@@ -126,7 +126,7 @@ export function consumeResponse(b: Backends, id: Identity, peer: PeerSecrets, st
     ephemeral: msg.ephemeral, encryptedPayload: msg.encryptedNothing,
   });
   if (typeof done === 'string') return done;
-  const [sendKey, receiveKey] = split(done.state);
+  const [sendKey, receiveKey] = split(done.state, b.hmac);
   // The handshake is over: what it kept to read the response is wiped (split wiped its copy).
   state.ephemeralPrivate.fill(0);
   state.noise.chainingKey.fill(0);
@@ -183,6 +183,6 @@ export function createResponse<P extends { readonly secrets: PeerSecrets }>(
     senderIndex: localIndex, receiverIndex: consumed.remoteIndex, ephemeral: out.ephemeral, encryptedNothing: out.encryptedPayload,
   });
   const mac1 = writeMacs(message, RESPONSE_MAC1_OFFSET, peer.mac1Key, cookie);
-  const [receiveKey, sendKey] = split(out.state);
+  const [receiveKey, sendKey] = split(out.state, b.hmac);
   return { message, mac1, state: undefined, keys: { sendKey, receiveKey, localIndex, remoteIndex: consumed.remoteIndex, isInitiator: false } };
 }

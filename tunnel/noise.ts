@@ -13,7 +13,7 @@
 // `k` below encrypts exactly one message, so its nonce is always 0.
 
 import { type Aead, open, seal } from '../crypto/aead.js';
-import { hash, kdf2, kdf3 } from '../crypto/blake2s.js';
+import { hash, hmac as blake2sHmac, type Hmac, kdf2, kdf3 } from '../crypto/blake2s.js';
 import type { Dh } from '../crypto/x25519.js';
 import { utf8Encode } from '../crypto/utf8.js';
 
@@ -48,16 +48,16 @@ function mixHash(s: SymmetricState, data: Uint8Array): void {
 }
 
 /** MixKey(ikm): (ck, k) = KDF2(ck, ikm); returns k. */
-function mixKey(s: SymmetricState, ikm: Uint8Array): Uint8Array {
-  const [ck, k] = kdf2(s.chainingKey, ikm);
+function mixKey(s: SymmetricState, ikm: Uint8Array, hmac: Hmac): Uint8Array {
+  const [ck, k] = kdf2(s.chainingKey, ikm, hmac);
   s.chainingKey.fill(0);
   s.chainingKey = ck;
   return k;
 }
 
 /** MixKeyAndHash(psk): (ck, t, k) = KDF3(ck, psk); MixHash(t); returns k. */
-function mixKeyAndHash(s: SymmetricState, psk: Uint8Array): Uint8Array {
-  const [ck, t, k] = kdf3(s.chainingKey, psk);
+function mixKeyAndHash(s: SymmetricState, psk: Uint8Array, hmac: Hmac): Uint8Array {
+  const [ck, t, k] = kdf3(s.chainingKey, psk, hmac);
   s.chainingKey.fill(0);
   s.chainingKey = ck;
   mixHash(s, t);
@@ -83,6 +83,8 @@ function decryptAndHash(s: SymmetricState, aead: Aead, k: Uint8Array, ciphertext
 export interface Backends {
   readonly dh: Dh;
   readonly aead: Aead;
+  /** HMAC-BLAKE2s for the KDFs; @noble's when absent. */
+  readonly hmac?: Hmac;
 }
 
 export type NoiseRefusal = 'bad-dh' | 'bad-static-tag' | 'bad-payload-tag';
@@ -107,21 +109,22 @@ export function writeInitiation(
   remoteStatic: Uint8Array, ephemeralPrivate: Uint8Array, payload: Uint8Array, staticStatic?: Uint8Array,
 ): InitiationOut | null {
   const s: SymmetricState = { chainingKey: state.chainingKey.slice(), hash: state.hash };
+  const h = b.hmac ?? blake2sHmac;
   // e
   const ephemeral = b.dh.publicKey(ephemeralPrivate);
   mixHash(s, ephemeral);
-  mixKey(s, ephemeral).fill(0);
+  mixKey(s, ephemeral, h).fill(0);
   // es
   const es = b.dh.sharedSecret(ephemeralPrivate, remoteStatic);
   if (es === null) return null;
-  const k1 = mixKey(s, es);
+  const k1 = mixKey(s, es, h);
   es.fill(0);
   // s
   const encryptedStatic = encryptAndHash(s, b.aead, k1, local.publicKey);
   // ss
   const ss = staticStatic ?? b.dh.sharedSecret(local.privateKey, remoteStatic);
   if (ss === null) return null;
-  const k2 = mixKey(s, ss);
+  const k2 = mixKey(s, ss, h);
   // payload
   const encryptedPayload = encryptAndHash(s, b.aead, k2, payload);
   return { ephemeral, encryptedStatic, encryptedPayload, state: s };
@@ -145,14 +148,15 @@ export function readInitiation(
   staticStaticFor: (remoteStatic: Uint8Array) => Uint8Array | null | undefined,
 ): InitiationIn | NoiseRefusal | 'unknown-peer' {
   const s: SymmetricState = { chainingKey: state.chainingKey.slice(), hash: state.hash };
+  const h = b.hmac ?? blake2sHmac;
   // e
   const remoteEphemeral = m.ephemeral.slice();
   mixHash(s, remoteEphemeral);
-  mixKey(s, remoteEphemeral).fill(0);
+  mixKey(s, remoteEphemeral, h).fill(0);
   // es
   const es = b.dh.sharedSecret(localPrivate, remoteEphemeral);
   if (es === null) return 'bad-dh';
-  const k1 = mixKey(s, es);
+  const k1 = mixKey(s, es, h);
   es.fill(0);
   // s
   const remoteStatic = decryptAndHash(s, b.aead, k1, m.encryptedStatic);
@@ -161,7 +165,7 @@ export function readInitiation(
   const ss = staticStaticFor(remoteStatic);
   if (ss === undefined) return 'unknown-peer';
   if (ss === null) return 'bad-dh';
-  const k2 = mixKey(s, ss);
+  const k2 = mixKey(s, ss, h);
   // payload
   const payload = decryptAndHash(s, b.aead, k2, m.encryptedPayload);
   if (payload === null) return 'bad-payload-tag';
@@ -182,22 +186,23 @@ export function writeResponse(
   ephemeralPrivate: Uint8Array, psk: Uint8Array, payload: Uint8Array = EMPTY,
 ): ResponseOut | null {
   const s: SymmetricState = { chainingKey: state.chainingKey.slice(), hash: state.hash };
+  const h = b.hmac ?? blake2sHmac;
   // e
   const ephemeral = b.dh.publicKey(ephemeralPrivate);
   mixHash(s, ephemeral);
-  mixKey(s, ephemeral).fill(0);
+  mixKey(s, ephemeral, h).fill(0);
   // ee
   const ee = b.dh.sharedSecret(ephemeralPrivate, remoteEphemeral);
   if (ee === null) return null;
-  mixKey(s, ee).fill(0);
+  mixKey(s, ee, h).fill(0);
   ee.fill(0);
   // se
   const se = b.dh.sharedSecret(ephemeralPrivate, remoteStatic);
   if (se === null) return null;
-  mixKey(s, se).fill(0);
+  mixKey(s, se, h).fill(0);
   se.fill(0);
   // psk
-  const k = mixKeyAndHash(s, psk);
+  const k = mixKeyAndHash(s, psk, h);
   // payload
   const encryptedPayload = encryptAndHash(s, b.aead, k, payload);
   return { ephemeral, encryptedPayload, state: s };
@@ -209,22 +214,23 @@ export function readResponse(
   psk: Uint8Array, m: { ephemeral: Uint8Array; encryptedPayload: Uint8Array },
 ): { payload: Uint8Array; state: SymmetricState } | NoiseRefusal {
   const s: SymmetricState = { chainingKey: state.chainingKey.slice(), hash: state.hash };
+  const h = b.hmac ?? blake2sHmac;
   // e
   const remoteEphemeral = m.ephemeral;
   mixHash(s, remoteEphemeral);
-  mixKey(s, remoteEphemeral).fill(0);
+  mixKey(s, remoteEphemeral, h).fill(0);
   // ee
   const ee = b.dh.sharedSecret(ephemeralPrivate, remoteEphemeral);
   if (ee === null) return 'bad-dh';
-  mixKey(s, ee).fill(0);
+  mixKey(s, ee, h).fill(0);
   ee.fill(0);
   // se
   const se = b.dh.sharedSecret(localPrivate, remoteEphemeral);
   if (se === null) return 'bad-dh';
-  mixKey(s, se).fill(0);
+  mixKey(s, se, h).fill(0);
   se.fill(0);
   // psk
-  const k = mixKeyAndHash(s, psk);
+  const k = mixKeyAndHash(s, psk, h);
   // payload
   const payload = decryptAndHash(s, b.aead, k, m.encryptedPayload);
   if (payload === null) {
@@ -238,8 +244,8 @@ export function readResponse(
  * Split(): the two transport keys, (initiator→responder, responder→initiator).
  * Wipes the chaining key.
  */
-export function split(state: SymmetricState): [Uint8Array, Uint8Array] {
-  const keys = kdf2(state.chainingKey, EMPTY);
+export function split(state: SymmetricState, hmac: Hmac = blake2sHmac): [Uint8Array, Uint8Array] {
+  const keys = kdf2(state.chainingKey, EMPTY, hmac);
   state.chainingKey.fill(0);
   return keys;
 }

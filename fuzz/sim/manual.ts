@@ -17,7 +17,7 @@ export interface ManualNetOptions {
   readonly seed: number;
   readonly nodes: number;
   readonly crypto?: CryptoChoice;
-  readonly underLoadHandshakes?: number;
+  readonly underLoadBacklog?: number;
   readonly trace?: (line: string) => void;
 }
 
@@ -33,7 +33,7 @@ export class ManualNet {
   constructor(o: ManualNetOptions) {
     this.world = new World({
       seed: o.seed, crypto: o.crypto ?? 'node',
-      ...(o.underLoadHandshakes === undefined ? {} : { underLoadHandshakes: o.underLoadHandshakes }),
+      ...(o.underLoadBacklog === undefined ? {} : { underLoadBacklog: o.underLoadBacklog }),
       ...(o.trace === undefined ? {} : { trace: o.trace }),
       onSend: (sender, data, to) => {
         const w: Wire = { sender, from: sender.endpoint, to, data };

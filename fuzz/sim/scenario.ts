@@ -73,8 +73,8 @@ export interface Scenario {
   readonly serverKnowsClients: boolean;
   /** PersistentKeepalive of each client's server peer, seconds (index 0 unused). */
   readonly keepalive: readonly number[];
-  /** Handshakes per 1/8 s that put a device under load. */
-  readonly underLoadHandshakes: number;
+  /** Handshake messages waiting that put a device under load (0: always under load). */
+  readonly underLoadBacklog: number;
   readonly link: LinkState;
   readonly steps: readonly Step[];
 }
@@ -181,7 +181,7 @@ export function generateScenario(seed: number, limits: ScenarioLimits = {}): Sce
   }
   return {
     seed, clients, chaosMs, healMs, forwarding, serverKnowsClients: r.chance(0.5), keepalive,
-    underLoadHandshakes: r.pick([32, 32, 8]), link: randomLink(r), steps,
+    underLoadBacklog: r.pick([128, 128, 0]), link: randomLink(r), steps,
   };
 }
 

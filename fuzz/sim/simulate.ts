@@ -199,7 +199,7 @@ class Simulation {
     this.steadyFrom = Math.max(this.healAt + RECOVERY_BOUND, lastJump + REJECT_AFTER_TIME + RECOVERY_BOUND);
     this.end = Math.max(s.chaosMs + s.healMs, this.steadyFrom + STEADY_MIN);
     this.world = new World({
-      seed: s.seed, crypto: options.crypto ?? 'node', underLoadHandshakes: s.underLoadHandshakes,
+      seed: s.seed, crypto: options.crypto ?? 'node', underLoadBacklog: s.underLoadBacklog,
       onSend: (from, data, to) => this.send(from, data, to),
       ...(options.trace === undefined ? {} : { trace: options.trace }),
     });
@@ -224,7 +224,7 @@ class Simulation {
     for (let i = 1; i <= this.s.clients; i++) this.configureClient(i);
     this.trace(`scenario seed=${this.s.seed} clients=${this.s.clients} chaos=${this.s.chaosMs}ms heal=${this.s.healMs}ms `
       + `forwarding=${this.s.forwarding} serverKnowsClients=${this.s.serverKnowsClients} keepalive=${this.s.keepalive.slice(1).join(',')} `
-      + `underLoad=${this.s.underLoadHandshakes} steps=${this.s.steps.length}`);
+      + `underLoad=${this.s.underLoadBacklog} steps=${this.s.steps.length}`);
     for (const n of this.nodes) this.deadlines[n.index] = this.world.tick(n);
   }
 

@@ -144,7 +144,7 @@ export interface WorldOptions {
   readonly seed: number;
   readonly crypto?: CryptoChoice;
   readonly mtu?: number;
-  readonly underLoadHandshakes?: number;
+  readonly underLoadBacklog?: number;
   /** A datagram leaves `from` for `to`; `data` is a copy the callee may keep. */
   readonly onSend: (from: SimNode, data: Uint8Array, to: Endpoint) => void;
   readonly trace?: (line: string) => void;
@@ -244,7 +244,12 @@ export class World {
     node.device = new Device({
       privateKey: node.privateKey, random: random.source, dh: this.dh, aead, mtu: this.mtu,
       wallClockAtZero: WALL_CLOCK_AT_ZERO,
-      ...(this.options.underLoadHandshakes === undefined ? {} : { underLoadHandshakes: this.options.underLoadHandshakes }),
+      // Each handshake message is handled within the input that delivers it, so that the
+      // invariants can hold that datagram to account for its effects. The handshake queue,
+      // which defers messages past a turn's budget to later turns, is tested on its own
+      // (test/unit/hardening.test.ts).
+      handshakeWorkPerTurn: Infinity,
+      ...(this.options.underLoadBacklog === undefined ? {} : { underLoadBacklog: this.options.underLoadBacklog }),
     }, {
       send: (data, to) => this.onDeviceSend(node, data, to),
       write: (packet) => this.onWrite(node, packet),

@@ -8,6 +8,8 @@
 //   UDP --message----> Device.receiveDatagram (opened in place in the UDP slot)
 //       --> queued as a view --GRO (gro.ts), writePackets once per recvmmsg batch--> TUN
 //   one setTimeout --> Device.tick(now) --> re-armed for the deadline it returns
+//   handshake messages past a turn's budget wait in the engine's queue; setImmediate
+//   turns (after each poll of the sockets, so data goes between them) drain it
 //
 // Latency (bench/rtt.ts): a lone packet, a ping, crosses with no extra loop turn and no
 // timer or microtask of its own: its reply leaves in the same callback that read it, and
@@ -28,7 +30,7 @@ import { TRANSPORT_HEADER_LENGTH } from '../../tunnel/constants.js';
 import { sealedLength } from '../../tunnel/transport.js';
 import { loadAddon } from './addon.js';
 import { createAddonAead } from './addon-crypto.js';
-import { nodeDh } from './node-crypto.js';
+import { nodeDh, nodeHmac } from './node-crypto.js';
 import { DeadlineTimer } from './deadline-timer.js';
 import { Coalescer, VNET_HDR_LENGTH } from './gro.js';
 import { IN_PLACE, REFUSED, Segmenter } from './tso.js';
@@ -53,7 +55,8 @@ export interface TunnelOptions {
   peers: readonly PeerSetup[];
   /**
    * Backends. AEAD: the addon's, on OpenSSL, by default (4x node:crypto's per packet,
-   * see bench/crypto.ts; the runtime needs the addon for its TUN anyway); X25519: node:crypto.
+   * see bench/crypto.ts; the runtime needs the addon for its TUN anyway); X25519 and the
+   * handshake's HMAC-BLAKE2s: node:crypto.
    */
   aead?: Aead;
   dh?: Dh;
@@ -107,6 +110,15 @@ export class Tunnel {
   private readonly flushToTun = (): void => {
     this.toTunFlushScheduled = false;
     this.writeQueued();
+  };
+  private handshakeTurnScheduled = false;
+  private readonly handshakeTurn = (): void => {
+    this.handshakeTurnScheduled = false;
+    if (this.stopped) return;
+    this.device.beginTurn();
+    this.device.drainHandshakes(this.now());
+    this.rearm();
+    this.scheduleHandshakes();
   };
   /** Coalesces what goes to a vnetHdr TUN; undefined for a plain one. */
   private readonly gro: Coalescer | undefined;
@@ -174,7 +186,10 @@ export class Tunnel {
         () => tunnel?.onBatchEnd());
       if (o.fwmark !== 0) udp.setMark(o.fwmark);
       const device = new Device(
-        { privateKey: o.privateKey, mtu, aead: o.aead ?? createAddonAead(), dh: o.dh ?? nodeDh, wallClock: Date.now, listenPort: () => udp!.port },
+        {
+          privateKey: o.privateKey, mtu, aead: o.aead ?? createAddonAead(), dh: o.dh ?? nodeDh, hmac: nodeHmac, wallClock: Date.now,
+          listenPort: () => udp!.port,
+        },
         {
           send: (data, to) => udp!.send(data, to),
           write: (packet) => tunnel?.writePacket(packet),
@@ -239,10 +254,21 @@ export class Tunnel {
     this.device.receiveDatagram(data, from, this.now());
   }
 
-  /** After each recvmmsg batch: its opened packets go to the TUN, and the timers follow. */
+  /**
+   * After each recvmmsg batch: its opened packets go to the TUN, the timers follow, and
+   * waiting handshakes get a turn.
+   */
   private onBatchEnd(): void {
     this.writeQueued();
     this.rearm();
+    this.scheduleHandshakes();
+  }
+
+  /** A turn of its own for the handshake messages waiting in the engine, while any wait. */
+  private scheduleHandshakes(): void {
+    if (this.handshakeTurnScheduled || this.stopped || this.device.queuedHandshakes === 0) return;
+    this.handshakeTurnScheduled = true;
+    setImmediate(this.handshakeTurn);
   }
 
   /**

@@ -361,12 +361,12 @@ describe('engine: cookies under load', () => {
   it('under load, an initiation without mac2 gets a cookie reply, and the retry with mac2 completes', () => {
     const net = new MemNet();
     const a = net.add('a', '192.0.2.1');
-    const b = net.add('b', '192.0.2.2', { underLoadHandshakes: 1 });
+    const b = net.add('b', '192.0.2.2', { underLoadBacklog: 0 });
     net.connect(a, b);
     net.ping(a, b, 1);
     const init = net.inFlight.shift()!;
     net.deliver(init);
-    // b is under load at once (threshold 1): it answered with a cookie reply.
+    // b is always under load (backlog threshold 0): it answered with a cookie reply.
     expect(net.inFlight.map((w) => typeOf(w.data))).toEqual([3]);
     expect(b.device.drops['cookie-sent']).toBe(1);
     net.deliverAll();
@@ -381,7 +381,7 @@ describe('engine: cookies under load', () => {
   it('rate-limits handshakes per source under load', () => {
     const net = new MemNet();
     // 30 handshakes arrive in one turn here: the turn's budget is not what this tests.
-    const b = net.add('b', '192.0.2.2', { underLoadHandshakes: 1, handshakeWorkPerTurn: Infinity });
+    const b = net.add('b', '192.0.2.2', { underLoadBacklog: 0, handshakeWorkPerTurn: Infinity });
     const others = Array.from({ length: 30 }, (_, i) => net.add(`x${i}`, `192.0.2.${10 + i}`));
     for (const o of others) net.connect(o, b);
     // All 30 behind one NAT address, each on its own port.
