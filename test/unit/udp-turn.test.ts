@@ -33,6 +33,9 @@ describe('UdpTransport batch ends', () => {
     const batches: number[] = [];
     let intact = true;
     let received = 0;
+    // One datagram per recvmmsg slot: with UDP GRO a slot holds a run, and a batch more than 64.
+    const gro = process.env.BURROW_UDP_GRO;
+    process.env.BURROW_UDP_GRO = '0';
     const udp = await UdpTransport.open(0, (data) => {
       held.push({ view: data, seq: new DataView(data.buffer, data.byteOffset).getUint32(0) });
       received++;
@@ -41,6 +44,8 @@ describe('UdpTransport batch ends', () => {
       batches.push(held.length);
       held.length = 0;
     });
+    if (gro === undefined) delete process.env.BURROW_UDP_GRO;
+    else process.env.BURROW_UDP_GRO = gro;
     const sender = await UdpTransport.open(0, () => undefined);
     try {
       // send() flushes every 64 with one synchronous sendmmsg: all 200 are in the
