@@ -50,3 +50,30 @@ export function report(title: string, unit: string, reference: Rate, rows: Rate[
     console.log(`  ${r.name.padEnd(width)}  ${fmt(r.perSecond * scale).padStart(12)} ${unit}  ${ratio.padEnd(18)} (${spread})`);
   }
 }
+
+/**
+ * A benchmark's command-line reader: `value(name)` is what follows --name (an error names
+ * `who` when it is missing), `number` a whole number within [min, max].
+ */
+export function argReader(argv: readonly string[], who: string): {
+  value(name: string): string | undefined;
+  number(name: string, fallback: number, min?: number, max?: number): number;
+} {
+  const value = (name: string): string | undefined => {
+    const i = argv.indexOf(`--${name}`);
+    if (i < 0) return undefined;
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new Error(`${who}: --${name} needs a value`);
+    return v;
+  };
+  const number = (name: string, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number => {
+    const v = value(name);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new Error(`${who}: --${name} must be a whole number ${max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`}, got ${v}`);
+    }
+    return n;
+  };
+  return { value, number };
+}

@@ -20,7 +20,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { median } from './lib.js';
+import { argReader, median } from './lib.js';
 import { baseTunnel, bringUp, cpuSeconds, TUNNELS, type Tunnel, type Up } from './throughput.js';
 import { peerSkipReason } from '../test/support/wireguard-go.js';
 
@@ -42,20 +42,7 @@ export interface RttOptions {
 }
 
 export function parseRttOptions(argv: readonly string[]): RttOptions {
-  const value = (name: string): string | undefined => {
-    const i = argv.indexOf(`--${name}`);
-    if (i < 0) return undefined;
-    const v = argv[i + 1];
-    if (v === undefined || v.startsWith('--')) throw new Error(`rtt: --${name} needs a value`);
-    return v;
-  };
-  const number = (name: string, fallback: number, min: number, max: number): number => {
-    const v = value(name);
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`rtt: --${name} must be a whole number from ${min} to ${max}, got ${v}`);
-    return n;
-  };
+  const { value, number } = argReader(argv, 'rtt');
   const quick = argv.includes('--quick');
   const only = (value('only') ?? DEFAULT_ONLY.join(',')).split(',').filter((s) => s !== '');
   for (const name of only) {

@@ -28,7 +28,7 @@ import { createPair, type Pair, uniqueName } from '../test/support/netns.js';
 import { type PeerImplementation, peerSkipReason, startPeer } from '../test/support/wireguard-go.js';
 import { idlePeerBytes } from './engine.js';
 import { runHandshakesBench } from './handshakes.js';
-import { median } from './lib.js';
+import { argReader, median } from './lib.js';
 
 const TUN_A = '192.0.2.1';
 const TUN_B = '192.0.2.2';
@@ -48,20 +48,7 @@ export interface Options {
 }
 
 export function parseOptions(argv: readonly string[]): Options {
-  const value = (name: string): string | undefined => {
-    const i = argv.indexOf(`--${name}`);
-    if (i < 0) return undefined;
-    const v = argv[i + 1];
-    if (v === undefined || v.startsWith('--')) throw new Error(`bench: --${name} needs a value`);
-    return v;
-  };
-  const number = (name: string, fallback: number): number => {
-    const v = value(name);
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`bench: --${name} must be a whole number of at least 1, got ${v}`);
-    return n;
-  };
+  const { value, number } = argReader(argv, 'bench');
   const quick = argv.includes('--quick');
   const only = (value('only') ?? '').split(',').filter((s) => s !== '');
   for (const name of only) {
